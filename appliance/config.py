@@ -1,0 +1,84 @@
+"""TOML -> validated, frozen `Config`. An error names the key, the bad value and what is allowed."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import tomllib
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+from appliance.errors import ConfigError
+from appliance.settings.alarms import AlarmSettings
+from appliance.settings.analysis import AnalysisSettings
+from appliance.settings.device import DeviceSettings
+from appliance.settings.frontend import FrontendSettings
+from appliance.settings.lights import LightsSettings
+from appliance.settings.mqtt import MqttSettings
+from appliance.settings.recording import RecordingSettings
+from appliance.validate import build, field
+
+
+@dataclass(frozen=True)
+class Config:
+    device: DeviceSettings = field(DeviceSettings())
+    frontend: FrontendSettings = field(FrontendSettings())
+    analysis: AnalysisSettings = field(AnalysisSettings())
+    alarms: AlarmSettings = field(AlarmSettings())
+    lights: LightsSettings = field(LightsSettings())
+    mqtt: MqttSettings = field(MqttSettings())
+    recording: RecordingSettings = field(RecordingSettings())
+
+    def check(self, path: str) -> None:
+        names = set(self.frontend.channels)
+        for i, site in enumerate(self.analysis.sites):
+            for ch in site.channels:
+                if ch not in names:
+                    raise ConfigError(
+                        f"analysis.sites[{i}].channels: got {ch!r}, allowed: one of "
+                        f"frontend.channels {sorted(names)}."
+                    )
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @property
+    def hash(self) -> str:
+        """Short stable hash of the effective config (goes into the MQTT birth message)."""
+        blob = json.dumps(self.to_dict(), sort_keys=True, default=str).encode()
+        return hashlib.sha256(blob).hexdigest()[:16]
+
+
+def from_dict(data: dict[str, Any]) -> Config:
+    return build(Config, data, "")
+
+
+def load(path: str | Path) -> Config:
+    p = Path(path)
+    try:
+        text = p.read_text(encoding="utf-8")
+    except OSError as e:
+        raise ConfigError(f"config file {str(p)!r}: cannot read it ({e.strerror}).") from e
+    try:
+        data = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as e:
+        raise ConfigError(f"config file {str(p)!r}: not valid TOML ({e}).") from e
+    return from_dict(data)
+
+
+def main(argv: list[str]) -> int:
+    """`ionm check-config FILE`: validate a config file; exit 2 naming the key on error."""
+    import argparse
+    import sys
+
+    ap = argparse.ArgumentParser(prog="ionm check-config", description=main.__doc__)
+    ap.add_argument("config")
+    args = ap.parse_args(argv)
+    try:
+        cfg = load(args.config)
+    except ConfigError as e:
+        print(f"ionm: config error: {e}", file=sys.stderr)
+        return 2
+    print(f"{args.config}: OK (config hash {cfg.hash}, {len(cfg.analysis.sites)} sites)")
+    return 0
