@@ -8,7 +8,7 @@ acknowledge and re-alarm by id.
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field
-from enum import Enum, IntEnum
+from enum import IntEnum, StrEnum
 from typing import Any
 
 
@@ -18,7 +18,7 @@ class Priority(IntEnum):
     HIGH = 3
 
 
-class Kind(str, Enum):
+class Kind(StrEnum):
     PHYSIOLOGICAL = "physiological"  # the patient
     TECHNICAL = "technical"  # the equipment
 

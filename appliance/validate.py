@@ -1,7 +1,8 @@
 """Build validated frozen dataclasses from TOML tables.
 
 Every error names the key (as a dotted path), the value received and what is allowed,
-like MNE's validators: "frontend.kind: got 'cyto', allowed: 'ads1299', 'cyton', ... Did you mean 'cyton'?"
+like MNE's validators:
+"frontend.kind: got 'cyto', allowed: 'ads1299', 'cyton', ... Did you mean 'cyton'?"
 
 Field constraints go in dataclass field metadata:
     min / max      numeric bounds (inclusive)

@@ -50,7 +50,8 @@ class Broker:
             "log_type error\nlog_type warning\nlog_type notice\n"
         )
         # extra_conf may replace the listener block entirely (TLS tests)
-        self.conf.write_text(self.extra_conf if "listener" in self.extra_conf else base + self.extra_conf)
+        own_listener = "listener" in self.extra_conf
+        self.conf.write_text(self.extra_conf if own_listener else base + self.extra_conf)
         os.chmod(self.workdir, 0o755)
         self.conf.chmod(0o644)
         self.log.touch()

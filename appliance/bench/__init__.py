@@ -18,7 +18,10 @@ DEFAULT = ("decode", "pipeline")
 
 def main(argv: list[str]) -> int:
     ap = argparse.ArgumentParser(prog="ionm bench", description=__doc__)
-    ap.add_argument("suites", nargs="*", metavar="SUITE", help=f"one or more of {', '.join(SUITES)} (default: {', '.join(DEFAULT)})")
+    ap.add_argument(
+        "suites", nargs="*", metavar="SUITE",
+        help=f"one or more of {', '.join(SUITES)}; default {', '.join(DEFAULT)}",
+    )
     ap.add_argument("--json", action="store_true", help="print one JSON object")
     ap.add_argument("--quick", action="store_true", help="smaller workloads (for smoke tests)")
     args = ap.parse_args(argv)
