@@ -1,0 +1,608 @@
+"""BDF+ writer and EDF/EDF+/BDF/BDF+ reader.
+
+Writer: 24-bit BDF+ ('\\xffBIOSEMI' version field, "BDF+C" in the reserved field), 1-s data
+records, every channel in µV, a BioSemi-style 'Status' channel with the trigger bits, and a
+'BDF Annotations' channel whose TALs carry stimulus events (rising trigger edges), alarm events
+and anything else passed to `annotate()`. Each whole record is appended (and fsync'ed) before
+the header's record count is rewritten, so after SIGKILL or power loss the header never claims
+data that is not on disk: the file is readable up to the last whole second.
+
+Reader: own vectorised parser (no per-sample Python), tolerant of a record count of -1 or of
+trailing bytes from an interrupted record; a truncated or corrupt file raises RecordingError
+naming the file and what is wrong. `BdfReader` reads records lazily for long files.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import os
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from appliance.errors import RecordingError
+from appliance.frontend.block import SampleBlock
+
+BDF_DIGITAL_MIN = -8388608
+BDF_DIGITAL_MAX = 8388607
+EDF_DIGITAL_MIN = -32768
+EDF_DIGITAL_MAX = 32767
+STATUS_LABEL = "Status"  # BioSemi convention: trigger inputs in the low 16 bits
+COUNT_OFFSET = 236  # byte offset of "number of data records" in the header
+_MONTHS = ("JAN", "FEB", "MAR", "APR", "MAY", "JUN", "JUL", "AUG", "SEP", "OCT", "NOV", "DEC")
+_UNIT_TO_UV = {"uv": 1.0, "µv": 1.0, "mv": 1e3, "v": 1e6, "nv": 1e-3}
+_TRIGGER_LABELS = {"status", "trigger", "sti 014", "sti014", "trig"}
+_TAL = re.compile(rb"([+-]\d+(?:\.\d*)?)(?:\x15(\d+(?:\.\d*)?))?\x14(.*?)\x14\x00", re.S)
+
+
+def _ascii(text: str, width: int) -> bytes:
+    """A header field: printable ASCII, space padded; other characters become '_'."""
+    clean = "".join(c if 32 <= ord(c) < 127 else "_" for c in text)
+    return clean[:width].ljust(width).encode("ascii")
+
+
+def _num(x: float, width: int = 8) -> str:
+    """Shortest decimal rendering of x that fits `width` characters (header number fields)."""
+    if float(x).is_integer() and len(str(int(x))) <= width:
+        return str(int(x))
+    for decimals in range(width, -1, -1):
+        s = f"{x:.{decimals}f}".rstrip("0").rstrip(".")
+        if len(s) <= width:
+            return s
+    raise RecordingError(f"BDF header: number {x!r} does not fit {width} characters.")
+
+
+@dataclass(frozen=True)
+class Annotation:
+    onset_s: float  # seconds since the file's start
+    duration_s: float  # 0 when not given
+    text: str
+
+
+@dataclass
+class Recording:
+    """A whole recording in memory.
+
+    data_uv      (n_channels, n_samples) float64 µV (voltage channels at the main rate)
+    trigger      (n_samples,) uint16: low 16 bits of a Status/trigger channel, zeros if none
+    saturated    (n_channels, n_samples) bool: sample at the digital minimum or maximum
+    annotations  EDF+/BDF+ annotations (time-keeping TALs excluded)
+    """
+
+    path: str
+    channel_names: tuple[str, ...]
+    sample_rate_hz: float
+    data_uv: np.ndarray
+    trigger: np.ndarray
+    saturated: np.ndarray
+    annotations: list[Annotation]
+    start_utc: dt.datetime | None
+    has_trigger_channel: bool
+    notes: list[str] = field(default_factory=list)  # tolerated oddities (count -1, tail bytes)
+
+    @property
+    def n_samples(self) -> int:
+        return int(self.data_uv.shape[1])
+
+
+# ----------------------------------------------------------------------------------------- writer
+
+
+class BdfWriter:
+    """Write a BDF+ file one 1-s data record at a time.
+
+    channel_names    one label per row of data_uv (up to 16 ASCII characters each)
+    sample_rate_hz   must be a whole number (1-s records hold whole samples)
+    physical_max_uv  the digital range ±2^23 maps to ±physical_max_uv; pass the ADC's full
+                     scale (4.5e6 / gain µV for the ADS1299) to keep its resolution exactly;
+                     the default keeps 0.031 µV resolution over ±262 mV
+    trigger_channel  also store the trigger bits in a 'Status' channel (sample exact replay)
+    annotate_triggers  add a "stim bit N" annotation at every rising edge of trigger bit N
+    max_annotations_per_s  sizes the annotation channel; overflow carries into later records
+    fsync            fsync each record before the header count is updated (power-loss safety)
+    """
+
+    def __init__(
+        self,
+        path: str | os.PathLike[str],
+        channel_names: Sequence[str],
+        sample_rate_hz: float,
+        *,
+        physical_max_uv: float = 262144.0,
+        start_utc: dt.datetime | None = None,
+        patient: str = "X X X X",
+        recording: str = "X X X",
+        trigger_channel: bool = True,
+        annotate_triggers: bool = True,
+        max_annotations_per_s: int = 64,
+        fsync: bool = True,
+    ) -> None:
+        fs = float(sample_rate_hz)
+        if fs <= 0 or not fs.is_integer():
+            raise RecordingError(
+                f"BdfWriter {str(path)!r}: sample_rate_hz must be a positive whole number for "
+                f"1-s data records, got {sample_rate_hz!r}."
+            )
+        if not channel_names:
+            raise RecordingError(f"BdfWriter {str(path)!r}: no channels to record.")
+        self.path = Path(path)
+        self.channel_names = tuple(channel_names)
+        self.sample_rate_hz = fs
+        self.n_per_record = int(fs)
+        self.fsync = fsync
+        self.trigger_channel = trigger_channel
+        self.annotate_triggers = annotate_triggers
+        self.start_utc = (start_utc or dt.datetime.now(dt.UTC)).astimezone(dt.UTC)
+        self.records_written = 0
+        self.clipped_samples = 0
+        self.annotations_dropped = 0
+        self._closed = False
+        self._n_ch = len(self.channel_names)
+        self._buf_uv = np.zeros((self._n_ch, 0))
+        self._buf_trig = np.zeros(0, dtype=np.uint16)
+        self._next_sample: int | None = None  # stream index expected next (gap detection)
+        self._first_sample = 0
+        self._prev_trig = 0
+        self._pending: list[bytes] = []  # TALs waiting for room in a record
+        self._annot_bytes = 3 * int(np.ceil((24 + 40 * max_annotations_per_s) / 3))
+
+        pmax = _num(physical_max_uv)
+        pmin = _num(-float(pmax))
+        self._phys = (float(pmin), float(pmax))
+        self._scale = (self._phys[1] - self._phys[0]) / (BDF_DIGITAL_MAX - BDF_DIGITAL_MIN)
+        self._fd = os.open(self.path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
+        try:
+            os.write(self._fd, self._header(patient, recording, pmin, pmax))
+            if fsync:
+                os.fsync(self._fd)
+        except OSError:
+            os.close(self._fd)
+            raise
+
+    def __enter__(self) -> BdfWriter:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    @property
+    def duration_s(self) -> float:
+        """Seconds committed to the file (whole records)."""
+        return float(self.records_written)
+
+    def _signals(self) -> list[tuple[str, str, str, str, str, int]]:
+        """(label, transducer, unit, physical min, physical max, samples per record)."""
+        pmin, pmax = _num(self._phys[0]), _num(self._phys[1])
+        n = self.n_per_record
+        sig = [(name, "AgAgCl electrode", "uV", pmin, pmax, n) for name in self.channel_names]
+        if self.trigger_channel:
+            sig.append((STATUS_LABEL, "Triggers and Status", "Boolean",
+                        str(BDF_DIGITAL_MIN), str(BDF_DIGITAL_MAX), n))
+        sig.append(("BDF Annotations", "", "", "-1", "1", self._annot_bytes // 3))
+        return sig
+
+    def _header(self, patient: str, recording: str, pmin: str, pmax: str) -> bytes:
+        sig = self._signals()
+        ns = len(sig)
+        t = self.start_utc
+        rec = f"Startdate {t.day:02d}-{_MONTHS[t.month - 1]}-{t.year} {recording}"
+        head = (
+            b"\xffBIOSEMI"
+            + _ascii(patient, 80)
+            + _ascii(rec, 80)
+            + _ascii(t.strftime("%d.%m.%y"), 8)
+            + _ascii(t.strftime("%H.%M.%S"), 8)
+            + _ascii(str(256 * (ns + 1)), 8)
+            + _ascii("BDF+C", 44)
+            + _ascii("0", 8)
+            + _ascii("1", 8)
+            + _ascii(str(ns), 4)
+        )
+        cols = [
+            [_ascii(s[0], 16) for s in sig],
+            [_ascii(s[1], 80) for s in sig],
+            [_ascii(s[2], 8) for s in sig],
+            [_ascii(s[3], 8) for s in sig],
+            [_ascii(s[4], 8) for s in sig],
+            [_ascii(str(BDF_DIGITAL_MIN), 8)] * ns,
+            [_ascii(str(BDF_DIGITAL_MAX), 8)] * ns,
+            [_ascii("", 80)] * ns,
+            [_ascii(str(s[5]), 8) for s in sig],
+            [_ascii("", 32)] * ns,
+        ]
+        out = head + b"".join(b"".join(c) for c in cols)
+        assert len(out) == 256 * (ns + 1)  # noqa: S101 - internal invariant of the layout above
+        return out
+
+    # -- data in
+
+    def write(self, block: SampleBlock) -> None:
+        """Append a block; a jump in first_sample (missed samples) is filled and annotated."""
+        self.write_samples(block.data_uv, block.trigger, block.first_sample)
+
+    def write_samples(
+        self,
+        data_uv: np.ndarray,
+        trigger: np.ndarray | None = None,
+        first_sample: int | None = None,
+    ) -> None:
+        if self._closed:
+            raise RecordingError(f"BdfWriter {str(self.path)!r}: write after close().")
+        data_uv = np.asarray(data_uv, dtype=np.float64)
+        if data_uv.ndim != 2 or data_uv.shape[0] != self._n_ch:
+            raise RecordingError(
+                f"BdfWriter {str(self.path)!r}: data_uv must be ({self._n_ch}, n), "
+                f"got shape {data_uv.shape}."
+            )
+        n = data_uv.shape[1]
+        trig = np.zeros(n, np.uint16) if trigger is None else np.asarray(trigger, np.uint16)
+        if self._next_sample is None:
+            self._first_sample = self._next_sample = first_sample or 0
+        elif first_sample is not None and first_sample != self._next_sample:
+            self._fill_gap(first_sample)
+        self._stimulus_annotations(trig)
+        self._buf_uv = np.concatenate([self._buf_uv, data_uv], axis=1)
+        self._buf_trig = np.concatenate([self._buf_trig, trig])
+        self._next_sample = (self._next_sample or 0) + n
+        self._flush_records()
+
+    def _fill_gap(self, first_sample: int) -> None:
+        gap = first_sample - (self._next_sample or 0)
+        t = self._onset(self._next_sample or 0)
+        if gap < 0 or gap > 60 * self.n_per_record:
+            # overlap or a long outage: not filled, so later times in this file are shifted
+            self.annotate(t, 0.0, f"discontinuity: stream jumped by {gap} samples (not filled)")
+            self._next_sample = first_sample
+            return
+        last = self._buf_uv[:, -1:] if self._buf_uv.shape[1] else np.zeros((self._n_ch, 1))
+        self.annotate(t, gap / self.sample_rate_hz, f"gap: {gap} missed samples (held)")
+        self._buf_uv = np.concatenate([self._buf_uv, np.repeat(last, gap, axis=1)], axis=1)
+        self._buf_trig = np.concatenate([self._buf_trig, np.zeros(gap, np.uint16)])
+        self._prev_trig = 0
+        self._next_sample = first_sample
+
+    def _onset(self, sample: int) -> float:
+        return (sample - self._first_sample) / self.sample_rate_hz
+
+    def _stimulus_annotations(self, trig: np.ndarray) -> None:
+        if not self.annotate_triggers or trig.size == 0:
+            return
+        prev = np.concatenate([[self._prev_trig], trig[:-1]]).astype(np.uint16)
+        rising = trig & ~prev
+        self._prev_trig = int(trig[-1])
+        idx = np.flatnonzero(rising)
+        if idx.size == 0:
+            return
+        base = self._next_sample or 0
+        bits = (rising[idx, None] >> np.arange(16, dtype=np.uint16)) & 1  # (k, 16)
+        for i, b in zip(*np.nonzero(bits), strict=True):
+            self.annotate(self._onset(base + int(idx[i])), 0.0, f"stim bit {int(b)}")
+
+    def annotate(self, onset_s: float, duration_s: float, text: str) -> None:
+        """Add an annotation; onset in seconds since the file start (clamped at 0)."""
+        clean = "".join(c if c.isprintable() else " " for c in text).encode("utf-8")
+        clean = clean.replace(b"\x14", b" ").replace(b"\x15", b" ")[:200]
+        dur = f"\x15{duration_s:.6f}".rstrip("0").rstrip(".") if duration_s > 0 else ""
+        on = f"{max(0.0, onset_s):.7f}".rstrip("0").rstrip(".")
+        tal = f"+{on}{dur}\x14".encode() + clean + b"\x14\x00"
+        if len(self._pending) > 100_000:  # something annotates far faster than records drain
+            self.annotations_dropped += 1
+            return
+        self._pending.append(tal)
+
+    # -- records out
+
+    def _flush_records(self) -> None:
+        n = self.n_per_record
+        k = self._buf_uv.shape[1] // n
+        if k == 0:
+            return
+        uv = self._buf_uv[:, : k * n]
+        trig = self._buf_trig[: k * n]
+        self._buf_uv = self._buf_uv[:, k * n :]
+        self._buf_trig = self._buf_trig[k * n :]
+        dig = np.rint((uv - self._phys[0]) / self._scale + BDF_DIGITAL_MIN)
+        over = (dig < BDF_DIGITAL_MIN) | (dig > BDF_DIGITAL_MAX)
+        self.clipped_samples += int(np.count_nonzero(over))
+        dig = np.clip(dig, BDF_DIGITAL_MIN, BDF_DIGITAL_MAX).astype(np.int32)
+        rows = [dig]
+        if self.trigger_channel:
+            rows.append(trig.astype(np.int32)[None, :])
+        allsig = np.concatenate(rows, axis=0)
+        allsig = allsig.reshape(allsig.shape[0], k, n)
+        # (n_sig, k, n) -> (k, n_sig, n) -> 24-bit little endian bytes per record
+        le = allsig.transpose(1, 0, 2).astype("<i4").view(np.uint8).reshape(k, -1, 4)[:, :, :3]
+        le = le.reshape(k, -1)
+        for r in range(k):
+            self._write_record(le[r].tobytes() + self._annotation_bytes())
+
+    def _annotation_bytes(self) -> bytes:
+        onset = self.records_written
+        out = bytearray(f"+{onset}\x14\x14\x00".encode())  # time-keeping TAL
+        while self._pending and len(out) + len(self._pending[0]) <= self._annot_bytes:
+            out += self._pending.pop(0)
+        return bytes(out.ljust(self._annot_bytes, b"\x00"))
+
+    def _write_record(self, payload: bytes) -> None:
+        os.write(self._fd, payload)
+        if self.fsync:
+            os.fsync(self._fd)  # data on disk before the header may count it
+        self.records_written += 1
+        os.pwrite(self._fd, _ascii(str(self.records_written), 8), COUNT_OFFSET)
+
+    def close(self) -> None:
+        """Write the last partial second (padded by holding the last value) and close."""
+        if self._closed:
+            return
+        try:
+            rest = self._buf_uv.shape[1]
+            if rest:
+                self.annotate(self._onset(self._next_sample or 0), 0.0, "recording end")
+                pad = self.n_per_record - rest
+                self._buf_uv = np.concatenate(
+                    [self._buf_uv, np.repeat(self._buf_uv[:, -1:], pad, axis=1)], axis=1
+                )
+                self._buf_trig = np.concatenate([self._buf_trig, np.zeros(pad, np.uint16)])
+                self._flush_records()
+            while self._pending and self.records_written > 0:
+                # annotations still waiting: one more record holding the last values
+                self._buf_uv = np.zeros((self._n_ch, self.n_per_record))
+                self._buf_trig = np.zeros(self.n_per_record, np.uint16)
+                self._flush_records()
+            if self.fsync:
+                os.fsync(self._fd)
+        finally:
+            self._closed = True
+            os.close(self._fd)
+
+
+# ----------------------------------------------------------------------------------------- reader
+
+
+@dataclass(frozen=True)
+class _Signal:
+    label: str
+    unit: str
+    phys_min: float
+    phys_max: float
+    dig_min: int
+    dig_max: int
+    n_per_record: int
+    offset: int  # byte offset inside a record
+
+
+class BdfReader:
+    """Header of an EDF/EDF+/BDF/BDF+ file plus lazy access to its data records."""
+
+    def __init__(self, path: str | os.PathLike[str], strict: bool = True) -> None:
+        self.path = str(path)
+        self.notes: list[str] = []
+        try:
+            size = os.path.getsize(self.path)
+            with open(self.path, "rb") as f:
+                head = f.read(256)
+                ns = self._parse_main(head, size)
+                sig_head = f.read(256 * ns)
+        except OSError as e:
+            raise RecordingError(f"{self.path}: cannot read it ({e.strerror}).") from e
+        if len(sig_head) < 256 * ns:
+            raise RecordingError(
+                f"{self.path}: truncated header: {ns} signals need {256 * (ns + 1)} header "
+                f"bytes, the file has {size}."
+            )
+        self.signals = self._parse_signals(sig_head, ns)
+        self.record_bytes = sum(s.n_per_record for s in self.signals) * self.bytes_per_sample
+        if self.record_bytes <= 0:
+            raise RecordingError(f"{self.path}: corrupt header: data records hold no samples.")
+        data_bytes = size - self.header_bytes
+        whole, tail = divmod(max(data_bytes, 0), self.record_bytes)
+        if self.header_records == -1:
+            self.notes.append(f"record count -1 in header; {whole} whole records by file size")
+            self.n_records = whole
+        elif self.header_records > whole:
+            msg = (
+                f"{self.path}: truncated: the header says {self.header_records} data records of "
+                f"{self.record_bytes} bytes, the file holds {data_bytes / self.record_bytes:.2f}."
+            )
+            if strict:
+                raise RecordingError(msg)
+            self.notes.append(msg)
+            self.n_records = whole
+        else:
+            self.n_records = self.header_records
+            extra = data_bytes - self.n_records * self.record_bytes
+            if extra:
+                self.notes.append(f"{extra} bytes after the last counted record ignored")
+        if tail and self.header_records == -1:
+            self.notes.append(f"{tail} bytes of an incomplete last record ignored")
+        self._choose_channels()
+
+    def _parse_main(self, head: bytes, size: int) -> int:
+        if len(head) < 256:
+            raise RecordingError(
+                f"{self.path}: truncated header ({size} bytes; an EDF/BDF header is at least 256)."
+            )
+        if head[:8] == b"\xffBIOSEMI":
+            self.is_bdf = True
+        elif head[:8] == b"0       ":
+            self.is_bdf = False
+        else:
+            raise RecordingError(
+                f"{self.path}: not an EDF or BDF file: version field {head[:8]!r}, expected "
+                "'0       ' (EDF) or '\\xffBIOSEMI' (BDF)."
+            )
+        self.bytes_per_sample = 3 if self.is_bdf else 2
+        reserved = head[192:236].decode("ascii", "replace").strip()
+        self.plus = reserved.startswith(("EDF+", "BDF+"))
+        self.discontinuous = reserved in ("EDF+D", "BDF+D")
+        self.header_bytes = self._int(head[184:192], "number of bytes in header")
+        self.header_records = self._int(head[236:244], "number of data records")
+        self.record_duration_s = self._float(head[244:252], "duration of a data record")
+        ns = self._int(head[252:256], "number of signals")
+        if ns < 1 or self.header_bytes != 256 * (ns + 1):
+            raise RecordingError(
+                f"{self.path}: corrupt header: {ns} signals but header size "
+                f"{self.header_bytes} (expected {256 * (ns + 1)})."
+            )
+        if self.record_duration_s <= 0 and self.header_records != 0:
+            raise RecordingError(
+                f"{self.path}: corrupt header: data record duration {self.record_duration_s} s."
+            )
+        self.start_utc = self._start(head[168:176], head[176:184])
+        return ns
+
+    def _int(self, raw: bytes, what: str) -> int:
+        try:
+            return int(raw.decode("ascii").strip())
+        except (UnicodeDecodeError, ValueError):
+            raise RecordingError(f"{self.path}: corrupt header: {what} is {raw!r}.") from None
+
+    def _float(self, raw: bytes, what: str) -> float:
+        try:
+            return float(raw.decode("ascii").strip())
+        except (UnicodeDecodeError, ValueError):
+            raise RecordingError(f"{self.path}: corrupt header: {what} is {raw!r}.") from None
+
+    def _start(self, date: bytes, time_: bytes) -> dt.datetime | None:
+        try:
+            d, m, y = (int(x) for x in date.decode("ascii").split("."))
+            hh, mm, ss = (int(x) for x in time_.decode("ascii").split("."))
+            return dt.datetime(2000 + y if y < 85 else 1900 + y, m, d, hh, mm, ss, tzinfo=dt.UTC)
+        except (UnicodeDecodeError, ValueError):
+            self.notes.append(f"start date/time {date!r} {time_!r} not understood")
+            return None
+
+    def _parse_signals(self, raw: bytes, ns: int) -> list[_Signal]:
+        widths = [16, 80, 8, 8, 8, 8, 8, 80, 8, 32]
+        cols: list[list[str]] = []
+        pos = 0
+        for w in widths:
+            cols.append(
+                [raw[pos + i * w : pos + (i + 1) * w].decode("latin-1").strip() for i in range(ns)]
+            )
+            pos += w * ns
+        out: list[_Signal] = []
+        offset = 0
+        for i in range(ns):
+            label = cols[0][i]
+            try:
+                pmin, pmax = float(cols[3][i]), float(cols[4][i])
+                dmin, dmax, nrec = int(cols[5][i]), int(cols[6][i]), int(cols[8][i])
+            except ValueError:
+                raise RecordingError(
+                    f"{self.path}: corrupt header of signal {i} ({label!r}): physical "
+                    f"{cols[3][i]!r}..{cols[4][i]!r}, digital {cols[5][i]!r}..{cols[6][i]!r}, "
+                    f"samples per record {cols[8][i]!r}."
+                ) from None
+            if dmax <= dmin or nrec < 1 or pmax == pmin:
+                raise RecordingError(
+                    f"{self.path}: corrupt header of signal {i} ({label!r}): digital range "
+                    f"{dmin}..{dmax}, physical {pmin}..{pmax}, {nrec} samples per record."
+                )
+            out.append(_Signal(label, cols[2][i], pmin, pmax, dmin, dmax, nrec, offset))
+            offset += nrec * self.bytes_per_sample
+        return out
+
+    def _choose_channels(self) -> None:
+        """Voltage channels at the most common rate; a Status/trigger channel; annotations."""
+        labels = ("EDF Annotations", "BDF Annotations")
+        self.annot_idx = [i for i, s in enumerate(self.signals) if s.label in labels]
+        trig = [i for i, s in enumerate(self.signals) if s.label.lower() in _TRIGGER_LABELS]
+        volt = [
+            i for i, s in enumerate(self.signals)
+            if i not in self.annot_idx and i not in trig and s.unit.lower() in _UNIT_TO_UV
+        ]
+        if not volt:
+            raise RecordingError(
+                f"{self.path}: no voltage channels (units uV/mV/V); signals: "
+                f"{[s.label for s in self.signals]}."
+            )
+        rates = [self.signals[i].n_per_record for i in volt]
+        n_main = max(set(rates), key=rates.count)
+        skipped = [self.signals[i].label for i in volt if self.signals[i].n_per_record != n_main]
+        if skipped:
+            self.notes.append(f"channels at another sample rate skipped: {skipped}")
+        self.data_idx = [i for i in volt if self.signals[i].n_per_record == n_main]
+        self.trigger_idx = next((i for i in trig if self.signals[i].n_per_record == n_main), None)
+        self.n_per_record = n_main
+        self.sample_rate_hz = n_main / self.record_duration_s
+        self.channel_names = tuple(self.signals[i].label for i in self.data_idx)
+
+    @property
+    def n_samples(self) -> int:
+        return self.n_records * self.n_per_record
+
+    def read_records(
+        self, start: int, count: int
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray, list[Annotation]]:
+        """(data_uv (n_ch, count * n), trigger (count * n,), saturated, annotations)."""
+        count = max(0, min(count, self.n_records - start))
+        with open(self.path, "rb") as f:
+            f.seek(self.header_bytes + start * self.record_bytes)
+            raw = f.read(count * self.record_bytes)
+        if len(raw) < count * self.record_bytes:
+            raise RecordingError(f"{self.path}: truncated while reading record {start}.")
+        rec = np.frombuffer(raw, np.uint8).reshape(count, self.record_bytes)
+        data = np.empty((len(self.data_idx), count * self.n_per_record))
+        sat = np.empty(data.shape, bool)
+        for row, i in enumerate(self.data_idx):
+            s = self.signals[i]
+            dig = self._digital(rec, s)
+            data[row] = (dig - s.dig_min) * ((s.phys_max - s.phys_min) / (s.dig_max - s.dig_min))
+            data[row] += s.phys_min
+            data[row] *= _UNIT_TO_UV[s.unit.lower()]
+            sat[row] = (dig <= s.dig_min) | (dig >= s.dig_max)
+        if self.trigger_idx is not None:
+            trig = (self._digital(rec, self.signals[self.trigger_idx]) & 0xFFFF).astype(np.uint16)
+        else:
+            trig = np.zeros(count * self.n_per_record, np.uint16)
+        annots: list[Annotation] = []
+        for i in self.annot_idx:
+            s = self.signals[i]
+            nb = s.n_per_record * self.bytes_per_sample
+            for r in range(count):
+                annots += self._parse_tals(rec[r, s.offset : s.offset + nb].tobytes(), start + r)
+        return data, trig, sat, annots
+
+    def _digital(self, rec: np.ndarray, s: _Signal) -> np.ndarray:
+        nb = s.n_per_record * self.bytes_per_sample
+        b = rec[:, s.offset : s.offset + nb].reshape(-1, self.bytes_per_sample).astype(np.int32)
+        if self.is_bdf:
+            v = b[:, 0] | (b[:, 1] << 8) | (b[:, 2] << 16)
+            return np.where(v >= 1 << 23, v - (1 << 24), v)
+        v = b[:, 0] | (b[:, 1] << 8)
+        return np.where(v >= 1 << 15, v - (1 << 16), v)
+
+    def _parse_tals(self, raw: bytes, record: int) -> list[Annotation]:
+        out: list[Annotation] = []
+        for m in _TAL.finditer(raw):
+            texts = [t for t in m.group(3).split(b"\x14") if t]
+            onset = float(m.group(1))
+            dur = float(m.group(2)) if m.group(2) else 0.0
+            for t in texts:
+                out.append(Annotation(onset, dur, t.decode("utf-8", "replace")))
+        if self.plus and raw[:1] not in (b"+", b"-"):
+            self.notes.append(f"record {record}: annotation signal lacks its time-keeping TAL")
+        return out
+
+
+def read_recording(path: str | os.PathLike[str], strict: bool = True) -> Recording:
+    """Read a whole EDF/EDF+/BDF/BDF+ file. strict=False reads what is there of a truncated file
+    (noted in .notes) instead of raising RecordingError."""
+    r = BdfReader(path, strict=strict)
+    data, trig, sat, annots = r.read_records(0, r.n_records)
+    return Recording(
+        path=r.path,
+        channel_names=r.channel_names,
+        sample_rate_hz=r.sample_rate_hz,
+        data_uv=data,
+        trigger=trig,
+        saturated=sat,
+        annotations=annots,
+        start_utc=r.start_utc,
+        has_trigger_channel=r.trigger_idx is not None,
+        notes=r.notes,
+    )
