@@ -1,0 +1,1 @@
+"""Outputs of the appliance: lights, buzzer and button (GPIO), MQTT, case recorder."""
