@@ -143,6 +143,7 @@ class BdfWriter:
         self._n_ch = len(self.channel_names)
         self._buf_uv = np.zeros((self._n_ch, 0))
         self._buf_trig = np.zeros(0, dtype=np.uint16)
+        self._last_uv = np.zeros((self._n_ch, 1))
         self._next_sample: int | None = None  # stream index expected next (gap detection)
         self._first_sample = 0
         self._prev_trig = 0
@@ -303,6 +304,7 @@ class BdfWriter:
         uv = self._buf_uv[:, : k * n]
         trig = self._buf_trig[: k * n]
         self._buf_uv = self._buf_uv[:, k * n :]
+        self._last_uv = uv[:, -1:]
         self._buf_trig = self._buf_trig[k * n :]
         dig = np.rint((uv - self._phys[0]) / self._scale + BDF_DIGITAL_MIN)
         over = (dig < BDF_DIGITAL_MIN) | (dig > BDF_DIGITAL_MAX)
@@ -349,7 +351,7 @@ class BdfWriter:
                 self._flush_records()
             while self._pending and self.records_written > 0:
                 # annotations still waiting: one more record holding the last values
-                self._buf_uv = np.zeros((self._n_ch, self.n_per_record))
+                self._buf_uv = np.repeat(self._last_uv, self.n_per_record, axis=1)
                 self._buf_trig = np.zeros(self.n_per_record, np.uint16)
                 self._flush_records()
             if self.fsync:
