@@ -1,8 +1,29 @@
+"""The `[analysis]` section: stimulation sites and how each is averaged, measured and judged.
+
+Per-site values left at their "use the modality default" value (0, empty or "default") take the
+defaults in appliance/modalities/<modality>.py; docs/clinical-defaults.md gives their sources.
+"""
+
 from dataclasses import dataclass
 
+from appliance.errors import ConfigError
 from appliance.validate import field
 
 MODALITIES = ("ssep_upper", "ssep_lower", "baep", "tcmep")
+AVERAGING = ("default", "moving", "cumulative")
+ROLES = ("auto", "cortical", "subcortical", "cervical", "peripheral", "muscle", "epidural")
+PHASES = ("zero", "causal")
+BASELINE_POLICIES = ("auto", "manual")
+CASE_TYPES = ("spine", "cranial")
+# Keys a site's `criteria` table may override (fractions and milliseconds, see docs/analysis.md).
+CRITERIA_KEYS = (
+    "amplitude_ratio_min",  # alarm when amplitude < this fraction of baseline (SSEP 0.5)
+    "latency_ratio_max",  # alarm when latency > this fraction of baseline (SSEP 1.10)
+    "latency_shift_ms",  # BAEP: wave V latency rise (1.0 ms) ...
+    "shift_amplitude_ratio_min",  # ... together with amplitude below this fraction (0.5)
+    "peripheral_ratio_min",  # peripheral (Erb/popliteal) below this fraction -> stimulation fault
+    "confirm_updates",  # consecutive updates a change must persist before it counts
+)
 
 
 @dataclass(frozen=True)
@@ -12,8 +33,76 @@ class SiteSettings:
     channels: tuple[str, ...] = field(help="recording channels analysed for this site")
     trigger_bit: int = field(0, min=0, max=15, help="trigger input bit that marks its stimuli")
     rate_hz: float = field(4.7, min=0.1, max=50.0, help="stimulus rate of this site")
+    roles: tuple[str, ...] = field(
+        [], help=f"per-channel role, one of {ROLES}; empty: derive from channel names"
+    )
+    window_ms: tuple[float, ...] = field(
+        [], help="[pre_ms, post_ms] analysis window around the stimulus; empty: modality default"
+    )
+    band_hz: tuple[float, ...] = field([], help="[low_hz, high_hz] band-pass; empty: default")
+    notch_hz: float = field(
+        -1.0, min=-1.0, max=400.0, help="mains notch Hz; 0 off, -1 use analysis.notch_hz"
+    )
+    phase: str = field("zero", choices=PHASES, help="zero-phase sweep filtering or causal stream")
+    averaging: str = field("default", choices=AVERAGING, help="moving window or cumulative")
+    n_sweeps: int = field(0, min=0, max=20000, help="sweeps in the moving average; 0: default")
+    update_sweeps: int = field(0, min=0, max=5000, help="sweeps per update; 0: default")
+    reject_uv: float = field(0.0, min=0.0, max=1e5, help="reject beyond +/- this µV; 0: default")
+    d_wave: bool = field(False, help="tcMEP site records an epidural D-wave (averaged, <= 20)")
+    criteria: dict[str, float] = field({}, help=f"criteria overrides; keys {CRITERIA_KEYS}")
+
+    def check(self, path: str) -> None:
+        if self.roles and len(self.roles) != len(self.channels):
+            raise ConfigError(
+                f"{path}.roles: got {len(self.roles)} roles for {len(self.channels)} channels; "
+                "give one role per channel or leave it empty."
+            )
+        for i, r in enumerate(self.roles):
+            if r not in ROLES:
+                raise ConfigError(f"{path}.roles[{i}]: got {r!r}, allowed: {', '.join(ROLES)}.")
+        for key, n in (("window_ms", 2), ("band_hz", 2)):
+            v = getattr(self, key)
+            if v and len(v) != n:
+                raise ConfigError(f"{path}.{key}: got {list(v)}, allowed: [low, high] or empty.")
+        if self.band_hz and not 0 < self.band_hz[0] < self.band_hz[1]:
+            raise ConfigError(f"{path}.band_hz: got {list(self.band_hz)}, need 0 < low < high.")
+        if self.window_ms and (self.window_ms[0] < 0 or self.window_ms[1] <= 0):
+            raise ConfigError(
+                f"{path}.window_ms: got {list(self.window_ms)}, "
+                "allowed: [pre_ms >= 0, post_ms > 0]."
+            )
+        for key in self.criteria:
+            if key not in CRITERIA_KEYS:
+                raise ConfigError(
+                    f"{path}.criteria.{key}: unknown key; allowed keys: {', '.join(CRITERIA_KEYS)}."
+                )
 
 
 @dataclass(frozen=True)
 class AnalysisSettings:
     sites: tuple[SiteSettings, ...] = field([], help="stimulation sites and what they record")
+    notch_hz: float = field(0.0, min=0.0, max=400.0, help="mains notch for every site; 0 off")
+    update_interval_s: float = field(
+        10.0, min=0.5, max=300.0, help="emit an update at least this often while sweeps arrive"
+    )
+    baseline_policy: str = field(
+        "auto", choices=BASELINE_POLICIES, help="auto: capture after K stable updates; manual"
+    )
+    baseline_updates: int = field(3, min=1, max=50, help="K stable, reproducible updates")
+    fsp_min: float = field(3.1, min=1.0, max=20.0, help="Fsp that counts as a response present")
+    split_half_r_min: float = field(0.6, min=0.0, max=1.0, help="split-half r for a stable trace")
+    case_type: str = field(
+        "spine", choices=CASE_TYPES, help="tcMEP criterion: spine 80 % loss, cranial 50 %"
+    )
+    global_ratio: float = field(
+        0.75, min=0.1, max=1.0, help="every site below this amplitude fraction -> global change"
+    )
+    stimulus_timeout_periods: float = field(
+        5.0, min=1.5, max=100.0, help="no stimulus for this many periods -> technical condition"
+    )
+
+    def check(self, path: str) -> None:
+        names = [s.name for s in self.sites]
+        dup = sorted({n for n in names if names.count(n) > 1})
+        if dup:
+            raise ConfigError(f"{path}.sites: site name {dup[0]!r} appears twice; names are ids.")

@@ -1,0 +1,1 @@
+"""Evoked-potential analysis: the monitor (sweeps -> averages -> measures), baselines, criteria."""

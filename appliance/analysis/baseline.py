@@ -1,0 +1,126 @@
+"""Baselines per site and channel: captured on command or automatically once the average is
+stable and reproducible; every replaced baseline is kept in the history."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+from typing import Any
+
+import numpy as np
+
+from appliance.analysis.outputs import TrendPoint
+
+
+@dataclass(frozen=True)
+class Baseline:
+    """The judged measure of one channel when the baseline was taken, with its evidence."""
+
+    site: str
+    channel: str
+    t_s: float
+    reason: str  # "command" | "auto" | "restored"
+    n_sweeps: int
+    amplitude_uv: float
+    latency_ms: float
+    found: bool
+    fsp: float
+    split_half_r: float
+    components: dict[str, dict[str, float | None]]
+
+    @classmethod
+    def from_point(cls, p: TrendPoint, reason: str) -> Baseline:
+        m = p.measure()
+        comps = {
+            k: {"latency_ms": _f(v.latency_ms), "amplitude_uv": _f(v.amplitude_uv)}
+            for k, v in p.components.items()
+        }
+        return cls(p.site, p.channel, float(p.t_s), reason, int(p.n_sweeps), m["amplitude_uv"],
+                   m["latency_ms"], m["found"], _f(p.fsp), _f(p.split_half_r), comps)
+
+    def measure(self) -> dict[str, Any]:
+        return {"amplitude_uv": self.amplitude_uv, "latency_ms": self.latency_ms,
+                "found": self.found}
+
+    def to_json(self) -> dict[str, Any]:
+        d = asdict(self)
+        for k in ("amplitude_uv", "latency_ms", "fsp", "split_half_r"):
+            d[k] = _f(d[k])
+        return d
+
+
+def _f(x: float) -> float | None:
+    return float(x) if x is not None and np.isfinite(x) else None
+
+
+def is_stable(p: TrendPoint, fsp_min: float, r_min: float) -> bool:
+    """A response is present and reproducible: found, Fsp >= fsp_min and split-half r >= r_min.
+    Single sweeps (tcMEP) have neither statistic: found with confidence >= 0.5 is enough."""
+    if not p.found or p.peak_to_peak_uv <= 0:
+        return False
+    if p.n_sweeps <= 1 or not np.isfinite(p.fsp):
+        return p.components[p.primary].confidence >= 0.5
+    return p.fsp >= fsp_min and np.isfinite(p.split_half_r) and p.split_half_r >= r_min
+
+
+class BaselineStore:
+    """Current baseline per (site, channel), consecutive-stable counters, and the history."""
+
+    def __init__(self, policy: str = "auto", k_updates: int = 3, fsp_min: float = 3.1,
+                 r_min: float = 0.6) -> None:
+        self.policy = policy
+        self.k_updates = int(k_updates)
+        self.fsp_min = float(fsp_min)
+        self.r_min = float(r_min)
+        self.current: dict[tuple[str, str], Baseline] = {}
+        self.history: list[dict[str, Any]] = []
+        self._stable: dict[tuple[str, str], int] = {}
+
+    def get(self, site: str, channel: str) -> Baseline | None:
+        return self.current.get((site, channel))
+
+    def has_site(self, site: str) -> bool:
+        return any(s == site for s, _ in self.current)
+
+    def capture(self, points: list[TrendPoint], reason: str) -> list[Baseline]:
+        """Take these points as the new baseline of their channels (old ones go to history)."""
+        out = []
+        for p in points:
+            key = (p.site, p.channel)
+            old = self.current.get(key)
+            if old is not None:
+                self.history.append({**old.to_json(), "replaced_t_s": float(p.t_s)})
+            b = Baseline.from_point(p, reason)
+            self.current[key] = b
+            out.append(b)
+        return out
+
+    def observe(self, points: list[TrendPoint]) -> list[Baseline]:
+        """Count stable updates per channel; under the auto policy, capture a channel without a
+        baseline once it has been stable for k_updates consecutive updates."""
+        ready = []
+        for p in points:
+            key = (p.site, p.channel)
+            n = self._stable.get(key, 0) + 1 if is_stable(p, self.fsp_min, self.r_min) else 0
+            self._stable[key] = n
+            if self.policy == "auto" and key not in self.current and n >= self.k_updates:
+                ready.append(p)
+        return self.capture(ready, "auto") if ready else []
+
+    def state(self) -> dict[str, Any]:
+        return {
+            "current": [b.to_json() for b in self.current.values()],
+            "history": list(self.history),
+        }
+
+    def restore(self, state: dict[str, Any]) -> None:
+        """Inverse of state() (crash recovery): replaces current baselines and history."""
+        self.current = {}
+        for d in state.get("current", []):
+            d = dict(d)
+            d["reason"] = d.get("reason", "restored")
+            d["amplitude_uv"] = float(d["amplitude_uv"])
+            for k in ("latency_ms", "fsp", "split_half_r"):
+                d[k] = float(d[k]) if d.get(k) is not None else np.nan
+            b = Baseline(**{k: d[k] for k in Baseline.__dataclass_fields__})
+            self.current[(b.site, b.channel)] = b
+        self.history = list(state.get("history", []))

@@ -1,0 +1,286 @@
+"""Criteria: turn each site's measures, compared with its baselines, into alarm `Condition`s.
+
+A change counts only when reproducible: it holds on `confirm_updates` consecutive updates, or
+both split halves of the current average show it. It clears after as many updates without it.
+What the appliance can tell apart, and how it says so:
+
+- one site changes                -> physiological HIGH "<family>.<criterion>:<site>:<channel>"
+- every site of a family changes  -> physiological "<family>.global_change" (LOW while within
+  (anaesthesia, temperature)         the site criteria, MEDIUM beyond them), never the sites' HIGH
+- the peripheral channel (Erb, popliteal) of a site is lost
+                                  -> technical MEDIUM "<family>.stimulation:<site>"; the site's
+                                     central changes are not raised as physiological meanwhile
+- no stimulus for N periods       -> technical MEDIUM "<family>.no_stimulus:<site>"
+- noise as large as the alarm threshold
+                                  -> technical LOW "<family>.cannot_see:<site>:<channel>"
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from appliance.analysis.baseline import Baseline, BaselineStore
+from appliance.analysis.outputs import TrendPoint
+from appliance.conditions import Condition, Kind, Priority
+
+Measure = dict[str, Any]
+
+
+def _r(x: float | None, nd: int = 4) -> float | None:
+    return None if x is None or not np.isfinite(x) else round(float(x), nd)
+
+
+@dataclass
+class SiteRules:
+    """What criteria need to know about one site."""
+
+    name: str
+    family: str
+    modality: str
+    judge: Callable[[Measure, Measure, dict], list[str]]
+    crit: dict[str, float]
+    roles: dict[str, str]  # channel -> role
+
+
+@dataclass
+class _State:
+    bad: int = 0  # consecutive updates with the change
+    good: int = 0  # consecutive updates without it (while active)
+    active: bool = False
+    evidence: dict[str, Any] = field(default_factory=dict)
+
+
+class Criteria:
+    def __init__(self, rules: list[SiteRules], global_ratio: float = 0.75,
+                 report_every_s: float = 10.0) -> None:
+        self.rules = {r.name: r for r in rules}
+        self.global_ratio = float(global_ratio)
+        self.report_every_s = float(report_every_s)
+        self._states: dict[str, _State] = {}
+        # latest central amplitude and latency ratios per site (for the global check)
+        self._ratios: dict[str, tuple[float, float, bool]] = {}
+        self._stim_reported: dict[str, float] = {}
+
+    # -- one site's update ------------------------------------------------------------------
+    def evaluate(self, site: str, points: list[TrendPoint], baselines: BaselineStore,
+                 halves: dict[str, tuple[Measure, Measure]], t_s: float) -> list[Condition]:
+        rules = self.rules[site]
+        crit = rules.crit
+        n_confirm = int(crit.get("confirm_updates", 2))
+        out: list[Condition] = []
+        seen: dict[str, tuple[bool, dict[str, Any], Kind, Priority, str]] = {}
+        central: list[tuple[float, float, bool]] = []
+        peripheral_lost = False
+
+        for p in points:
+            base = baselines.get(site, p.channel)
+            if base is None or not base.found or base.amplitude_uv <= 0:
+                continue
+            now = p.measure()
+            role = rules.roles.get(p.channel, "")
+            ev = _evidence(p, base, crit)
+            if role == "peripheral":
+                ratio_min = crit.get("peripheral_ratio_min", 0.5)
+                bad = now["amplitude_uv"] < ratio_min * base.amplitude_uv
+                split = _halves_agree(halves.get(p.channel),
+                                      lambda m, thr=ratio_min * base.amplitude_uv:
+                                      m["amplitude_uv"] < thr)
+                cid = f"{rules.family}.stimulation:{site}"
+                msg = (f"{site}: peripheral response ({p.channel}) lost or below "
+                       f"{ratio_min:.0%} of baseline: check stimulator and electrodes")
+                seen[cid] = (bad, {**ev, "split_half_agrees": split}, Kind.TECHNICAL,
+                             Priority.MEDIUM, msg)
+                if bad and (self._bad(cid) + 1 >= n_confirm or split):
+                    peripheral_lost = True
+                continue
+            base_m = base.measure()
+            violations = rules.judge(now, base_m, crit)
+            amp_ratio = now["amplitude_uv"] / base.amplitude_uv
+            lat_ratio = (now["latency_ms"] / base.latency_ms
+                         if now["found"] and base.latency_ms > 0 else np.nan)
+            central.append((amp_ratio, lat_ratio, bool(violations)))
+            for name in _criteria_names(rules.family):
+                cid = f"{rules.family}.{name}:{site}:{p.channel}"
+                bad = name in violations
+                split = _halves_agree(
+                    halves.get(p.channel),
+                    lambda m, name=name, b=base_m: name in rules.judge(m, b, crit))
+                msg = _message(rules, name, p, base, amp_ratio)
+                seen[cid] = (bad, {**ev, "split_half_agrees": split}, Kind.PHYSIOLOGICAL,
+                             Priority.HIGH, msg)
+            # noise as large as the alarm threshold: a 50 % drop could not be seen
+            thr = crit.get("amplitude_ratio_min", 0.0) * base.amplitude_uv
+            if p.n_sweeps > 1 and thr > 0:
+                cid = f"{rules.family}.cannot_see:{site}:{p.channel}"
+                noisy = bool(np.isfinite(p.residual_noise_uv) and p.residual_noise_uv > thr)
+                seen[cid] = (noisy, ev, Kind.TECHNICAL, Priority.LOW,
+                             f"{site} {p.channel}: residual noise {p.residual_noise_uv:.2f} uV "
+                             f"is as large as the alarm threshold ({thr:.2f} uV)")
+
+        if central:
+            worst = min(central, key=lambda c: c[0])
+            lat = max((c[1] for c in central if np.isfinite(c[1])), default=np.nan)
+            self._ratios[site] = (worst[0], lat, any(c[2] for c in central))
+        is_global = self._is_global(site)
+
+        for cid, (bad, ev, kind, prio, msg) in seen.items():
+            st = self._states.setdefault(cid, _State())
+            confirmed_split = bool(bad and ev.get("split_half_agrees"))
+            suppress = ""
+            if kind is Kind.PHYSIOLOGICAL and bad:
+                if peripheral_lost:
+                    suppress = "peripheral response lost: stimulation fault, not a central change"
+                elif is_global:
+                    suppress = "every site changed together: reported as a global change"
+            out += self._step(st, cid, bad and not suppress, confirmed_split, n_confirm, kind,
+                              prio, site, msg, {**ev, "confirmed_by": None}, t_s)
+        out += self._global(rules.family, t_s, n_confirm)
+        return out
+
+    def _bad(self, cid: str) -> int:
+        st = self._states.get(cid)
+        return st.bad if st else 0
+
+    def _step(self, st: _State, cid: str, bad: bool, split: bool, n_confirm: int, kind: Kind,
+              prio: Priority, site: str, msg: str, ev: dict[str, Any],
+              t_s: float) -> list[Condition]:
+        if bad:
+            st.bad += 1
+            st.good = 0
+            if not st.active and (st.bad >= n_confirm or split):
+                st.active = True
+                ev["confirmed_by"] = ("split_half" if split and st.bad < n_confirm
+                                      else f"{st.bad} consecutive updates")
+            elif st.active:
+                ev["confirmed_by"] = st.evidence.get("confirmed_by")
+        else:
+            st.bad = 0
+            if st.active:
+                st.good += 1
+                if st.good >= n_confirm:
+                    st.active = False
+                    st.good = 0
+                    st.evidence = ev
+                    return [Condition(cid, kind, prio, False, t_s, site,
+                                      f"cleared: {msg}", ev)]
+        if st.active:
+            st.evidence = ev
+            return [Condition(cid, kind, prio, True, t_s, site, msg, ev)]
+        return []
+
+    # -- global change across every site of a family -----------------------------------------
+    def _family_sites(self, family: str) -> list[str]:
+        return [s for s, r in self.rules.items() if r.family == family and s in self._ratios]
+
+    def _is_global(self, site: str) -> bool:
+        sites = self._family_sites(self.rules[site].family)
+        if len(sites) < 2 or site not in sites:
+            return False
+        lat_max = self.rules[site].crit.get("latency_ratio_max", 1.1)
+        lat_global = 1.0 + (lat_max - 1.0) / 2.0
+        amp = all(self._ratios[s][0] < self.global_ratio for s in sites)
+        lat = all(self._ratios[s][1] > lat_global for s in sites)
+        return amp or lat
+
+    def _global(self, family: str, t_s: float, n_confirm: int) -> list[Condition]:
+        sites = self._family_sites(family)
+        if len(sites) < 2:
+            return []
+        bad = self._is_global(sites[0])
+        beyond = bad and all(self._ratios[s][2] for s in sites)
+        prio = Priority.MEDIUM if beyond else Priority.LOW
+        ev = {"sites": {s: {"amplitude_ratio": _r(self._ratios[s][0], 3),
+                            "latency_ratio": _r(self._ratios[s][1], 3)} for s in sites},
+              "global_ratio": self.global_ratio, "beyond_site_criteria": beyond}
+        cid = f"{family}.global_change"
+        st = self._states.setdefault(cid, _State())
+        msg = (f"{family.upper()} changed on every site at once "
+               f"({', '.join(sites)}): check anaesthesia, temperature, blood pressure")
+        conds = self._step(st, cid, bad, False, n_confirm, Kind.PHYSIOLOGICAL, prio, "", msg,
+                           {**ev, "confirmed_by": None}, t_s)
+        return [Condition(c.id, c.kind, prio, c.active, c.t_s, c.site, c.message, c.evidence)
+                for c in conds]
+
+    # -- stimulus presence ------------------------------------------------------------------
+    def stimulus(self, site: str, t_s: float, last_stim_t_s: float | None, n_stimuli: int,
+                 period_s: float, timeout_periods: float) -> list[Condition]:
+        """No stimulus for > timeout_periods x period: technical MEDIUM; reported when raised,
+        every report_every_s while present, and once when stimuli resume."""
+        rules = self.rules[site]
+        cid = f"{rules.family}.no_stimulus:{site}"
+        st = self._states.setdefault(cid, _State())
+        since = t_s - (last_stim_t_s if last_stim_t_s is not None else 0.0)
+        missing = since > timeout_periods * period_s
+        ev = {"seconds_since_stimulus": round(since, 3), "expected_period_s": round(period_s, 4),
+              "timeout_periods": timeout_periods, "stimuli_seen": int(n_stimuli)}
+        msg = (f"{site}: no stimulus detected for {since:.1f} s (expected every "
+               f"{period_s:.2f} s): check stimulator and trigger cable")
+        if missing:
+            last = self._stim_reported.get(cid)
+            if st.active and last is not None and t_s - last < self.report_every_s:
+                return []
+            st.active = True
+            self._stim_reported[cid] = t_s
+            return [Condition(cid, Kind.TECHNICAL, Priority.MEDIUM, True, t_s, site, msg, ev)]
+        if st.active:
+            st.active = False
+            self._stim_reported.pop(cid, None)
+            return [Condition(cid, Kind.TECHNICAL, Priority.MEDIUM, False, t_s, site,
+                              f"cleared: {site}: stimuli detected again", ev)]
+        return []
+
+    def active_ids(self) -> list[str]:
+        return sorted(k for k, s in self._states.items() if s.active)
+
+
+def _criteria_names(family: str) -> tuple[str, ...]:
+    return {"ssep": ("amplitude", "latency"),
+            "baep": ("wave_v_lost", "amplitude", "latency_amplitude"),
+            "tcmep": ("lost", "amplitude")}[family]
+
+
+def _halves_agree(halves: tuple[Measure, Measure] | None,
+                  test: Callable[[Measure], bool]) -> bool:
+    """Both split halves of the current average show the change on their own."""
+    if halves is None:
+        return False
+    return bool(test(halves[0]) and test(halves[1]))
+
+
+def _evidence(p: TrendPoint, base: Baseline, crit: dict[str, float]) -> dict[str, Any]:
+    m = p.measure()
+    return {
+        "average": {"t_s": _r(p.t_s, 3), "n_sweeps": int(p.n_sweeps), "fsp": _r(p.fsp, 3),
+                    "residual_noise_uv": _r(p.residual_noise_uv),
+                    "split_half_r": _r(p.split_half_r, 3), "filter": p.filter},
+        "channel": p.channel,
+        "component": p.primary,
+        "now": {"amplitude_uv": _r(m["amplitude_uv"]), "latency_ms":
+                _r(m["latency_ms"]) if m["found"] else None, "found": m["found"]},
+        "baseline": {"amplitude_uv": _r(base.amplitude_uv), "latency_ms": _r(base.latency_ms),
+                     "t_s": _r(base.t_s, 3), "n_sweeps": base.n_sweeps, "reason": base.reason},
+        "amplitude_ratio": _r(m["amplitude_uv"] / base.amplitude_uv, 3),
+        "latency_change_ms": _r(m["latency_ms"] - base.latency_ms) if m["found"] else None,
+        "criteria": dict(crit),
+    }
+
+
+def _message(rules: SiteRules, name: str, p: TrendPoint, base: Baseline,
+             amp_ratio: float) -> str:
+    where = f"{rules.name} {p.channel} {p.primary}"
+    if name in ("amplitude",):
+        return (f"{where}: amplitude {amp_ratio:.0%} of baseline "
+                f"(alarm below {rules.crit['amplitude_ratio_min']:.0%})")
+    if name == "latency":
+        return (f"{where}: latency {p.latency_ms:.2f} ms vs baseline {base.latency_ms:.2f} ms "
+                f"(alarm above {rules.crit['latency_ratio_max']:.0%})")
+    if name == "latency_amplitude":
+        return (f"{where}: wave V +{p.latency_ms - base.latency_ms:.2f} ms and amplitude "
+                f"{amp_ratio:.0%} of baseline")
+    if name == "wave_v_lost":
+        return f"{where}: wave V lost"
+    return f"{where}: response lost"

@@ -1,0 +1,141 @@
+"""The monitor: SampleBlocks in; trends, waveforms, baselines and alarm conditions out.
+
+`Monitor(cfg).push(block) -> list[Output]`: every Output has `.to_json()` (the shared shapes:
+trend, waveform, condition; plus "baseline" when one is captured). The daemon, the demo and
+`ionm replay` all run this same class. No I/O, no threads, no waiting.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+import numpy as np
+
+from appliance.analysis.baseline import Baseline, BaselineStore
+from appliance.analysis.criteria import Criteria, SiteRules
+from appliance.analysis.site import SitePipeline, plan_site
+from appliance.conditions import Condition, Kind, Priority
+from appliance.errors import CommandError
+from appliance.frontend.block import SampleBlock
+
+
+class Output(Protocol):
+    def to_json(self) -> dict[str, Any]: ...
+
+
+@dataclass(frozen=True)
+class BaselineEvent:
+    """A baseline was captured (auto or on command) for one channel of a site."""
+
+    t_s: float
+    baseline: Baseline
+
+    def to_json(self) -> dict[str, Any]:
+        return {"type": "baseline", "t_s": round(self.t_s, 3), "site": self.baseline.site,
+                **self.baseline.to_json()}
+
+
+class Monitor:
+    """Runs every configured site on the blocks it is given.
+
+    channel_names / sample_rate_hz default to cfg.frontend's; `ionm replay` passes the
+    recording's. Per-block cost: one edge scan and one slice per site, plus filtering of the
+    sweeps that completed in the block.
+    """
+
+    def __init__(self, cfg, channel_names: tuple[str, ...] | None = None,
+                 sample_rate_hz: float | None = None) -> None:
+        self.cfg = cfg
+        a = cfg.analysis
+        self.settings = a
+        self.channel_names = tuple(channel_names or cfg.frontend.channels)
+        self.fs_hz = float(sample_rate_hz or cfg.frontend.sample_rate_hz)
+        self.plans = [plan_site(s, a, self.channel_names, self.fs_hz, f"analysis.sites[{i}]")
+                      for i, s in enumerate(a.sites)]
+        self.sites = {p.site.name: SitePipeline(p, self.fs_hz) for p in self.plans}
+        self.baselines = BaselineStore(a.baseline_policy, a.baseline_updates, a.fsp_min,
+                                       a.split_half_r_min)
+        self.criteria = Criteria(
+            [SiteRules(p.site.name, p.modality.family, p.modality.name, p.judge, p.crit,
+                       dict(zip(p.site.channels, p.roles, strict=True))) for p in self.plans],
+            a.global_ratio, a.update_interval_s)
+        self.sweeps_accepted = 0
+        self.last_update_t_s: float | None = None
+        self.bad_blocks = 0
+        self.last_error = ""
+        self._last_points: dict[str, list] = {}
+
+    # -- the stream -------------------------------------------------------------------------
+    def push(self, block: SampleBlock) -> list[Output]:
+        """Analyse one block. A malformed block is counted and reported as a technical
+        condition; it never raises and never stops monitoring."""
+        problem = self._check(block)
+        t_s = block.end_sample / self.fs_hz
+        if problem:
+            self.bad_blocks += 1
+            self.last_error = problem
+            return [Condition("analysis.bad_block", Kind.TECHNICAL, Priority.LOW, True, t_s, "",
+                              problem, {"bad_blocks": self.bad_blocks})]
+        out: list[Output] = []
+        for name, sp in self.sites.items():
+            sweeps = sp.push(block.data_uv, block.saturated, block.trigger, block.first_sample)
+            self.sweeps_accepted += len(sweeps)
+            if sp.single:
+                for sweep in sweeps:  # tcMEP: every sweep is an update (a handful per hour)
+                    pts, waves = sp.measure_single(sweep, t_s)
+                    out += self._update(name, pts, waves, {}, t_s)
+            elif sp.due(t_s, self.settings.update_interval_s):
+                pts, waves, halves = sp.measure_average(t_s)
+                out += self._update(name, pts, waves, halves, t_s)
+            last = None if sp.last_stim_sample is None else sp.last_stim_sample / self.fs_hz
+            out += self.criteria.stimulus(name, t_s, last, sp.n_stimuli,
+                                          1.0 / sp.plan.site.rate_hz,
+                                          self.settings.stimulus_timeout_periods)
+        return out
+
+    def _update(self, name: str, pts: list, waves: list, halves: dict,
+                t_s: float) -> list[Output]:
+        self.last_update_t_s = t_s
+        self._last_points[name] = pts
+        out: list[Output] = [*pts, *waves]
+        out += [BaselineEvent(t_s, b) for b in self.baselines.observe(pts)]
+        out += self.criteria.evaluate(name, pts, self.baselines, halves, t_s)
+        return out
+
+    def _check(self, block: SampleBlock) -> str:
+        n_ch = len(self.channel_names)
+        if block.data_uv.ndim != 2 or block.data_uv.shape[0] != n_ch:
+            return (f"block data_uv has shape {block.data_uv.shape}, expected ({n_ch}, n) for "
+                    f"channels {list(self.channel_names)}")
+        n = block.data_uv.shape[1]
+        if block.trigger.shape != (n,) or block.saturated.shape != block.data_uv.shape:
+            return (f"block trigger {block.trigger.shape} / saturated {block.saturated.shape} "
+                    f"do not match data_uv {block.data_uv.shape}")
+        if abs(block.sample_rate_hz - self.fs_hz) > 1e-6 * self.fs_hz:
+            return f"block sample rate {block.sample_rate_hz} Hz, monitor runs at {self.fs_hz} Hz"
+        if not np.all(np.isfinite(block.data_uv)):
+            return "block data_uv holds NaN or infinite values"
+        return ""
+
+    # -- baselines --------------------------------------------------------------------------
+    def set_baseline(self, site: str | None = None) -> list[Baseline]:
+        """Take the latest average of `site` (every site if None) as its baseline."""
+        names = list(self.sites) if site is None else [site]
+        for n in names:
+            if n not in self.sites:
+                raise CommandError(f"set_baseline: unknown site {n!r}; sites: {list(self.sites)}")
+        points = [p for n in names for p in self._last_points.get(n, [])]
+        if not points:
+            raise CommandError(f"set_baseline: no average yet for {site or 'any site'}; wait for "
+                               "the first update.")
+        return self.baselines.capture(points, "command")
+
+    def baseline_state(self) -> dict[str, Any]:
+        return self.baselines.state()
+
+    def restore_baselines(self, state: dict[str, Any]) -> None:
+        self.baselines.restore(state)
+
+    def active_condition_ids(self) -> list[str]:
+        return self.criteria.active_ids()

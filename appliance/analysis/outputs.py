@@ -1,0 +1,145 @@
+"""What the monitor emits: `TrendPoint` and `Waveform`, with `to_json()` in the shared shapes
+(the same dicts go to MQTT, the case store and `ionm replay` stdout). Conditions are
+`appliance.conditions.Condition`."""
+
+from __future__ import annotations
+
+import base64
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+
+def _num(x: float | None, nd: int = 4) -> float | None:
+    """JSON-safe float: None for NaN/inf/None, rounded to keep lines short."""
+    if x is None or not np.isfinite(x):
+        return None
+    return round(float(x), nd)
+
+
+@dataclass(frozen=True)
+class ComponentValue:
+    """One measured component. amplitude_uv is signed, from the pre-stimulus baseline; for
+    tcMEP's "MEP" it is peak to peak and `latency_ms` the onset latency."""
+
+    latency_ms: float
+    amplitude_uv: float
+    confidence: float
+    found: bool
+    area_uv_ms: float | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        d = {
+            "latency_ms": _num(self.latency_ms) if self.found else None,
+            "amplitude_uv": _num(self.amplitude_uv) if self.found else None,
+            "confidence": _num(self.confidence, 3),
+        }
+        if self.area_uv_ms is not None:
+            d["area_uv_ms"] = _num(self.area_uv_ms)
+        return d
+
+
+@dataclass(frozen=True)
+class TrendPoint:
+    """One update of one channel of one site.
+
+    peak_to_peak_uv  the amplitude the criteria judge: |a - b| of the modality's component pair
+                     (N20-P25, P37-N45, V-Vn), else |primary| (N9, N13, D-wave) or the tcMEP
+                     peak to peak; 0 when the components are not found
+    filter           {"phase", "band_hz", "notch_hz"} of the filtering that produced it
+    """
+
+    t_s: float
+    site: str
+    modality: str
+    channel: str
+    role: str
+    n_sweeps: int
+    components: dict[str, ComponentValue]
+    primary: str
+    peak_to_peak_uv: float
+    residual_noise_uv: float
+    fsp: float
+    snr_db: float
+    split_half_r: float
+    filter: dict[str, Any]
+    rejected: dict[str, int] = field(default_factory=dict)
+
+    @property
+    def latency_ms(self) -> float:
+        return self.components[self.primary].latency_ms
+
+    @property
+    def found(self) -> bool:
+        return self.components[self.primary].found
+
+    def measure(self) -> dict[str, Any]:
+        """What criteria compare with the baseline."""
+        return {
+            "amplitude_uv": float(self.peak_to_peak_uv),
+            "latency_ms": float(self.latency_ms),
+            "found": bool(self.found),
+        }
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "type": "trend",
+            "t_s": _num(self.t_s, 3),
+            "site": self.site,
+            "modality": self.modality,
+            "channel": self.channel,
+            "role": self.role,
+            "n_sweeps": int(self.n_sweeps),
+            "components": {k: v.to_json() for k, v in self.components.items()},
+            "peak_to_peak_uv": _num(self.peak_to_peak_uv),
+            "residual_noise_uv": _num(self.residual_noise_uv),
+            "fsp": _num(self.fsp, 3),
+            "snr_db": _num(self.snr_db, 2),
+            "split_half_r": _num(self.split_half_r, 3),
+            "filter": self.filter,
+            "rejected": dict(self.rejected),
+        }
+
+
+@dataclass(frozen=True)
+class Waveform:
+    """An average (n_times,) µV sampled at sample_rate_hz starting t0_ms after the stimulus,
+    shipped as little-endian int16 counts of `scale_uv` µV."""
+
+    t_s: float
+    site: str
+    modality: str
+    channel: str
+    n_sweeps: int
+    sample_rate_hz: float
+    t0_ms: float
+    data_uv: np.ndarray
+
+    def encode(self) -> tuple[float, str]:
+        peak = float(np.max(np.abs(self.data_uv))) if self.data_uv.size else 0.0
+        scale_uv = peak / 32767.0 if peak > 0 and np.isfinite(peak) else 1e-3
+        counts = np.clip(np.round(np.nan_to_num(self.data_uv) / scale_uv), -32768, 32767)
+        return scale_uv, base64.b64encode(counts.astype("<i2").tobytes()).decode("ascii")
+
+    def to_json(self) -> dict[str, Any]:
+        scale_uv, data = self.encode()
+        return {
+            "type": "waveform",
+            "t_s": _num(self.t_s, 3),
+            "site": self.site,
+            "modality": self.modality,
+            "channel": self.channel,
+            "n_sweeps": int(self.n_sweeps),
+            "sample_rate_hz": float(self.sample_rate_hz),
+            "t0_ms": _num(self.t0_ms),
+            "encoding": "int16-le-base64",
+            "scale_uv": float(scale_uv),
+            "data": data,
+        }
+
+
+def decode_waveform(d: dict[str, Any]) -> np.ndarray:
+    """Inverse of Waveform.to_json()['data'] -> (n_times,) float64 µV."""
+    counts = np.frombuffer(base64.b64decode(d["data"]), dtype="<i2")
+    return counts.astype(np.float64) * float(d["scale_uv"])

@@ -1,0 +1,252 @@
+"""One stimulation site's pipeline: stimulus edges -> sweeps -> filter -> rejection -> averager
+-> quality -> peaks -> `TrendPoint`s and `Waveform`s. Vectorised over sweeps and channels."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+
+from appliance.analysis.outputs import ComponentValue, TrendPoint, Waveform
+from appliance.dsp import averagers, peaks, quality
+from appliance.dsp.epochs import Epocher, times_ms
+from appliance.dsp.events import EdgeDetector
+from appliance.dsp.filters import FilterSpec, StreamingFilter, zero_phase_sweeps
+from appliance.dsp.reject import Rejector
+from appliance.errors import ConfigError
+from appliance.modalities import registry
+from appliance.modalities.base import Measure, Modality, role_from_name
+from appliance.settings.analysis import AnalysisSettings, SiteSettings
+
+MEP_ONSET_UV = 20.0  # tcMEP onset threshold floor (µV); 5 x pre-stimulus RMS when larger
+
+
+@dataclass(frozen=True)
+class SitePlan:
+    """Everything resolved from a site's settings and its modality's defaults."""
+
+    site: SiteSettings
+    modality: Modality
+    judge: object
+    channel_index: tuple[int, ...]
+    roles: tuple[str, ...]
+    pre_ms: float
+    post_ms: float
+    filter: FilterSpec
+    n_sweeps: int
+    update_sweeps: int
+    cumulative: bool
+    reject_uv: float
+    crit: dict[str, float]
+
+
+def plan_site(s: SiteSettings, a: AnalysisSettings, channel_names: tuple[str, ...],
+              fs_hz: float, path: str = "analysis.sites") -> SitePlan:
+    """Resolve one site; a ConfigError names the key when something cannot work."""
+    mod, judge = registry.get(s.modality)
+    missing = [c for c in s.channels if c not in channel_names]
+    if missing:
+        raise ConfigError(f"{path}.channels: {missing[0]!r} is not among the recorded channels "
+                          f"{list(channel_names)}.")
+    idx = tuple(channel_names.index(c) for c in s.channels)
+    default_role = "epidural" if s.d_wave else mod.default_role
+    roles = tuple(s.roles) if s.roles else ()
+    roles = tuple(r if r != "auto" else role_from_name(c, default_role)
+                  for c, r in zip(s.channels, roles or ("auto",) * len(s.channels), strict=True))
+    pre_ms, post_ms = s.window_ms or mod.window_ms
+    lo, hi = s.band_hz or mod.band_hz
+    hi = min(hi, 0.45 * fs_hz)  # BAEP's 3 kHz needs >= 8 kSPS; below that the band is cut
+    if not 0 < lo < hi:
+        raise ConfigError(f"{path}.band_hz: [{lo}, {hi}] Hz does not fit a sample rate of "
+                          f"{fs_hz:g} Hz; lower band_hz or raise frontend.sample_rate_hz.")
+    notch = a.notch_hz if s.notch_hz < 0 else s.notch_hz
+    notch = notch if 0 < notch < 0.5 * fs_hz else None
+    n = s.n_sweeps or (mod.extra.get("d_wave_sweeps", mod.n_sweeps) if s.d_wave else mod.n_sweeps)
+    upd = s.update_sweeps or (min(5, n) if s.d_wave else mod.update_sweeps)
+    crit = dict(mod.criteria)
+    if mod.family == "tcmep":
+        from appliance.modalities.tcmep import CASE_AMPLITUDE_RATIO_MIN
+
+        crit["amplitude_ratio_min"] = (mod.extra["d_wave_ratio_min"] if s.d_wave
+                                       else CASE_AMPLITUDE_RATIO_MIN[a.case_type])
+    crit.update(s.criteria)
+    reject = s.reject_uv or mod.reject_uv
+    cumulative = s.averaging == "cumulative"
+    return SitePlan(s, mod, judge, idx, roles, float(pre_ms), float(post_ms),
+                    FilterSpec((float(lo), float(hi)), s.phase, notch), int(n), int(upd),
+                    cumulative, float(reject), crit)
+
+
+class SitePipeline:
+    def __init__(self, plan: SitePlan, fs_hz: float) -> None:
+        self.plan = plan
+        self.fs_hz = float(fs_hz)
+        self.name = plan.site.name
+        n_ch = len(plan.channel_index)
+        self.idx = np.asarray(plan.channel_index)
+        self.pre = int(round(plan.pre_ms * fs_hz / 1e3))
+        self.post = int(round(plan.post_ms * fs_hz / 1e3))
+        self.t_ms = times_ms(self.pre, self.post, fs_hz)
+        self.zero = plan.filter.phase == "zero"
+        self.sos = plan.filter.sos(fs_hz)
+        # zero phase: real data on both sides, 2 periods of the low edge, so edges never show
+        self.pad = int(round(2.0 / plan.filter.band_hz[0] * fs_hz)) if self.zero else 0
+        self.stream = None if self.zero else StreamingFilter(self.sos, n_ch, start="steady")
+        self.detector = EdgeDetector(1 << plan.site.trigger_bit)
+        self.epocher = Epocher(self.pre, self.post, n_ch + 1, self.pad)  # + saturation row
+        amp = plan.reject_uv if math.isfinite(plan.reject_uv) else np.inf
+        self.rejector = Rejector(fs_hz, amplitude_uv=amp, mode="absolute")
+        n_t = self.pre + self.post
+        self.single = plan.n_sweeps == 1
+        self.averager = (averagers.CumulativeAverager(n_ch, n_t) if plan.cumulative
+                         else averagers.MovingAverager(plan.n_sweeps, n_ch, n_t))
+        self.measures = [plan.modality.measure_for(r) for r in plan.roles]
+        self.accepted = 0
+        self.since_update = 0
+        self.last_update_t_s = 0.0
+        self.last_stim_sample: int | None = None
+        self.n_stimuli = 0
+        self._expected: int | None = None
+        self._filter_json = plan.filter.to_json()
+
+    # -- per block --------------------------------------------------------------------------
+    def push(self, data_uv: np.ndarray, saturated: np.ndarray, trigger: np.ndarray,
+             first_sample: int) -> np.ndarray:
+        """Cut, filter and check this block's complete sweeps; returns the accepted sweeps
+        (k, n_ch, n_times) (already added to the averager)."""
+        events = self.detector.push(trigger, first_sample)
+        if len(events):
+            self.last_stim_sample = int(events[-1])
+            self.n_stimuli += len(events)
+        x = data_uv[self.idx]
+        if self.stream is not None:
+            if self._expected is not None and first_sample != self._expected:
+                self.stream.reset()
+            x = self.stream.process(x)
+        self._expected = first_sample + x.shape[1]
+        sat = saturated[self.idx].any(axis=0, keepdims=True).astype(np.float64)
+        sweeps, _ = self.epocher.push(np.concatenate([x, sat]), first_sample, events)
+        if not len(sweeps):
+            return sweeps[:, :-1]
+        sat_sweeps = sweeps[:, -1:, self.pad:sweeps.shape[-1] - self.pad] > 0
+        y = sweeps[:, :-1]
+        y = zero_phase_sweeps(y, self.sos, self.pad) if self.zero else y
+        if self.pre > 0:
+            y = y - y[..., :self.pre].mean(axis=-1, keepdims=True)
+        keep, _ = self.rejector.check(y, sat_sweeps)
+        y = y[keep]
+        if not self.single:
+            self.averager.add(y)
+        self.accepted += len(y)
+        self.since_update += len(y)
+        return y
+
+    def due(self, t_s: float, interval_s: float) -> bool:
+        if self.since_update == 0:
+            return False
+        return (self.since_update >= self.plan.update_sweeps
+                or t_s - self.last_update_t_s >= interval_s)
+
+    # -- measurement ------------------------------------------------------------------------
+    def measure_average(self, t_s: float) -> tuple[list[TrendPoint], list[Waveform], dict]:
+        """Trend points and waveforms of the current average; also the split-half measures."""
+        self.since_update = 0
+        self.last_update_t_s = t_s
+        avg = self.averager.average
+        odd, even = self.averager.halves()
+        n = int(self.averager.n_sweeps)
+        q = self._quality(self.averager)
+        points, waves, halves = [], [], {}
+        for c, ch in enumerate(self.plan.site.channels):
+            comps, p2p = self._components(avg[c], self.measures[c], q.residual_noise_uv[c])
+            points.append(self._point(t_s, c, ch, n, comps, p2p, q, c))
+            waves.append(self._wave(t_s, ch, n, avg[c]))
+            h = []
+            for half in (odd[c], even[c]):  # each half carries sqrt(2) x the noise
+                hc, hp = self._components(half, self.measures[c],
+                                          q.residual_noise_uv[c] * math.sqrt(2.0))
+                prim = hc[self.measures[c].primary]
+                h.append({"amplitude_uv": hp, "latency_ms": prim.latency_ms,
+                          "found": prim.found})
+            halves[ch] = (h[0], h[1])
+        return points, waves, halves
+
+    def measure_single(self, sweep: np.ndarray, t_s: float) -> tuple[list[TrendPoint],
+                                                                     list[Waveform]]:
+        """tcMEP: one sweep (n_ch, n_times), never averaged."""
+        self.since_update = 0
+        self.last_update_t_s = t_s
+        points, waves = [], []
+        nan = np.full(len(self.idx), np.nan)
+        pre_rms = (np.sqrt(np.mean(sweep[:, :self.pre] ** 2, axis=-1)) if self.pre > 1
+                   else np.zeros(len(self.idx)))
+        q = quality.Quality(pre_rms, nan, nan, nan)
+        for c, ch in enumerate(self.plan.site.channels):
+            comps, p2p = self._components(sweep[c], self.measures[c], pre_rms[c])
+            points.append(self._point(t_s, c, ch, 1, comps, p2p, q, c))
+            waves.append(self._wave(t_s, ch, 1, sweep[c]))
+        return points, waves
+
+    def _quality(self, avg_obj) -> quality.Quality:
+        """Quality per channel over its role's analysis window (where its components are)."""
+        n_ch = len(self.idx)
+        out = {k: np.full(n_ch, np.nan) for k in ("rn", "fsp", "snr", "r")}
+        for m in {id(m): m for m in self.measures}.values():
+            lo = min(c.window_ms[0] for c in m.components)
+            hi = max(c.window_ms[1] for c in m.components)
+            sel = np.flatnonzero((self.t_ms >= lo) & (self.t_ms <= hi))
+            q = quality.measure(avg_obj, slice(int(sel[0]), int(sel[-1]) + 1))
+            chans = [c for c in range(n_ch) if self.measures[c] is m]
+            for key, v in zip(("rn", "fsp", "snr", "r"), (q.residual_noise_uv, q.fsp,
+                              q.snr_db, q.split_half_r), strict=True):
+                out[key][chans] = v[chans]
+        return quality.Quality(out["rn"], out["fsp"], out["snr"], out["r"])
+
+    def _components(self, trace: np.ndarray, m: Measure,
+                    noise_uv: float) -> tuple[dict[str, ComponentValue], float]:
+        if m.onset:
+            return self._mep(trace, m, noise_uv)
+        comps = {}
+        for spec in m.components:
+            pk = peaks.find_peak(trace, self.t_ms, spec.window_ms, spec.polarity, noise_uv,
+                                 spec.name)
+            comps[spec.name] = ComponentValue(pk.latency_ms, pk.amplitude_uv, pk.confidence,
+                                              pk.found)
+        if m.pair:
+            a, b = comps[m.pair[0]], comps[m.pair[1]]
+            found = [v.amplitude_uv for v in (a, b) if v.found]
+            p2p = (abs(a.amplitude_uv - b.amplitude_uv) if len(found) == 2
+                   else abs(found[0]) if found else 0.0)
+        else:
+            v = comps[m.primary]
+            p2p = abs(v.amplitude_uv) if v.found else 0.0
+        return comps, float(p2p)
+
+    def _mep(self, trace: np.ndarray, m: Measure,
+             pre_rms_uv: float) -> tuple[dict[str, ComponentValue], float]:
+        w = m.components[0].window_ms
+        thr = max(MEP_ONSET_UV, 5.0 * float(pre_rms_uv))
+        onset = peaks.onset_latency_ms(trace, self.t_ms, w, thr)
+        p2p = peaks.peak_to_peak(trace, self.t_ms, w)
+        z = p2p / thr if thr > 0 else 0.0
+        found = bool(np.isfinite(onset) and z >= 2.0)
+        conf = float(z * z / (z * z + 4.0)) if np.isfinite(z) else 0.0
+        area = peaks.area(trace, self.t_ms, w)
+        comp = ComponentValue(onset, p2p, conf, found, area if found else None)
+        return {m.primary: comp}, float(p2p) if found else 0.0
+
+    def _point(self, t_s: float, c: int, ch: str, n: int, comps: dict, p2p: float,
+               q: quality.Quality, i: int) -> TrendPoint:
+        return TrendPoint(
+            t_s=t_s, site=self.name, modality=self.plan.modality.name, channel=ch,
+            role=self.plan.roles[c], n_sweeps=n, components=comps,
+            primary=self.measures[c].primary, peak_to_peak_uv=p2p,
+            residual_noise_uv=float(q.residual_noise_uv[i]), fsp=float(q.fsp[i]),
+            snr_db=float(q.snr_db[i]), split_half_r=float(q.split_half_r[i]),
+            filter=self._filter_json, rejected=dict(self.rejector.counts),
+        )
+
+    def _wave(self, t_s: float, ch: str, n: int, trace: np.ndarray) -> Waveform:
+        return Waveform(t_s, self.name, self.plan.modality.name, ch, n, self.fs_hz,
+                        float(self.t_ms[0]), trace.copy())

@@ -1,0 +1,1 @@
+"""One module per modality: its defaults, what it measures, its criteria."""
