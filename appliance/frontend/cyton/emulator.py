@@ -387,8 +387,12 @@ class CytonEmulator:
             return f"Failure: Err: invalid channel {ch!r}$$$"
         power, gain, mux, bias, srb2, srb1 = body
         if (
-            power not in "01" or gain not in "0123456" or mux not in "01234567"
-            or bias not in "01" or srb2 not in "01" or srb1 not in "01"
+            power not in "01"
+            or gain not in "0123456"
+            or mux not in "01234567"
+            or bias not in "01"
+            or srb2 not in "01"
+            or srb1 not in "01"
         ):
             return f"Failure: Err: invalid channel setting {body!r} for channel {ch}$$$"
         self.channels[int(ch) - 1] = body

@@ -89,3 +89,21 @@ class TestSignalSource:
         trig = (np.floor(idx / period) != np.floor((idx - 1) / period)).astype(np.uint16)
         self.n += n
         return uv, trig
+
+
+def load_openbci_txt(path: str) -> CountsSource:
+    """An OpenBCI GUI raw text file (Cyton, gain 24) as the exact counts the board sent:
+    µV / (4.5 / 24 / (2^23 - 1) * 1e6), rounded; digital columns D11..D18 -> trigger bits 0..4.
+    """
+    from appliance.errors import RecordingError
+
+    try:
+        d = np.loadtxt(path, delimiter=",", comments="%", skiprows=5, usecols=range(19))
+    except (OSError, ValueError) as e:
+        raise RecordingError(f"OpenBCI text file {path!r}: cannot read it ({e}).") from e
+    if d.ndim != 2 or d.shape[0] == 0:
+        raise RecordingError(f"OpenBCI text file {path!r}: no samples after the header.")
+    counts = np.round(d[:, 1:9] / uv_per_count(24)).astype(np.int32)
+    digital = d[:, [13, 14, 15, 16, 18]] != 0  # D11, D12, D13, D17, D18
+    trigger = (digital * (1 << np.arange(5))).sum(axis=1).astype(np.uint16)
+    return CountsSource(counts, trigger)
