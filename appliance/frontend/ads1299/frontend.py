@@ -1,0 +1,219 @@
+"""`Ads1299FrontEnd`: one or two ADS1299 chips (8 channels each, separate chip selects, read on
+chip 1's DRDY) delivering `SampleBlock`s of ~`block_ms`.
+
+Reading is one DRDY wait and one SPI transfer per chip per sample (the hardware hands out one
+frame per conversion); decoding, gap and corruption handling are vectorised per block.
+Missed samples come from DRDY edge sequence numbers; a frame with a bad status nibble is
+counted corrupt and splits the block (it is never decoded as data); no DRDY edge for
+`stall_s` (0.5 s) is a stall: `read_block` returns None and `health.stalls` increments once
+per episode.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections import deque
+from collections.abc import Callable
+from dataclasses import replace
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+from appliance.errors import ConfigError
+from appliance.frontend.ads1299.decode import Frames, decode_frames
+from appliance.frontend.ads1299.driver import Ads1299Chip, ChipConfig
+from appliance.frontend.ads1299.registers import N_CHIP_CHANNELS
+from appliance.frontend.ads1299.spi import Drdy, SpiDevice
+from appliance.frontend.block import FrontEndHealth, SampleBlock
+
+if TYPE_CHECKING:
+    from appliance.config import Config
+    from appliance.frontend.ads1299.emulator import EmulatedBoard
+
+STALL_S = 0.5
+MAX_CHIPS = 2
+
+
+class Ads1299FrontEnd:
+    """FrontEnd over 1-2 chips. `board` is the EmulatedBoard when emulated, else None."""
+
+    def __init__(self, spis: list[SpiDevice], drdy: Drdy, channel_names: tuple[str, ...],
+                 sample_rate_hz: int = 4000, gain: int = 24, block_ms: float = 16.0,
+                 lead_off: bool = True, sleep: Callable[[float], None] = time.sleep,
+                 device_names: tuple[str, ...] | None = None, stall_s: float = STALL_S,
+                 board: EmulatedBoard | None = None) -> None:
+        n_chips = math.ceil(len(channel_names) / N_CHIP_CHANNELS)
+        if not 1 <= n_chips <= MAX_CHIPS or len(spis) < n_chips:
+            raise ConfigError(
+                f"frontend.channels: got {len(channel_names)} names, allowed: 1..16 for "
+                f"ADS1299 ({len(spis)} SPI device(s) given, 8 channels each)."
+            )
+        names = device_names or tuple(f"spi chip {i + 1}" for i in range(n_chips))
+        self.chips = [Ads1299Chip(spis[i], names[i], sleep) for i in range(n_chips)]
+        self.drdy = drdy
+        self.channel_names = tuple(channel_names)
+        self.sample_rate_hz = float(sample_rate_hz)
+        self.health = FrontEndHealth()
+        self.board = board
+        self.stall_s = stall_s
+        self.block_samples = max(1, round(block_ms * sample_rate_hz / 1000))
+        self._closed = False
+        self._no_edge_s = 0.0
+        self._stalled = False
+        self._seq_origin: int | None = None
+        self._next = 0  # sample index expected next
+        self._buf = bytearray()
+        self._seqs: list[int] = []
+        self._ready: deque[SampleBlock] = deque()
+        n_ch = len(channel_names)
+        self.configs = [
+            ChipConfig.for_channels(min(N_CHIP_CHANNELS, n_ch - i * N_CHIP_CHANNELS),
+                                    sample_rate_hz, gain, lead_off=lead_off,
+                                    clk_out=(n_chips > 1 and i == 0))
+            for i in range(n_chips)
+        ]
+
+    # -- construction ------------------------------------------------------------------------
+    @classmethod
+    def from_config(cls, cfg: Config, emulated: bool = False) -> Ads1299FrontEnd:
+        fe = cfg.frontend
+        n_chips = math.ceil(len(fe.channels) / N_CHIP_CHANNELS)
+        common = dict(sample_rate_hz=fe.sample_rate_hz, gain=fe.gain, block_ms=fe.block_ms)
+        if emulated:
+            from appliance.frontend.ads1299.emulator import EmulatedBoard
+            from appliance.frontend.ads1299.sources import patient_source
+
+            board = EmulatedBoard(patient_source(cfg), fe.sample_rate_hz, n_chips=n_chips,
+                                  seed=fe.seed, realtime=fe.realtime)
+            spis: list[SpiDevice] = list(board.chips)
+            return cls(spis, board.drdy(0), fe.channels, sleep=board.sleep, board=board,
+                       device_names=tuple(f"emulated ADS1299 #{i + 1}" for i in range(n_chips)),
+                       **common)  # type: ignore[arg-type]
+        from appliance.frontend.ads1299.spi import SpidevSpi, open_drdy
+
+        spis = [SpidevSpi(fe.spi_bus, fe.spi_device + i, fe.spi_speed_hz) for i in range(n_chips)]
+        drdy = open_drdy(fe.drdy_pin, fe.sample_rate_hz)
+        names = tuple(f"spidev{fe.spi_bus}.{fe.spi_device + i}" for i in range(n_chips))
+        return cls(spis, drdy, fe.channels, device_names=names, **common)  # type: ignore[arg-type]
+
+    # -- lifecycle ---------------------------------------------------------------------------
+    def start(self) -> None:
+        """Power-up sequence on every chip (ID check first), then RDATAC + START on each."""
+        for chip, config in zip(self.chips, self.configs, strict=True):
+            chip.power_up(config)
+        for chip in self.chips:
+            chip.start()
+        self.health.connected = True
+
+    def reconfigure(self, configs: list[ChipConfig]) -> None:
+        """While streaming: STOP, SDATAC, WREG..., RDATAC, START on each chip. Frames read
+        before are delivered first; sample numbering continues (the pause is not a gap)."""
+        for chip, config in zip(self.chips, configs, strict=True):
+            chip.reconfigure(config)
+        self.configs = list(configs)
+        self._buf.clear()
+        self._seqs.clear()
+
+    def set_gain(self, gain: int) -> None:
+        self.reconfigure([replace(c, gains=(gain,) * N_CHIP_CHANNELS) for c in self.configs])
+
+    def stop(self) -> None:
+        for chip in self.chips:
+            if chip.streaming:
+                chip.stop()
+
+    def close(self) -> None:
+        if self._closed:
+            return
+        self._closed = True
+        try:
+            self.stop()
+        finally:
+            for chip in self.chips:
+                chip.spi.close()
+            self.drdy.close()
+            self.health.connected = False
+
+    def __enter__(self) -> Ads1299FrontEnd:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # -- reading -----------------------------------------------------------------------------
+    @property
+    def gains(self) -> np.ndarray:
+        return np.concatenate([np.asarray(c.gains, np.float64) for c in self.configs])
+
+    def _read_frames(self, n: int, timeout_s: float | None) -> bool:
+        """Append up to n frames to the buffer; False on a DRDY timeout (partial kept)."""
+        wait_s = self.stall_s if timeout_s is None else min(self.stall_s, timeout_s)
+        while len(self._seqs) < n:
+            if not self.drdy.wait(wait_s):
+                self._no_edge_s += wait_s
+                if self._no_edge_s >= self.stall_s - 1e-9 and not self._stalled:
+                    self._stalled = True
+                    self.health.stalls += 1
+                    self.health.last_error = (
+                        f"ADS1299 {self.chips[0].name}: no DRDY for {self._no_edge_s:.2f} s"
+                    )
+                return False
+            self._no_edge_s = 0.0
+            self._stalled = False
+            for chip in self.chips:
+                self._buf += bytes(chip.read_frame())
+            self._seqs.append(self.drdy.sequence)
+        return True
+
+    def read_frames(self, n: int, timeout_s: float | None = None) -> Frames | None:
+        """n decoded frames as they came (for the self test: raw counts and P/N lead-off);
+        None on a DRDY timeout. Gaps and corrupt frames are counted in `health`."""
+        if not self._read_frames(n, timeout_s):
+            return None
+        frames, _ = self._take()
+        return frames
+
+    def _take(self) -> tuple[Frames, np.ndarray]:
+        frames = decode_frames(bytes(self._buf), N_CHIP_CHANNELS, self.gains, len(self.chips))
+        seqs = np.asarray(self._seqs, np.int64)
+        self._buf.clear()
+        self._seqs.clear()
+        if self._seq_origin is None:
+            self._seq_origin = int(seqs[0])
+        index = seqs - self._seq_origin  # sample index since the stream started
+        prev = np.concatenate([[index[0] - 1 if self.health.samples == 0 else self._next], index])
+        self.health.missed_samples += int(np.sum(np.maximum(np.diff(prev) - 1, 0)))
+        self.health.corrupt_frames += frames.n_corrupt
+        self.health.samples += int(np.count_nonzero(frames.valid))
+        self._next = int(index[-1]) + 1
+        return frames, index
+
+    def read_block(self, timeout_s: float | None = None) -> SampleBlock | None:
+        if self._ready:
+            return self._ready.popleft()
+        if not self._read_frames(self.block_samples, timeout_s):
+            return None
+        frames, index = self._take()
+        t_s = time.monotonic()
+        n_ch = len(self.channel_names)
+        # runs of consecutive, valid samples: a gap or a corrupt frame starts a new block
+        good = frames.valid
+        brk = np.flatnonzero((np.diff(index) != 1) | (good[1:] != good[:-1])) + 1
+        for lo, hi in zip(np.r_[0, brk], np.r_[brk, len(index)], strict=True):
+            if not good[lo]:
+                continue
+            off = frames.lead_off_p[:n_ch, lo:hi] | frames.lead_off_n[:n_ch, lo:hi]
+            self._ready.append(SampleBlock(
+                data_uv=frames.data_uv[:n_ch, lo:hi].copy(),
+                trigger=frames.trigger[lo:hi].copy(),
+                saturated=frames.saturated[:n_ch, lo:hi].copy(),
+                lead_off=off.any(axis=1),
+                first_sample=int(index[lo]),
+                sample_rate_hz=self.sample_rate_hz,
+                t_monotonic_s=t_s,
+            ))
+        self.health.extra["last_drdy_sequence"] = float(self.drdy.sequence)
+        if not self._ready:  # every frame of the block was corrupt: try again next call
+            return None
+        return self._ready.popleft()

@@ -1,0 +1,179 @@
+"""The two hardware seams of the ADS1299: an SPI device shaped like spidev, and the DRDY line.
+
+Real implementations import their libraries lazily, so this module imports anywhere; they only
+open on a Raspberry Pi (spidev; libgpiod v2 `gpiod`, else the RPi.GPIO API from rpi-lgpio).
+Stand-ins with the same surface live in `emulator.py`.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Protocol
+
+from appliance.errors import FrontEndError
+
+SPI_MODE = 1  # ADS1299: CPOL=0, CPHA=1
+
+
+class SpiDevice(Protocol):
+    """The spidev.SpiDev surface we use. One call = one chip-select-low transaction."""
+
+    mode: int
+    max_speed_hz: int
+
+    def xfer2(self, data: list[int]) -> list[int]: ...
+
+    def readbytes(self, n: int) -> list[int]: ...
+
+    def close(self) -> None: ...
+
+
+class Drdy(Protocol):
+    """The DRDY line. `wait` returns True on a falling edge (a conversion is ready), False when
+    none came within `timeout_s`. `sequence` is the sequence number of the latest edge seen:
+    it grows by one per conversion, so a jump of k means k - 1 conversions were not read."""
+
+    sequence: int
+
+    def wait(self, timeout_s: float) -> bool: ...
+
+    def close(self) -> None: ...
+
+
+class SpidevSpi:
+    """spidev on /dev/spidev<bus>.<device>, SPI mode 1, MSB first."""
+
+    def __init__(self, bus: int = 0, device: int = 0, speed_hz: int = 2_000_000) -> None:
+        self.path = f"/dev/spidev{bus}.{device}"
+        try:
+            import spidev  # type: ignore[import-not-found]
+        except ImportError as e:
+            raise FrontEndError(
+                f"ADS1299 on {self.path}: the spidev module is not installed "
+                "(it is a Raspberry Pi dependency: pip install spidev)."
+            ) from e
+        self._dev = spidev.SpiDev()
+        try:
+            self._dev.open(bus, device)
+        except OSError as e:
+            raise FrontEndError(
+                f"ADS1299 on {self.path}: cannot open it ({e.strerror}); enable SPI with "
+                "`dtparam=spi=on` in /boot/firmware/config.txt and check the user is in group spi."
+            ) from e
+        self._dev.mode = SPI_MODE
+        self._dev.max_speed_hz = speed_hz
+        self._dev.bits_per_word = 8
+        self._closed = False
+
+    @property
+    def mode(self) -> int:
+        return int(self._dev.mode)
+
+    @mode.setter
+    def mode(self, value: int) -> None:
+        self._dev.mode = value
+
+    @property
+    def max_speed_hz(self) -> int:
+        return int(self._dev.max_speed_hz)
+
+    @max_speed_hz.setter
+    def max_speed_hz(self, value: int) -> None:
+        self._dev.max_speed_hz = value
+
+    def xfer2(self, data: list[int]) -> list[int]:
+        return list(self._dev.xfer2(list(data)))
+
+    def readbytes(self, n: int) -> list[int]:
+        return list(self._dev.readbytes(n))
+
+    def close(self) -> None:
+        if not self._closed:
+            self._closed = True
+            self._dev.close()
+
+
+class GpiodDrdy:
+    """DRDY via libgpiod v2: falling-edge events carry the kernel's line sequence number, so
+    missed conversions are counted exactly even when this process was descheduled."""
+
+    def __init__(self, pin: int, chip_path: str = "/dev/gpiochip0") -> None:
+        import gpiod  # type: ignore[import-not-found]
+        from gpiod.line import Bias, Direction, Edge  # type: ignore[import-not-found]
+
+        self.name = f"DRDY on BCM{pin} ({chip_path})"
+        self.pin = pin
+        try:
+            self._req = gpiod.request_lines(
+                chip_path, consumer="ionm-ads1299",
+                config={pin: gpiod.LineSettings(direction=Direction.INPUT,
+                                                edge_detection=Edge.FALLING, bias=Bias.PULL_UP)},
+            )
+        except OSError as e:
+            raise FrontEndError(f"ADS1299 {self.name}: cannot request the line ({e}).") from e
+        self.sequence = 0
+        self._closed = False
+
+    def wait(self, timeout_s: float) -> bool:
+        if not self._req.wait_edge_events(timeout_s):
+            return False
+        events = self._req.read_edge_events()
+        if not events:
+            return False
+        self.sequence = int(events[-1].line_seqno)  # the latest; earlier ones were missed
+        return True
+
+    def close(self) -> None:
+        if not self._closed:
+            self._closed = True
+            self._req.release()
+
+
+class RpiGpioDrdy:
+    """DRDY via the RPi.GPIO API (rpi-lgpio). It has no edge sequence numbers, so `sequence`
+    is estimated from the time between edges at the known data rate."""
+
+    def __init__(self, pin: int, sample_rate_hz: float) -> None:
+        try:
+            import RPi.GPIO as GPIO  # type: ignore[import-not-found]  # noqa: N814
+        except ImportError as e:
+            raise FrontEndError(
+                f"ADS1299 DRDY on BCM{pin}: neither gpiod (libgpiod v2) nor RPi.GPIO "
+                "(pip install rpi-lgpio) is importable."
+            ) from e
+        self._gpio = GPIO
+        self.pin = pin
+        self.period_s = 1.0 / sample_rate_hz
+        try:
+            GPIO.setmode(GPIO.BCM)
+            GPIO.setup(pin, GPIO.IN, pull_up_down=GPIO.PUD_UP)
+        except (RuntimeError, OSError) as e:
+            raise FrontEndError(f"ADS1299 DRDY on BCM{pin}: cannot set it up ({e}).") from e
+        self.sequence = 0
+        self._last_t: float | None = None
+        self._closed = False
+
+    def wait(self, timeout_s: float) -> bool:
+        ch = self._gpio.wait_for_edge(self.pin, self._gpio.FALLING,
+                                      timeout=max(1, int(timeout_s * 1000)))
+        if ch is None:
+            return False
+        now = time.monotonic()
+        step = 1 if self._last_t is None else max(1, round((now - self._last_t) / self.period_s))
+        self._last_t = now
+        self.sequence += step
+        return True
+
+    def close(self) -> None:
+        if not self._closed:
+            self._closed = True
+            self._gpio.cleanup(self.pin)
+
+
+def open_drdy(pin: int, sample_rate_hz: float) -> Drdy:
+    """gpiod v2 if importable (exact sequence numbers), else the RPi.GPIO API."""
+    try:
+        import gpiod  # type: ignore[import-not-found]  # noqa: F401
+    except ImportError:
+        return RpiGpioDrdy(pin, sample_rate_hz)
+    return GpiodDrdy(pin)
