@@ -7,6 +7,7 @@ from appliance.validate import field
 class DeviceSettings:
     id: str = field("ionm-dev", help="device id used in MQTT topics; letters, digits, '-' and '_'")
     name: str = field("IONM appliance", help="human-readable name shown in the birth message")
+    location: str = field("", help="where the device is, e.g. 'OR 3' (birth message)")
 
     def check(self, path: str) -> None:
         import re

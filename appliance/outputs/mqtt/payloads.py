@@ -1,0 +1,116 @@
+"""Payloads: the envelope every message carries, JSON encoding, birth/death, compact waveforms.
+
+Envelope (added to the shared body shapes, flat): seq (per topic stream, persisted), msg_id
+(uuid4, for de-duplication), device, t_utc (publish time unless the body has its own t_utc, as an
+alarm event does: then the event time is kept).
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import math
+import uuid
+from datetime import UTC, datetime
+from typing import Any
+
+import numpy as np
+
+from appliance import __version__
+
+WAVEFORM_ENCODING = "int16-le-base64"
+
+
+def utc_now() -> str:
+    return datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+def envelope(body: dict[str, Any], seq: int, device: str) -> dict[str, Any]:
+    out = dict(body)
+    out["seq"] = seq
+    out["msg_id"] = str(uuid.uuid4())
+    out["device"] = device
+    out.setdefault("t_utc", utc_now())
+    return out
+
+
+def _plain(x: Any) -> Any:
+    """JSON-able copy: numpy scalars/arrays to Python, non-finite floats to None."""
+    if isinstance(x, dict):
+        return {str(k): _plain(v) for k, v in x.items()}
+    if isinstance(x, list | tuple):
+        return [_plain(v) for v in x]
+    if isinstance(x, np.ndarray):
+        return _plain(x.tolist())
+    if isinstance(x, np.generic):
+        return _plain(x.item())
+    if isinstance(x, float) and not math.isfinite(x):
+        return None
+    if hasattr(x, "value") and isinstance(x.value, str | int):  # enums
+        return x.value
+    return x
+
+
+def to_json(d: dict[str, Any]) -> bytes:
+    """Compact JSON; the fast path fails over to a sanitising copy (numpy, NaN, enums)."""
+    try:
+        return json.dumps(d, separators=(",", ":"), allow_nan=False).encode()
+    except (TypeError, ValueError):
+        return json.dumps(_plain(d), separators=(",", ":"), allow_nan=False,
+                          default=str).encode()
+
+
+def encode_waveform(trace_uv: np.ndarray) -> dict[str, Any]:
+    """(n_times,) µV -> {"encoding","scale_uv","data"}: int16 little-endian, base64.
+
+    scale_uv (µV per count) is chosen so the largest |sample| maps to 32767; a flat trace gets
+    scale 1e-3. Quantisation error is at most scale_uv / 2.
+    """
+    x = np.nan_to_num(np.asarray(trace_uv, dtype=np.float64), nan=0.0)
+    peak = float(np.max(np.abs(x))) if x.size else 0.0
+    scale = peak / 32767.0 if peak > 0 else 1e-3
+    counts = np.clip(np.rint(x / scale), -32768, 32767).astype("<i2")
+    return {
+        "encoding": WAVEFORM_ENCODING,
+        "scale_uv": scale,
+        "data": base64.b64encode(counts.tobytes()).decode("ascii"),
+    }
+
+
+def decode_waveform(d: dict[str, Any]) -> np.ndarray:
+    """Inverse of encode_waveform: (n_times,) float64 µV."""
+    if d.get("encoding") != WAVEFORM_ENCODING:
+        raise ValueError(f"waveform encoding: got {d.get('encoding')!r}, "
+                         f"allowed: {WAVEFORM_ENCODING!r}")
+    raw = base64.b64decode(d["data"])
+    return np.frombuffer(raw, dtype="<i2").astype(np.float64) * float(d["scale_uv"])
+
+
+def status(cfg: Any, session: int, online: bool) -> dict[str, Any]:
+    """Birth (online=True) or death (online=False, the Last Will) on the retained status topic.
+
+    seq is derived from the session so birth < death < next birth: 2*session and 2*session+1.
+    A death certificate's t_utc is when its session began (the will is fixed at CONNECT).
+    """
+    body: dict[str, Any] = {
+        "type": "status",
+        "online": online,
+        "session": session,
+        "software_version": __version__,
+        "config_hash": cfg.hash,
+    }
+    if online:
+        body.update(
+            name=cfg.device.name,
+            location=cfg.device.location,
+            sample_rate_hz=cfg.frontend.sample_rate_hz,
+            channels=list(cfg.frontend.channels),
+            sites=[
+                {"name": s.name, "modality": s.modality, "channels": list(s.channels),
+                 "rate_hz": s.rate_hz}
+                for s in cfg.analysis.sites
+            ],
+            modalities=sorted({s.modality for s in cfg.analysis.sites}),
+            keepalive_s=cfg.mqtt.keepalive_s,
+        )
+    return envelope(body, 2 * session + (0 if online else 1), cfg.device.id)
