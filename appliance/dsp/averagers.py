@@ -182,10 +182,11 @@ class MovingAverager(_WeightedSums):
 
 
 class ExponentialAverager(_WeightedSums):
-    """avg <- (1 - alpha) avg + alpha x, started without bias (the first sweep is the average).
+    """Exponentially weighted average: each sweep's weight shrinks by (1 - alpha) per newer one.
 
-    Each older sweep's weight shrinks by (1 - alpha) per new sweep; n_effective tends to
-    (2 - alpha) / alpha.
+    average = sum (1 - alpha)^age x / sum (1 - alpha)^age, so the first sweep alone is the
+    average and early sweeps are not biased toward it; after a few 1/alpha sweeps this is the
+    recursion avg <- (1 - alpha) avg + alpha x. n_effective tends to (2 - alpha) / alpha.
     """
 
     def __init__(self, alpha: float, n_channels: int, n_times: int) -> None:

@@ -1,11 +1,19 @@
 """Peaks of an average: named components with sub-sample latency and a confidence.
 
 `find_peak` looks for the extremum of the expected polarity inside a search window, refines
-it by a parabola through the three samples around it (sub-sample latency and amplitude), and
-scores it by its prominence — how far it stands out from the lower of its two flanking
-troughs inside the window — against the residual noise of the average:
+it by a parabola (sub-sample latency and amplitude) — through the three samples around it, or
+least-squares over +-fit_ms when given, which averages out noise on broad peaks such as N20 —
+and
+scores it against the residual noise of the average by how far it stands out both from the
+baseline (zero: averages are baseline-corrected) and from its flanks (prominence: height above
+the higher of the lowest points on either side inside the window):
 
-    z = prominence / noise_uv,   confidence = z^2 / (z^2 + min_snr^2)   (0.5 at z = min_snr)
+    z = min(polarity * amplitude, prominence) / noise_uv
+    confidence = z^2 / (z^2 + min_snr^2)          (0.5 at z = min_snr)
+
+Prominence alone is not enough: in a window of ~40 independent noise samples the largest
+wiggle stands 4-5 noise SDs above its flanks, while the largest excursion from zero rarely
+passes 3 SDs.
 
 A peak on the edge of the window (a slope, not a turning point) or with z < min_snr is not
 found: found=False, latency and amplitude NaN. Every number is float64, found or not.
@@ -30,16 +38,17 @@ class ComponentSpec:
     name: str
     window_ms: tuple[float, float]
     polarity: int
+    fit_ms: float = 0.0  # half-width of the least-squares parabola (0: three samples)
 
 
 # Typical search windows (ms) for the components in the clinical spec; modalities may override.
 COMPONENTS: dict[str, ComponentSpec] = {c.name: c for c in (
-    ComponentSpec("N9", (7.0, 12.0), NEGATIVE),     # Erb's point, median nerve
-    ComponentSpec("N13", (11.0, 16.0), NEGATIVE),   # cervical
-    ComponentSpec("N20", (16.0, 25.0), NEGATIVE),   # cortical, median nerve
-    ComponentSpec("P25", (21.0, 35.0), POSITIVE),
-    ComponentSpec("P37", (30.0, 45.0), POSITIVE),   # cortical, posterior tibial nerve
-    ComponentSpec("N45", (38.0, 55.0), NEGATIVE),
+    ComponentSpec("N9", (7.0, 12.0), NEGATIVE, 0.5),     # Erb's point, median nerve
+    ComponentSpec("N13", (11.0, 16.0), NEGATIVE, 0.5),   # cervical
+    ComponentSpec("N20", (16.0, 25.0), NEGATIVE, 0.75),  # cortical, median nerve
+    ComponentSpec("P25", (21.0, 35.0), POSITIVE, 1.0),
+    ComponentSpec("P37", (30.0, 45.0), POSITIVE, 1.0),   # cortical, posterior tibial nerve
+    ComponentSpec("N45", (38.0, 55.0), NEGATIVE, 1.0),
     ComponentSpec("I", (1.0, 2.3), POSITIVE),       # BAEP waves, vertex positive
     ComponentSpec("III", (3.0, 4.6), POSITIVE),
     ComponentSpec("V", (4.8, 7.5), POSITIVE),
@@ -69,7 +78,8 @@ def _window(t_ms: np.ndarray, window_ms: tuple[float, float]) -> np.ndarray:
 
 
 def find_peak(trace: np.ndarray, t_ms: np.ndarray, window_ms: tuple[float, float],
-              polarity: int, noise_uv: float, name: str = "", min_snr: float = 3.0) -> Peak:
+              polarity: int, noise_uv: float, name: str = "", min_snr: float = 3.0,
+              fit_ms: float = 0.0) -> Peak:
     """trace (n_times,) µV, t_ms (n_times,) evenly spaced -> Peak (see module doc)."""
     y = np.asarray(trace, dtype=np.float64)
     t = np.asarray(t_ms, dtype=np.float64)
@@ -83,18 +93,26 @@ def find_peak(trace: np.ndarray, t_ms: np.ndarray, window_ms: tuple[float, float
     i = int(np.argmax(s))
     if i == 0 or i == len(idx) - 1:
         return missing  # extremum on the window edge: a slope, not a turning point
-    prominence = s[i] - max(s[:i].min(), s[i + 1:].min())
+    height = min(s[i] - max(s[:i].min(), s[i + 1:].min()), s[i])
     noise = float(noise_uv)
-    z = prominence / noise if noise > 0 else (math.inf if prominence > 0 else 0.0)
+    z = height / noise if noise > 0 else (math.inf if height > 0 else 0.0)
+    z = max(z, 0.0)
     confidence = float(z * z / (z * z + min_snr * min_snr)) if math.isfinite(z) else 1.0
     if z < min_snr:
         return Peak(name, math.nan, math.nan, confidence, False)
-    y0, y1, y2 = s[i - 1], s[i], s[i + 1]
-    den = y0 - 2.0 * y1 + y2
-    delta = 0.5 * (y0 - y2) / den if den != 0 else 0.0
-    dt = t[idx[i + 1]] - t[idx[i]]
-    latency = float(t[idx[i]] + delta * dt)
-    amplitude = float(polarity * (y1 - 0.25 * (y0 - y2) * delta))
+    dt = t[1] - t[0]
+    h = max(1, int(round(fit_ms / dt)))
+    j = idx[i]
+    lo, hi = max(0, j - h), min(len(y), j + h + 1)
+    if hi - lo < 3:
+        lo, hi = j - 1, j + 2
+    # Parabola a u^2 + b u + c through polarity*y around the extremum (u in samples from j).
+    u = np.arange(lo - j, hi - j, dtype=np.float64)
+    a, b, c = np.polyfit(u, polarity * y[lo:hi], 2)
+    vertex = -b / (2 * a) if a < 0 else 0.0
+    vertex = float(np.clip(vertex, u[0], u[-1]))  # a noisy fit never leaves its samples
+    latency = float(t[j] + vertex * dt)
+    amplitude = float(polarity * (a * vertex * vertex + b * vertex + c))
     return Peak(name, latency, amplitude, confidence, True)
 
 
@@ -105,7 +123,7 @@ def find_components(trace: np.ndarray, t_ms: np.ndarray, specs, noise_uv: float,
     for spec in specs:
         spec = COMPONENTS[spec] if isinstance(spec, str) else spec
         out[spec.name] = find_peak(trace, t_ms, spec.window_ms, spec.polarity, noise_uv,
-                                   spec.name, min_snr)
+                                   spec.name, min_snr, spec.fit_ms)
     return out
 
 
