@@ -1,0 +1,217 @@
+"""Flash rate, duty and buzzer bursts measured from recorded GPIO transitions, idle and while a
+numpy workload runs flat out on another thread. Limits are the standard's (IEC 60601-1-8), not a
+timing of our own code."""
+
+from __future__ import annotations
+
+import time
+
+import numpy as np
+import pytest
+
+from appliance.alarms import Display
+from appliance.conditions import Priority
+from appliance.outputs.gpio import RecordingBackend
+from appliance.outputs.lights import Lights
+
+HIGH = Display(highest=Priority.HIGH, highest_physiological=Priority.HIGH, audio=Priority.HIGH)
+MEDIUM = Display(highest=Priority.MEDIUM, highest_physiological=Priority.MEDIUM,
+                 audio=Priority.MEDIUM)
+RECORD_S = 7.0  # two high bursts (3.4 s + 3 s silence) and > 3 medium flashes
+
+
+def bursts(backend: RecordingBackend, since_s: float) -> list[tuple[np.ndarray, np.ndarray]]:
+    """Buzzer pulses grouped into bursts: [(pulse starts (n,), pulse ends (n,)), ...]."""
+    t, s = backend.edges("buzzer", since_s)
+    starts, ends = t[s], t[~s]
+    ends = ends[ends > starts[0]]
+    n = min(starts.size, ends.size)
+    starts, ends = starts[:n], ends[:n]
+    cut = np.flatnonzero(starts[1:] - ends[:-1] > 1.5) + 1
+    return list(zip(np.split(starts, cut), np.split(ends, cut), strict=True))
+
+
+def group_sizes(starts: np.ndarray, ends: np.ndarray) -> list[int]:
+    gaps = starts[1:] - ends[:-1]
+    cut = np.flatnonzero(gaps > 0.2) + 1
+    return [len(g) for g in np.split(starts, cut)]
+
+
+@pytest.mark.parametrize("load", ["idle", "numpy"])
+def test_flash_rate_duty_and_bursts_within_standard(load, request, record_property):
+    if load == "numpy":
+        counter = request.getfixturevalue("busy_numpy")
+    hi, med = RecordingBackend(), RecordingBackend()
+    pins = {"red": 17, "yellow": 27, "cyan": 22, "buzzer": 24}
+    with Lights(hi, pins) as lh, Lights(med, pins) as lm:
+        t0 = time.monotonic()
+        lh.show(HIGH)
+        lm.show(MEDIUM)
+        time.sleep(RECORD_S)
+    if load == "numpy":
+        assert counter[0] > 10  # the workload really ran alongside
+
+    period, duty = hi.flash_timing("red", t0)
+    assert period.size >= 12
+    assert np.all((period >= 1 / 2.8) & (period <= 1 / 1.4)), period
+    assert np.all((duty >= 0.2) & (duty <= 0.6)), duty
+    m_period, m_duty = med.flash_timing("yellow", t0)
+    assert m_period.size >= 3
+    assert np.all((m_period >= 1 / 0.8) & (m_period <= 1 / 0.4)), m_period
+    assert np.all((m_duty >= 0.2) & (m_duty <= 0.6)), m_duty
+    # the other lamps stay dark: the priority has one colour
+    assert not any(t.state for t in hi.history("yellow") + med.history("red"))
+
+    hb = bursts(hi, t0)
+    assert len(hb) >= 2
+    for starts, ends in hb[:-1]:  # whole bursts
+        assert starts.size == 10 and group_sizes(starts, ends) == [3, 2, 3, 2]
+        assert np.all((ends - starts >= 0.075) & (ends - starts <= 0.2))
+    silence = hb[1][0][0] - hb[0][1][-1]
+    assert 2.5 <= silence <= 4.0
+    mb = bursts(med, t0)
+    assert len(mb) >= 2 and all(s.size == 3 for s, _ in mb[:-1])
+    assert 2.5 <= mb[1][0][0] - mb[0][1][-1] <= 4.0
+
+    jitter_ms = 1000 * max(np.abs(period - 0.5).max(), np.abs(m_period - 2.0).max(),
+                           np.abs(duty * period - 0.25).max())
+    record_property(f"lights_worst_jitter_ms_{load}", round(float(jitter_ms), 3))
+    print(f"worst flash jitter ({load}): {jitter_ms:.2f} ms")
+
+
+def shown(backend: RecordingBackend, name: str, since_s: float) -> str:
+    """'off', 'on' or 'flashing' from the recorded changes of `name` since `since_s`."""
+    t, s = backend.edges(name, since_s)
+    last = backend.history(name)
+    level = last[-1].state if last else False
+    if t.size >= 2:
+        return "flashing"
+    return "on" if level else "off"
+
+
+def lamps(backend: RecordingBackend, since_s: float) -> dict[str, str]:
+    return {n: shown(backend, n, since_s) for n in ("red", "yellow", "cyan", "paused")}
+
+
+CASES = [
+    (Display(highest=Priority.LOW, highest_physiological=Priority.LOW),
+     {"red": "off", "yellow": "on", "cyan": "off", "paused": "off"}),
+    (Display(highest=Priority.LOW, highest_technical=Priority.LOW),
+     {"red": "off", "yellow": "off", "cyan": "on", "paused": "off"}),
+    # technical high: red flashing plus cyan, never red alone
+    (Display(highest=Priority.HIGH, highest_technical=Priority.HIGH),
+     {"red": "flashing", "yellow": "off", "cyan": "on", "paused": "off"}),
+    (Display(highest=Priority.MEDIUM, highest_technical=Priority.MEDIUM),
+     {"red": "off", "yellow": "flashing", "cyan": "on", "paused": "off"}),
+    (Display(highest=Priority.HIGH, highest_physiological=Priority.HIGH, audio_paused=True),
+     {"red": "flashing", "yellow": "off", "cyan": "off", "paused": "on"}),
+    (Display(), {"red": "off", "yellow": "off", "cyan": "off", "paused": "off"}),
+]
+
+
+def test_encoding_of_each_display(light_recorder):
+    pins = {"red": 17, "yellow": 27, "cyan": 22, "paused": 18}
+    with Lights(light_recorder, pins) as lights:
+        for display, expected in CASES:
+            lights.show(Display())
+            time.sleep(0.05)
+            t0 = time.monotonic()
+            lights.show(display)
+            time.sleep(0.8)  # > one red period, < one yellow period (yellow: first edge only)
+            got = lamps(light_recorder, t0)
+            if expected["yellow"] == "flashing":
+                t, s = light_recorder.edges("yellow", t0)
+                got["yellow"] = "flashing" if s.tolist() == [True] else got["yellow"]
+            assert got == expected, display
+
+
+def test_highest_priority_wins_end_to_end(manager, cond, light_recorder, clock):
+    from appliance.conditions import Kind
+
+    manager.update(cond("low", Kind.PHYSIOLOGICAL, Priority.LOW))
+    manager.update(cond("med", Kind.PHYSIOLOGICAL, Priority.MEDIUM))
+    manager.update(cond("high", Kind.PHYSIOLOGICAL, Priority.HIGH))
+    pins = {"red": 17, "yellow": 27, "cyan": 22}
+    t0 = time.monotonic()
+    with Lights(light_recorder, pins, source=manager.display):
+        time.sleep(1.2)  # the thread polls the manager (show() every 50 ms keeps the rhythm)
+        period, _ = light_recorder.flash_timing("red", t0)
+        assert period.size >= 1 and np.all(np.abs(period - 0.5) < 0.05)
+        assert shown(light_recorder, "yellow", t0) == "off"
+        assert shown(light_recorder, "cyan", t0) == "off"  # nothing technical
+        manager.acknowledge("button")  # still present: lights stay
+        manager.update(cond("high", active=False))
+        time.sleep(0.3)
+        # high ended after acknowledgement: medium (yellow flashing) now wins
+        t1 = time.monotonic()
+        time.sleep(0.3)
+        assert shown(light_recorder, "red", t1) == "off"
+        assert light_recorder.history("yellow")[-1].state is True
+
+
+def test_audio_pause_shown_and_buzzer_silenced(manager, cond, light_recorder):
+    manager.update(cond())
+    pins = {"red": 17, "paused": 18, "buzzer": 24}
+    with Lights(light_recorder, pins, source=manager.display):
+        t_start = time.monotonic()
+        time.sleep(0.3)
+        assert shown(light_recorder, "buzzer", t_start) == "flashing"  # buzzing
+        manager.audio_pause("button")
+        time.sleep(0.15)
+        t0 = time.monotonic()
+        time.sleep(1.0)
+        assert shown(light_recorder, "paused", t0) == "on"
+        assert shown(light_recorder, "buzzer", t0) == "off"
+        assert shown(light_recorder, "red", t0) == "flashing"  # the light continues
+
+
+def test_green_goes_dark_within_timeout_when_not_renewed(light_recorder):
+    with Lights(light_recorder, {"green": 23}, monitoring_timeout_s=1.0) as lights:
+        for _ in range(6):
+            lights.set_monitoring(True)
+            time.sleep(0.2)
+        assert [t.state for t in light_recorder.history("green")] == [False, True]
+        last_renew = time.monotonic()
+        lights.set_monitoring(True)
+        time.sleep(1.3)
+        off = light_recorder.history("green")[-1]
+        assert off.state is False
+        assert 0.9 <= off.t_s - last_renew <= 1.1
+        lights.set_monitoring(True)
+        time.sleep(0.05)
+        t_drop = time.monotonic()
+        lights.set_monitoring(False)  # cannot see the patient: dark at once
+        time.sleep(0.1)
+        off = light_recorder.history("green")[-1]
+        assert off.state is False and off.t_s - t_drop < 0.05
+
+
+def test_lamp_test_lights_everything(light_recorder):
+    pins = {"red": 17, "yellow": 27, "cyan": 22, "green": 23, "paused": 18, "buzzer": 24}
+    with Lights(light_recorder, pins) as lights:
+        t0 = time.monotonic()
+        lights.lamp_test(1.0)
+        hist = [t for t in light_recorder.transitions if t.t_s >= t0]
+        for name in pins:
+            assert any(t.name == name and t.state for t in hist), name
+        # replay: all lamps on together once, each alone once, and all off at the end
+        lamps_ = set(pins) - {"buzzer"}
+        level = dict.fromkeys(pins, False)
+        together, alone = False, set()
+        for t in hist:
+            level[t.name] = t.state
+            on = {n for n, v in level.items() if v and n != "buzzer"}
+            together = together or on == lamps_
+            if len(on) == 1:
+                alone |= on
+        assert together
+        assert alone == lamps_
+        assert not any(level.values())
+
+
+def test_active_low_outputs_invert(light_recorder):
+    with Lights(light_recorder, {"cyan": 22}, active_high=False) as lights:
+        lights.show(Display(highest=Priority.LOW, highest_technical=Priority.LOW))
+        time.sleep(0.1)
+    states = [t.state for t in light_recorder.history("cyan")]
+    assert states == [True, False, True]  # off (high), on (low), off at close (high)
