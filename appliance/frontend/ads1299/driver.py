@@ -112,6 +112,7 @@ class Ads1299Chip:
     n_channels: int = N_CHIP_CHANNELS
     config: ChipConfig = field(default_factory=ChipConfig)
     streaming: bool = False
+    id_byte: int | None = None  # as read by check_id
 
     @property
     def frame_bytes(self) -> int:
@@ -133,7 +134,7 @@ class Ads1299Chip:
 
     def check_id(self) -> int:
         """Read the ID register; return the chip's channel count or raise naming both IDs."""
-        chip_id = self.read_id()
+        chip_id = self.id_byte = self.read_id()
         n = ID_CHANNELS.get(chip_id & 0x1F)
         if n is None:
             raise FrontEndError(

@@ -125,7 +125,9 @@ class Ads1299Emulator:
         return self._edges_before + k + 1
 
     def invalidate(self) -> None:
+        """Forget precomputed frames (registers, lead-off or faults changed)."""
         self._cache_first = -1
+        self._cache = self._cache[:0]
         self._out_conv = -2
 
     def _restart_conversions(self, running: bool) -> None:
