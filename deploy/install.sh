@@ -1,0 +1,180 @@
+#!/usr/bin/env bash
+# Install the open IONM appliance on Raspberry Pi OS (bookworm). Research use; not a medical device.
+#
+#   sudo deploy/install.sh            install or update (idempotent: safe to run again)
+#   deploy/install.sh --dry-run       print every step, change nothing (no root needed)
+#
+# Steps: apt packages; system user `ionm` in groups gpio and spi; SPI enabled
+# (dtparam=spi=on in /boot/firmware/config.txt); venv in /opt/ionm/venv with this checkout;
+# config in /etc/ionm (an existing ionm.toml is never overwritten); mosquitto with the TLS/ACL
+# templates of deploy/mosquitto/ and a local CA + server certificate; the systemd unit enabled.
+set -euo pipefail
+
+SRC="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+PREFIX="${IONM_PREFIX:-/opt/ionm}"
+CONF_DIR="${IONM_CONF_DIR:-/etc/ionm}"
+UNIT_DIR="${IONM_UNIT_DIR:-/etc/systemd/system}"
+MOSQ_DIR="${IONM_MOSQ_DIR:-/etc/mosquitto}"
+BOOT_CONFIG="${IONM_BOOT_CONFIG:-/boot/firmware/config.txt}"
+[ -e "$BOOT_CONFIG" ] || [ ! -e /boot/config.txt ] || BOOT_CONFIG=/boot/config.txt  # pre-bookworm
+USER_NAME=ionm
+APT_PACKAGES=(python3 python3-venv python3-dev build-essential pkg-config libsystemd-dev
+    swig liblgpio-dev mosquitto mosquitto-clients openssl)
+DRY_RUN=0
+REBOOT_NEEDED=0
+
+usage() {
+    sed -n '2,11p' "$0" | sed 's/^# \{0,1\}//'
+}
+
+for arg in "$@"; do
+    case "$arg" in
+        --dry-run | -n) DRY_RUN=1 ;;
+        -h | --help) usage; exit 0 ;;
+        *) echo "install.sh: unknown option '$arg' (allowed: --dry-run, --help)" >&2; exit 2 ;;
+    esac
+done
+
+step() { printf '\n== %s\n' "$*"; }
+# run CMD...: print it; execute it unless --dry-run
+run() {
+    printf '+ %s\n' "$*"
+    if [ "$DRY_RUN" -eq 0 ]; then "$@"; fi
+}
+skip() { printf '  (already done: %s)\n' "$*"; }
+
+if [ "$DRY_RUN" -eq 0 ] && [ "$(id -u)" -ne 0 ]; then
+    echo "install.sh: run as root (sudo), or with --dry-run to see the steps" >&2
+    exit 1
+fi
+
+step "0. check the system"
+if [ -r /etc/os-release ]; then
+    # shellcheck disable=SC1091
+    . /etc/os-release
+    echo "  system: ${PRETTY_NAME:-unknown}"
+    [ "${VERSION_CODENAME:-}" = bookworm ] || echo "  note: written for Raspberry Pi OS bookworm"
+fi
+echo "  source: $SRC"
+
+step "1. apt packages"
+missing=()
+for p in "${APT_PACKAGES[@]}"; do
+    dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p")
+done
+if [ ${#missing[@]} -gt 0 ]; then
+    run apt-get update -qq
+    run env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends \
+        "${missing[@]}"
+else
+    skip "all of ${APT_PACKAGES[*]}"
+fi
+
+step "2. user $USER_NAME in groups gpio and spi"
+for g in gpio spi; do
+    if getent group "$g" >/dev/null; then skip "group $g"; else run groupadd --system "$g"; fi
+done
+if id "$USER_NAME" >/dev/null 2>&1; then
+    skip "user $USER_NAME"
+else
+    run useradd --system --user-group --home-dir /var/lib/ionm --no-create-home \
+        --shell /usr/sbin/nologin "$USER_NAME"
+fi
+if id -nG "$USER_NAME" 2>/dev/null | tr ' ' '\n' | grep -qx spi \
+    && id -nG "$USER_NAME" 2>/dev/null | tr ' ' '\n' | grep -qx gpio; then
+    skip "$USER_NAME in gpio, spi"
+else
+    run usermod -a -G gpio,spi "$USER_NAME"
+fi
+
+step "3. SPI enabled ($BOOT_CONFIG)"
+if [ -e "$BOOT_CONFIG" ] && grep -Eq '^[[:space:]]*dtparam=spi=on' "$BOOT_CONFIG"; then
+    skip "dtparam=spi=on"
+else
+    printf '+ append "dtparam=spi=on" to %s\n' "$BOOT_CONFIG"
+    if [ "$DRY_RUN" -eq 0 ]; then
+        printf '\n# open IONM appliance: ADS1299 on SPI0\ndtparam=spi=on\n' >>"$BOOT_CONFIG"
+    fi
+    REBOOT_NEEDED=1
+fi
+
+step "4. Python venv in $PREFIX/venv"
+if [ -x "$PREFIX/venv/bin/python" ]; then
+    skip "venv exists"
+else
+    run install -d -m 0755 "$PREFIX"
+    run python3 -m venv "$PREFIX/venv"
+fi
+# always (re)install this checkout: updates the appliance in place
+run "$PREFIX/venv/bin/python" -m pip install -q --upgrade pip
+run "$PREFIX/venv/bin/python" -m pip install -q "$SRC"
+
+step "5. configuration in $CONF_DIR"
+run install -d -m 0750 -o root -g "$USER_NAME" "$CONF_DIR"
+if [ -e "$CONF_DIR/ionm.toml" ]; then
+    skip "$CONF_DIR/ionm.toml exists (never overwritten)"
+else
+    example="$SRC/deploy/ionm.toml"
+    if [ -e "$example" ]; then
+        run install -m 0640 -o root -g "$USER_NAME" "$example" "$CONF_DIR/ionm.toml"
+    else
+        printf '+ write a minimal %s (ADS1299 on SPI0, cases in /var/lib/ionm/cases)\n' \
+            "$CONF_DIR/ionm.toml"
+        if [ "$DRY_RUN" -eq 0 ]; then
+            printf '[frontend]\nkind = "ads1299"\n\n[recording]\ndirectory = "%s"\n' \
+                /var/lib/ionm/cases >"$CONF_DIR/ionm.toml"
+            chgrp "$USER_NAME" "$CONF_DIR/ionm.toml"
+            chmod 0640 "$CONF_DIR/ionm.toml"
+        fi
+    fi
+fi
+
+step "6. mosquitto: TLS and ACL templates from deploy/mosquitto/"
+shopt -s nullglob
+confs=("$SRC"/deploy/mosquitto/*.conf)
+acls=("$SRC"/deploy/mosquitto/*.acl)
+shopt -u nullglob
+for f in "${confs[@]}"; do
+    run install -m 0644 "$f" "$MOSQ_DIR/conf.d/$(basename "$f")"
+done
+for f in "${acls[@]}"; do
+    run install -m 0640 -g mosquitto "$f" "$MOSQ_DIR/$(basename "$f")"
+done
+[ ${#confs[@]} -gt 0 ] || echo "  note: no templates in deploy/mosquitto/; mosquitto keeps its defaults"
+certs="$MOSQ_DIR/certs"
+if [ -e "$certs/server.crt" ]; then
+    skip "server certificate $certs/server.crt"
+else
+    run install -d -m 0750 -g mosquitto "$certs"
+    run openssl req -x509 -newkey rsa:3072 -nodes -days 3650 -subj "/CN=ionm-local-ca" \
+        -keyout "$certs/ca.key" -out "$certs/ca.crt"
+    run openssl req -newkey rsa:3072 -nodes -subj "/CN=$(hostname)" \
+        -keyout "$certs/server.key" -out "$certs/server.csr"
+    run openssl x509 -req -days 3650 -in "$certs/server.csr" -CA "$certs/ca.crt" \
+        -CAkey "$certs/ca.key" -CAcreateserial -out "$certs/server.crt"
+    run chgrp mosquitto "$certs/server.key"
+    run chmod 0640 "$certs/server.key"
+    run chmod 0600 "$certs/ca.key"
+fi
+run systemctl enable mosquitto.service
+run systemctl restart mosquitto.service
+
+step "7. systemd unit"
+unit_src="$SRC/deploy/systemd/ionm.service"
+if [ -e "$UNIT_DIR/ionm.service" ] && cmp -s "$unit_src" "$UNIT_DIR/ionm.service"; then
+    skip "$UNIT_DIR/ionm.service up to date"
+else
+    run install -m 0644 "$unit_src" "$UNIT_DIR/ionm.service"
+    run systemctl daemon-reload
+fi
+run systemctl enable ionm.service
+
+step "done"
+if [ "$DRY_RUN" -eq 1 ]; then
+    echo "dry run: nothing was changed"
+elif [ "$REBOOT_NEEDED" -eq 1 ]; then
+    echo "SPI was just enabled: reboot, then check with: systemctl status ionm; journalctl -u ionm"
+else
+    run systemctl restart ionm.service
+    echo "check with: systemctl status ionm; journalctl -u ionm -f"
+fi

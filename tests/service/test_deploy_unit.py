@@ -1,0 +1,84 @@
+"""The systemd unit: hardened ("OK" <= 2.0 by `systemd-analyze security`), and clean under
+`systemd-analyze verify` (any stderr fails). Needs systemd-analyze (Debian package `systemd`)."""
+
+from __future__ import annotations
+
+import re
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+
+UNIT = Path(__file__).resolve().parents[2] / "deploy" / "systemd" / "ionm.service"
+
+
+def _systemd_analyze() -> str:
+    exe = shutil.which("systemd-analyze")
+    assert exe, "systemd-analyze not found: install the Debian package 'systemd' (.ci/run)"
+    return exe
+
+
+def _keys(text: str) -> dict[str, list[str]]:
+    out: dict[str, list[str]] = {}
+    for line in text.splitlines():
+        if "=" in line and not line.lstrip().startswith(("#", ";")):
+            k, v = line.split("=", 1)
+            out.setdefault(k.strip(), []).append(v.strip())
+    return out
+
+
+def _testable_copy(tmp_path: Path, extra: str = "") -> Path:
+    """verify checks that ExecStart exists: point it at /bin/true in a copy (same name)."""
+    text = UNIT.read_text().replace("/opt/ionm/venv/bin/ionm run", "/bin/true run")
+    assert "/bin/true run" in text
+    copy = tmp_path / "ionm.service"
+    copy.write_text(text.replace("[Service]\n", f"[Service]\n{extra}"))
+    return copy
+
+
+def test_deploy_unit_contents() -> None:
+    k = _keys(UNIT.read_text())
+    assert k["Type"] == ["notify"] and k["Restart"] == ["on-failure"]
+    assert k["RestartSec"] == ["2s"] and "WatchdogSec" in k
+    assert "StartLimitBurst" in k and "StartLimitIntervalSec" in k
+    assert k["User"] == ["ionm"] and k["SupplementaryGroups"] == ["gpio spi"]
+    assert k["ExecStart"] == ["/opt/ionm/venv/bin/ionm run --config /etc/ionm/ionm.toml"]
+    assert k["StateDirectory"] == ["ionm"] and k["ConfigurationDirectory"] == ["ionm"]
+    assert k["DevicePolicy"] == ["closed"]
+    allowed = {v.split()[0] for v in k["DeviceAllow"]}
+    assert {"/dev/spidev0.0", "/dev/spidev0.1", "/dev/gpiochip0", "/dev/gpiochip4"} <= allowed
+    assert "PrivateDevices" not in k  # would hide spidev and gpiochip
+    assert k["CapabilityBoundingSet"] == [""]
+
+
+def test_deploy_unit_security_score_ok(tmp_path: Path) -> None:
+    res = subprocess.run(
+        [_systemd_analyze(), "security", "--offline=true", "--threshold=20", str(UNIT)],
+        capture_output=True, text=True, timeout=60, cwd=tmp_path,
+    )
+    m = re.search(r"Overall exposure level for ionm\.service: (\d+\.\d+) (\w+)", res.stdout)
+    assert m, res.stdout[-2000:] + res.stderr
+    assert float(m.group(1)) <= 2.0 and m.group(2) == "OK", m.group(0)
+    assert res.returncode == 0
+
+
+def test_deploy_unit_verify_writes_nothing_to_stderr(tmp_path: Path) -> None:
+    res = subprocess.run(
+        [_systemd_analyze(), "verify", str(_testable_copy(tmp_path))],
+        capture_output=True, text=True, timeout=60, cwd=tmp_path,
+    )
+    assert res.stderr == "", res.stderr
+
+
+@pytest.mark.parametrize(
+    ("bad", "said"),
+    [("PrivateDevics=yes\n", "PrivateDevics"), ("Restart=sometimes\n", "sometimes")],
+)
+def test_deploy_unit_verify_check_catches_mistakes(tmp_path: Path, bad: str, said: str) -> None:
+    """The check above can fail: a misspelt key or a bad value shows on stderr (exit code 0)."""
+    res = subprocess.run(
+        [_systemd_analyze(), "verify", str(_testable_copy(tmp_path, bad))],
+        capture_output=True, text=True, timeout=60, cwd=tmp_path,
+    )
+    assert said in res.stderr
