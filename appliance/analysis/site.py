@@ -196,9 +196,15 @@ class SitePipeline:
             lo = min(c.window_ms[0] for c in m.components)
             hi = max(c.window_ms[1] for c in m.components)
             sel = np.flatnonzero((self.t_ms >= lo) & (self.t_ms <= hi))
-            q = quality.measure(avg_obj, slice(int(sel[0]), int(sel[-1]) + 1))
+            win = slice(int(sel[0]), int(sel[-1]) + 1)
+            q = quality.measure(avg_obj, win)
+            # Fsp with the single-point variance averaged over the window's points rather than
+            # taken at one point: the same statistic, with a far steadier denominator.
+            nv = np.nanmean(avg_obj.noise_var[:, win], axis=-1)
+            with np.errstate(invalid="ignore", divide="ignore"):
+                fsp = np.where(nv > 0, avg_obj.average[:, win].var(axis=-1, ddof=1) / nv, np.nan)
             chans = [c for c in range(n_ch) if self.measures[c] is m]
-            for key, v in zip(("rn", "fsp", "snr", "r"), (q.residual_noise_uv, q.fsp,
+            for key, v in zip(("rn", "fsp", "snr", "r"), (q.residual_noise_uv, fsp,
                               q.snr_db, q.split_half_r), strict=True):
                 out[key][chans] = v[chans]
         return quality.Quality(out["rn"], out["fsp"], out["snr"], out["r"])

@@ -76,7 +76,10 @@ def blocks(data: np.ndarray, trigger: np.ndarray, fs_hz: float, block: int = 64)
 def run_monitor(mon, data, trigger, fs_hz, block: int = 400) -> list[dict]:
     out = []
     for b in blocks(data, trigger, fs_hz, block):
-        out += [o.to_json() for o in mon.push(b)]
+        for o in mon.push(b):
+            d = o.to_json()
+            d.setdefault("type", "condition")  # as `ionm replay` prints it
+            out.append(d)
     return out
 
 
