@@ -89,6 +89,8 @@ class ControlServer:
             return
         self._closed.set()
         if self._thread.is_alive():
+            with contextlib.suppress(OSError), socket.socket(socket.AF_UNIX) as wake:
+                wake.connect(str(self.path))  # wake accept() now rather than at its timeout
             self._thread.join(timeout=2.0)
         self._sock.close()
         with contextlib.suppress(FileNotFoundError):
@@ -110,6 +112,9 @@ class ControlServer:
                 if self._closed.is_set():
                     return
                 raise
+            if self._closed.is_set():
+                conn.close()
+                return
             with conn:
                 try:
                     self._handle(conn)
