@@ -8,8 +8,9 @@ post-stimulus part of the sweep.
   the response and keep the noise; its RMS estimates the noise left in the average.
 - Fsp (Elberling & Don 1984): var over time of the average * n / var of one point across
   sweeps. With no response the ratio is ~1 (F distributed); Fsp >= 3.1 means a response is
-  present with ~99 % confidence (for ~15 effective degrees of freedom in the average's time
-  window and many sweeps).
+  present with ~99 % confidence: 3.1 is F(0.99; 5, 250), Elberling & Don's ~5 degrees of
+  freedom of an averaged waveform and ~250 of the single point. Longer windows have more
+  degrees of freedom, which makes 3.1 conservative.
 - SNR dB: 20 log10(RMS of the average / residual noise); ~0 dB when there is nothing but noise.
 - split-half r: Pearson correlation of the odd-sweep and even-sweep averages.
 """
