@@ -27,3 +27,8 @@ class FrontendSettings:
     recording_path: str = field("", help="EDF/BDF(+) file for kind=recording")
     realtime: bool = field(True, help="pace simulated/recording sources at the sample rate")
     trigger_mask: int = field(0xFF, min=0, max=0xFFFF, help="trigger bits taken from a recording")
+    stall_s: float = field(0.5, min=0.05, max=10.0, help="no block for this long -> tech.stall")
+    stimulator: bool = field(False, help="trigger an external stimulator from Pi GPIO outputs")
+    stim_pins: dict[str, int] = field({}, help="site name -> BCM pin of its stimulator trigger")
+    stim_pulse_ms: float = field(1.0, min=0.05, max=50.0, help="trigger pulse length")
+    stim_jitter_ms: float = field(0.0, min=0.0, max=100.0, help="± random jitter of stimuli")

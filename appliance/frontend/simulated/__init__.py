@@ -1,0 +1,1 @@
+"""The simulated patient: a seeded, streaming signal source with scripted scenarios."""
