@@ -48,10 +48,15 @@ def residual_noise_uv(sweeps_or_pm: np.ndarray, window: slice = ALL) -> np.ndarr
     return np.sqrt(np.mean(pm[:, window] ** 2, axis=-1))
 
 
-def single_point_var(sweeps: np.ndarray, index: int) -> np.ndarray:
-    """Variance across sweeps at one sample (ddof=1): sweeps (k, n_ch, n_t) -> (n_ch,)."""
+def single_point_var(sweeps: np.ndarray, index: int | slice) -> np.ndarray:
+    """Variance across sweeps (ddof=1) at one sample -> (n_ch,).
+
+    Given a slice, the mean of that variance over the slice's samples: the same statistic
+    with a steadier denominator (a multi-point variant of Elberling & Don's single point).
+    """
     x = np.asarray(sweeps, dtype=np.float64)
-    return x[:, :, index].var(axis=0, ddof=1)
+    v = x[:, :, index].var(axis=0, ddof=1)
+    return v.mean(axis=-1) if isinstance(index, slice) else v
 
 
 def fsp(average: np.ndarray, sp_var: np.ndarray, n_sweeps, window: slice = ALL) -> np.ndarray:
@@ -100,13 +105,13 @@ class Quality:
     split_half_r: np.ndarray
 
 
-def measure(averager, window: slice = ALL, sp_index: int | None = None) -> Quality:
+def measure(averager, window: slice = ALL, sp_index: int | slice | None = None) -> Quality:
     """All four measures from an averager (any in `dsp.averagers`) over `window`.
 
     Fsp's single-point noise comes from the averager's `noise_var` at `sp_index` (default:
-    the middle of the window), which for a plain average is sp_var / n as in Elberling & Don;
-    for weighted averagers it is the variance of the weighted mean's noise, so the same
-    threshold applies.
+    the middle of the window; a slice averages it over those points, e.g. `sp_index=window`),
+    which for a plain average is sp_var / n as in Elberling & Don; for weighted averagers it
+    is the variance of the weighted mean's noise, so the same threshold applies.
     """
     avg = averager.average
     idx = np.arange(avg.shape[-1])[window]
@@ -114,6 +119,8 @@ def measure(averager, window: slice = ALL, sp_index: int | None = None) -> Quali
         sp_index = int(idx[len(idx) // 2]) if len(idx) else 0
     rn = residual_noise_uv(averager.plus_minus, window)
     noise_var = averager.noise_var[:, sp_index]
+    if isinstance(sp_index, slice):
+        noise_var = noise_var.mean(axis=-1)
     with np.errstate(invalid="ignore", divide="ignore"):
         f = avg[:, window].var(axis=-1, ddof=1) / noise_var
     f = np.where(noise_var > 0, f, np.nan)

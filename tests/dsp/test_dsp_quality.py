@@ -38,13 +38,18 @@ def test_fsp_above_3_1_with_a_response_and_about_1_without(rng, wave):
     np.testing.assert_allclose(q.fsp, f, rtol=1e-9)
 
 
-def test_fsp_over_seeds_rarely_passes_without_a_response(wave):
+@pytest.mark.parametrize("sp", ["point", "window"])
+def test_fsp_over_seeds_rarely_passes_without_a_response(wave, sp):
     passes = []
     for seed in range(20):
         sweeps, _ = _ssep_sweeps(np.random.default_rng(seed), wave, 300)
         avg = CumulativeAverager(2, PRE + POST)
         avg.add(sweeps)
-        passes.append(quality.measure(avg, WINDOW).fsp >= 3.1)
+        q = quality.measure(avg, WINDOW, sp_index=WINDOW if sp == "window" else None)
+        passes.append(q.fsp >= 3.1)
+        if sp == "window":
+            f = quality.fsp(avg.average, quality.single_point_var(sweeps, WINDOW), 300, WINDOW)
+            np.testing.assert_allclose(q.fsp, f, rtol=1e-9)
     passes = np.array(passes)
     assert passes[:, 0].mean() >= 0.9 and passes[:, 1].mean() <= 0.1
 
