@@ -340,8 +340,9 @@ class EmulatedDrdy:
     def wait(self, timeout_s: float) -> bool:
         chip, board = self.chip, self.chip.board
         self.waits += 1
-        if self._miss and chip.converting:
-            board.advance(self._miss * chip.period_tclk)
+        if self._miss and chip.converting:  # skip to the (n + 1)-th conversion after the last seen
+            target = self._seen_edge - chip._edges_before + self._miss
+            board.advance(chip.conversion_time(target) - board.now)
             self._miss = 0
         k = chip.latest_conversion(board.now)
         if chip.converting and k >= 0 and chip.edge_number(k) > self._seen_edge:
