@@ -104,7 +104,7 @@ def find_peak(trace: np.ndarray, t_ms: np.ndarray, window_ms: tuple[float, float
     h = max(1, int(round(fit_ms / dt)))
     j = idx[i]
     lo, hi = max(0, j - h), min(len(y), j + h + 1)
-    if hi - lo < 3:
+    if hi - lo < 3 or not np.all(np.isfinite(y[lo:hi])):
         lo, hi = j - 1, j + 2
     # Parabola a u^2 + b u + c through polarity*y around the extremum (u in samples from j).
     u = np.arange(lo - j, hi - j, dtype=np.float64)

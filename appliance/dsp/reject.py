@@ -6,7 +6,9 @@ so the counts add up to the number of rejected sweeps):
 - 'saturated': any saturated sample (the front end's mask), or |x| >= rail_uv
 - 'flat':      std over time below flat_std_uv (electrode off, shorted input)
 - 'cautery':   high-frequency RMS (above cautery_hz) more than cautery_factor times its
-               running median per channel — electrocautery shows as a broadband burst
+               running median per channel — electrocautery shows as a broadband burst;
+               a rise that lasts longer than ~history/2 sweeps becomes the new median, so
+               rejection never locks monitoring out for good
 - 'amplitude': peak-to-peak (or absolute) amplitude above amplitude_uv (per channel)
 """
 
@@ -23,8 +25,8 @@ class Rejector:
 
     amplitude_uv: scalar or (n_ch,) threshold; mode 'peak_to_peak' or 'absolute'.
     cautery_hz: lower edge of the high band; above Nyquist a first difference stands in.
-    The cautery reference is the median over the last `history` sweeps' HF RMS plus the
-    current batch (at least `min_history` values before the relative test applies).
+    The cautery reference is the median over the last `history` sweeps' HF RMS (the current
+    batch joins it while fewer than `min_history` are known; below that no cautery test).
     `counts` holds the running totals by reason; `checked` and `rejected` the sweep totals.
     """
 
@@ -77,14 +79,21 @@ class Rejector:
             amp = np.abs(x).max(axis=-1)
         big = amp > self.amplitude_uv
         hf = self.hf_rms_uv(x) if x.shape[-1] > 1 else np.zeros(x.shape[:2])
-        ref = hf if self._hf_history is None else np.concatenate([self._hf_history, hf])
+        hist = self._hf_history
+        # The reference is the history alone once it is long enough, so a batch that is all
+        # cautery cannot raise its own bar; until then the batch helps.
+        ref = hf if hist is None else (hist if len(hist) >= self.min_history
+                                       else np.concatenate([hist, hf]))
         if len(ref) >= self.min_history:
             cautery = hf > self.cautery_factor * np.median(ref, axis=0)
         else:
             cautery = np.zeros_like(flat)
-        clean = hf[~cautery.any(axis=1) & ~sat.any(axis=1) & ~flat.any(axis=1)]
-        if len(clean):
-            hist = clean if self._hf_history is None else np.concatenate([self._hf_history, clean])
+        # Cautery sweeps enter the history too (flat and saturated ones do not): a lasting
+        # rise in high-frequency noise becomes the new normal after ~history/2 sweeps instead
+        # of locking every later sweep out.
+        live = hf[~sat.any(axis=1) & ~flat.any(axis=1)]
+        if len(live):
+            hist = live if hist is None else np.concatenate([hist, live])
             self._hf_history = hist[-self.history:]
         return {"saturated": sat, "flat": flat, "cautery": cautery, "amplitude": big}
 

@@ -68,3 +68,15 @@ def test_empty_batch_and_bad_mode():
     assert keep.shape == (0,) and keep.dtype == bool and sum(reasons.values()) == 0
     with pytest.raises(ValueError, match="mode"):
         Rejector(FS, mode="rms")
+
+
+def test_cautery_batch_cannot_raise_its_own_bar_and_a_lasting_rise_is_not_a_lockout(rng):
+    rej = Rejector(FS, amplitude_uv=1e4, history=32)
+    rej.check(_clean(rng, 16))
+    noisy = _clean(rng, 10) + 20 * rng.normal(size=(10, C, T))  # 10 sweeps of cautery at once
+    keep, reasons = rej.check(noisy)
+    assert reasons["cautery"] == 10
+    kept = []
+    for _ in range(40):  # the broadband noise stays: after ~history/2 sweeps it is the norm
+        kept.append(bool(rej.check(_clean(rng, 1) + 20 * rng.normal(size=(1, C, T)))[0][0]))
+    assert not kept[0] and all(kept[-20:])
