@@ -67,8 +67,13 @@ def packet_run(seq0: int, payload: bytes, footer: int) -> bytes:
     return b"".join(packet_bytes(seq0 + j, payload[30 * j : 30 * j + 30], footer) for j in range(n))
 
 
-runs = st.builds(
-    packet_run, st.integers(0, 255), st.binary(min_size=30, max_size=150), st.integers(0xC0, 0xC6)
+runs = st.integers(2, 5).flatmap(
+    lambda k: st.builds(
+        packet_run,
+        st.integers(0, 255),
+        st.binary(min_size=30 * k, max_size=30 * k),
+        st.integers(0xC0, 0xC6),
+    )
 )
 pieces = st.one_of(
     st.binary(max_size=70),
