@@ -174,6 +174,11 @@ class BdfWriter:
         """Seconds committed to the file (whole records)."""
         return float(self.records_written)
 
+    @property
+    def elapsed_s(self) -> float:
+        """Seconds of samples received so far (committed or still buffered)."""
+        return 0.0 if self._next_sample is None else self._onset(self._next_sample)
+
     def _signals(self) -> list[tuple[str, str, str, str, str, int]]:
         """(label, transducer, unit, physical min, physical max, samples per record)."""
         pmin, pmax = _num(self._phys[0]), _num(self._phys[1])

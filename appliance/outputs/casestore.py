@@ -1,0 +1,116 @@
+"""The SQLite half of a case folder: what happened, in the shared JSON shapes.
+
+case.sqlite tables
+  case      one row: id, label (anonymised), procedure, started_utc, stopped_utc (NULL while
+            open: the stop marker `resume()` looks for), config JSON and hash
+  events    seq, t_utc, t_s, kind, site, json: trends, waveforms (averages), alarm events
+            (raised / acknowledged / ...), conditions, commands, baselines, annotations, notes
+  state     key -> latest JSON (e.g. "baselines", "alarms": latched alarm state for recovery)
+Raw BDF+ segments are events of kind "segment" ({file, reason, start_utc, t_s}).
+WAL journal: a reader (export, `state()`) never blocks the writer thread; a SIGKILL loses at
+most the transaction being written, never the database.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import sqlite3
+from pathlib import Path
+from typing import Any
+
+DB_NAME = "case.sqlite"
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS "case" (
+    id TEXT PRIMARY KEY, label TEXT, procedure TEXT, started_utc TEXT, stopped_utc TEXT,
+    config_json TEXT, config_hash TEXT);
+CREATE TABLE IF NOT EXISTS events (
+    seq INTEGER PRIMARY KEY AUTOINCREMENT, t_utc TEXT, t_s REAL, kind TEXT, site TEXT,
+    json TEXT);
+CREATE INDEX IF NOT EXISTS events_kind ON events(kind);
+CREATE TABLE IF NOT EXISTS state (key TEXT PRIMARY KEY, t_utc TEXT, json TEXT);
+"""
+
+
+def utc_now() -> str:
+    return dt.datetime.now(dt.UTC).isoformat(timespec="milliseconds")
+
+
+def connect(case_dir: Path, fsync: bool = True) -> sqlite3.Connection:
+    db = sqlite3.connect(case_dir / DB_NAME, timeout=5.0)
+    db.execute("PRAGMA journal_mode=WAL")
+    db.execute(f"PRAGMA synchronous={'NORMAL' if fsync else 'OFF'}")
+    db.executescript(SCHEMA)
+    return db
+
+
+def create(case_dir: Path, case_id: str, label: str, procedure: str, config: dict[str, Any],
+           config_hash: str, fsync: bool = True) -> None:
+    with connect(case_dir, fsync) as db:
+        db.execute(
+            'INSERT INTO "case" VALUES (?, ?, ?, ?, NULL, ?, ?)',
+            (case_id, label, procedure, utc_now(), json.dumps(config, default=str), config_hash),
+        )
+    db.close()
+
+
+def case_info(case_dir: Path) -> dict[str, Any] | None:
+    path = case_dir / DB_NAME
+    if not path.is_file():
+        return None
+    db = sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=5.0)
+    try:
+        row = db.execute(
+            'SELECT id, label, procedure, started_utc, stopped_utc, config_json, config_hash '
+            'FROM "case"'
+        ).fetchone()
+    except sqlite3.DatabaseError:
+        return None
+    finally:
+        db.close()
+    if row is None:
+        return None
+    keys = ("id", "label", "procedure", "started_utc", "stopped_utc", "config", "config_hash")
+    info = dict(zip(keys, row, strict=True))
+    info["config"] = json.loads(info["config"] or "{}")
+    return info
+
+
+def find_open_case(root: Path) -> Path | None:
+    """The most recently started case folder under root with no stop marker."""
+    open_cases = []
+    for d in sorted(root.iterdir()) if root.is_dir() else []:
+        info = case_info(d) if d.is_dir() else None
+        if info and not info["stopped_utc"]:
+            open_cases.append((info["started_utc"], d))
+    return max(open_cases)[1] if open_cases else None
+
+
+def read_state(case_dir: Path, key: str) -> dict[str, Any] | None:
+    db = sqlite3.connect(f"file:{case_dir / DB_NAME}?mode=ro", uri=True, timeout=5.0)
+    try:
+        row = db.execute("SELECT json FROM state WHERE key = ?", (key,)).fetchone()
+    finally:
+        db.close()
+    return None if row is None else json.loads(row[0])
+
+
+def read_events(case_dir: Path, kind: str | None = None) -> list[dict[str, Any]]:
+    """Events in order: {seq, t_utc, t_s, kind, site, data}."""
+    db = sqlite3.connect(f"file:{case_dir / DB_NAME}?mode=ro", uri=True, timeout=5.0)
+    try:
+        q = "SELECT seq, t_utc, t_s, kind, site, json FROM events"
+        rows = db.execute(q + (" WHERE kind = ?" if kind else "") + " ORDER BY seq",
+                          (kind,) if kind else ()).fetchall()
+    finally:
+        db.close()
+    return [
+        {"seq": s, "t_utc": u, "t_s": t, "kind": k, "site": site, "data": json.loads(j)}
+        for s, u, t, k, site, j in rows
+    ]
+
+
+def read_segments(case_dir: Path) -> list[dict[str, Any]]:
+    """The raw segments in order: {file, reason, start_utc, t_s}."""
+    return [e["data"] for e in read_events(case_dir, "segment")]
