@@ -45,6 +45,39 @@ class Transition:
     t_s: float  # time.monotonic() when the output was written
 
 
+def edges(history: list[Transition]) -> tuple[np.ndarray, np.ndarray]:
+    """(t_s (n,), state (n,) bool) of one pin's transitions, repeated writes dropped."""
+    t = np.array([h.t_s for h in history], dtype=np.float64)
+    s = np.array([h.state for h in history], dtype=bool)
+    if s.size:
+        keep = np.concatenate(([True], s[1:] != s[:-1]))
+        t, s = t[keep], s[keep]
+    return t, s
+
+
+def flash_timing(history: list[Transition]) -> tuple[np.ndarray, np.ndarray]:
+    """Whole flash cycles of one pin: (period_s (k,), duty (k,)), rising edge to rising edge."""
+    t, s = edges(history)
+    rises, falls = t[s], t[~s]
+    if rises.size < 2:
+        return np.zeros(0), np.zeros(0)
+    period = np.diff(rises)
+    idx = np.searchsorted(falls, rises[:-1])  # first fall after each rise
+    ok = idx < falls.size
+    on = np.where(ok, falls[np.minimum(idx, falls.size - 1)] - rises[:-1], np.nan)
+    return period, on / period
+
+
+def read_transitions(path: str | Path, name: str | None = None) -> list[Transition]:
+    """Transitions a FileBackend wrote (t_s from its "t": CLOCK_MONOTONIC, system-wide)."""
+    out = []
+    for line in Path(path).read_text(encoding="utf-8").splitlines():
+        d = json.loads(line)
+        if "pin" in d and (name is None or d["name"] == name):
+            out.append(Transition(int(d["pin"]), str(d["name"]), bool(d["state"]), float(d["t"])))
+    return out
+
+
 class GpioBackend:
     """Base: remembers pin names and levels. Subclasses override `_write` / `_read`."""
 
@@ -170,27 +203,11 @@ class RecordingBackend(GpioBackend):
 
     def edges(self, name: str, since_s: float = -np.inf) -> tuple[np.ndarray, np.ndarray]:
         """(t_s (n,), state (n,) bool) of the changes of `name`, repeated writes dropped."""
-        hist = self.history(name, since_s)
-        t = np.array([h.t_s for h in hist], dtype=np.float64)
-        s = np.array([h.state for h in hist], dtype=bool)
-        if s.size:
-            keep = np.concatenate(([True], s[1:] != s[:-1]))
-            t, s = t[keep], s[keep]
-        return t, s
+        return edges(self.history(name, since_s))
 
     def flash_timing(self, name: str, since_s: float = -np.inf) -> tuple[np.ndarray, np.ndarray]:
         """Whole flash cycles of `name`: (period_s (k,), duty (k,)), rising edge to rising edge."""
-        t, s = self.edges(name, since_s)
-        rises = t[s]
-        falls = t[~s]
-        if rises.size < 2:
-            return np.zeros(0), np.zeros(0)
-        period = np.diff(rises)
-        # the first fall after each rise that starts a whole cycle
-        idx = np.searchsorted(falls, rises[:-1])
-        ok = idx < falls.size
-        on = np.where(ok, falls[np.minimum(idx, falls.size - 1)] - rises[:-1], np.nan)
-        return period, on / period
+        return flash_timing(self.history(name, since_s))
 
     def drive(self, pin: int, level: bool) -> None:
         """Set an input pin's level (as a switch to ground would)."""
@@ -325,3 +342,9 @@ def open_backend(name: str, **kw: Any) -> GpioBackend:
     if name == "none":
         return NullBackend()
     raise ConfigError(f"lights.backend: got {name!r}, allowed: {', '.join(map(repr, BACKENDS))}.")
+
+
+def backend_from_settings(s: Any) -> GpioBackend:
+    """The backend a `LightsSettings` asks for (file backend at s.file_path)."""
+    return open_backend(s.backend, path=s.file_path) if s.backend == "file" else open_backend(
+        s.backend)

@@ -21,7 +21,10 @@ from appliance.outputs.gpio import (
     RecordingBackend,
     RpiBackend,
     TerminalBackend,
+    Transition,
+    flash_timing,
     open_backend,
+    read_transitions,
 )
 from appliance.outputs.lights import Lights
 
@@ -43,8 +46,9 @@ def test_file_backend_appends_json_lines(tmp_path):
     assert all(set(r) == {"pin", "name", "state", "t", "t_unix"} for r in rows)
     red = [r for r in rows if r["name"] == "red"]
     assert all(r["pin"] == 17 for r in red)
-    # setup low, then on/off/on/(off at close): 2 Hz flashing for 0.65 s
-    assert [r["state"] for r in red] == [False, True, False, True, False]
+    # setup low, then on/off/on...: 2 Hz flashing for 0.65 s, and off at close
+    states = [r["state"] for r in red]
+    assert states[:4] == [False, True, False, True] and states[-1] is False
     t = np.array([r["t"] for r in red])
     assert np.all(np.diff(t) >= 0) and abs((t[3] - t[1]) - 0.5) < 0.05
     cyan = [r["state"] for r in rows if r["name"] == "cyan"]
@@ -168,19 +172,22 @@ def test_backend_misuse_is_named():
         open_backend(name).close()
 
 
-def test_recording_backend_flash_timing_from_known_edges():
-    b = RecordingBackend()
+def test_flash_timing_from_known_edges():
+    # a square wave 0.1 s on, 0.3 s off, with a repeated write (not an edge) and a ragged end
+    t = [0.0, 0.1, 0.4, 0.4, 0.5, 0.8, 0.9, 1.2]
+    state = [True, False, True, True, False, True, False, True]
+    hist = [Transition(17, "red", st, 100.0 + ti) for ti, st in zip(t, state, strict=True)]
+    period, duty = flash_timing(hist)
+    assert np.allclose(period, [0.4, 0.4, 0.4]) and np.allclose(duty, [0.25, 0.25, 0.25])
+    assert flash_timing(hist[:1])[0].size == 0
+
+
+def test_read_transitions_round_trip(tmp_path):
+    b = FileBackend(tmp_path / "l.jsonl")
     b.setup_output(17, "red")
-    # write a known square wave by hand: 0.1 s on, 0.3 s off
-    t0 = time.monotonic()
-    for k in range(3):
-        while time.monotonic() < t0 + 0.4 * k:
-            pass
-        b.output(17, True)
-        b.output(17, True)  # repeated writes are not edges
-        while time.monotonic() < t0 + 0.4 * k + 0.1:
-            pass
-        b.output(17, False)
-    period, duty = b.flash_timing("red", t0)
-    assert period.size == 2
-    assert np.allclose(period, 0.4, atol=0.005) and np.allclose(duty, 0.25, atol=0.02)
+    b.output(17, True)
+    b.setup_output(22, "cyan")
+    b.close()
+    got = read_transitions(tmp_path / "l.jsonl", "red")
+    assert [(x.pin, x.name, x.state) for x in got] == [(17, "red", False), (17, "red", True)]
+    assert got[1].t_s >= got[0].t_s
