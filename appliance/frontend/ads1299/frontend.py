@@ -63,6 +63,7 @@ class Ads1299FrontEnd:
         self._stalled = False
         self._seq_origin: int | None = None
         self._next = 0  # sample index expected next
+        self._seq_origin_new = False
         self._buf = bytearray()
         self._seqs: list[int] = []
         self._ready: deque[SampleBlock] = deque()
@@ -181,8 +182,11 @@ class Ads1299FrontEnd:
         self._seqs.clear()
         if self._seq_origin is None:
             self._seq_origin = int(seqs[0])
+            self._seq_origin_new = True
         index = seqs - self._seq_origin  # sample index since the stream started
-        prev = np.concatenate([[index[0] - 1 if self.health.samples == 0 else self._next], index])
+        last = index[0] - 1 if self._seq_origin_new else self._next - 1
+        self._seq_origin_new = False
+        prev = np.concatenate([[last], index])
         self.health.missed_samples += int(np.sum(np.maximum(np.diff(prev) - 1, 0)))
         self.health.corrupt_frames += frames.n_corrupt
         self.health.samples += int(np.count_nonzero(frames.valid))
