@@ -128,6 +128,8 @@ class Collector:
         try:
             body = json.loads(m.payload)
         except ValueError:
+            body = None
+        if not isinstance(body, dict):  # e.g. someone's malformed command request
             body = {"_raw": m.payload.decode(errors="replace")}
         with self.cond:
             self.msgs.append(Received(m.topic, body, bool(m.retain), m.qos, m.properties,
