@@ -78,6 +78,7 @@ class CaseRecorder:
         self._events_queued = 0
         self._raw_limit: int | None = None  # samples, set from the first block's rate
         self._thread: threading.Thread | None = None
+        self._db: Any = None  # the writer thread's sqlite3 connection
         self._done = threading.Event()
         # writer-thread state
         self._bdf: BdfWriter | None = None
@@ -279,7 +280,7 @@ class CaseRecorder:
 
     def _run(self) -> None:
         assert self.case_dir is not None  # noqa: S101
-        db = casestore.connect(self.case_dir, self.settings.fsync)
+        db = self._db = casestore.connect(self.case_dir, self.settings.fsync)
         pending, last_commit = 0, time.monotonic()
         try:
             while True:
@@ -294,7 +295,9 @@ class CaseRecorder:
                         self._commit(db, pending)
                         return
                 now = time.monotonic()
-                if pending and (item is None or pending >= 200 or now - last_commit > 0.5):
+                urgent = item is not None and item[0] == "state"  # recovery data: commit now
+                if pending and (item is None or urgent or pending >= 200
+                                or now - last_commit > 0.25):
                     pending, last_commit = self._commit(db, pending), now
                 self._check_disk()
                 if self._raw_paused and self._bdf is not None:
@@ -348,7 +351,7 @@ class CaseRecorder:
             return 0
 
     def _commit(self, db: Any, pending: int) -> int:
-        if pending and not self._db_failed:
+        if (pending or db.in_transaction) and not self._db_failed:
             try:
                 db.commit()
             except Exception as e:
@@ -397,8 +400,12 @@ class CaseRecorder:
         )
         self._seg_t0_s = block.first_sample / block.sample_rate_hz
         self.stats.segments += 1
-        self.record("segment", {"t_s": self._seg_t0_s, "file": name, "reason": self._seg_reason,
-                                "start_utc": self._bdf.start_utc.isoformat()})
+        seg = {"t_s": self._seg_t0_s, "file": name, "reason": self._seg_reason,
+               "start_utc": self._bdf.start_utc.isoformat()}
+        # written here, not queued: a stop already in the queue must not overtake it
+        self._write_db(self._db, "INSERT INTO events (t_utc, t_s, kind, site, json) "
+                       "VALUES (?, ?, 'segment', '', ?)",
+                       (casestore.utc_now(), self._seg_t0_s, json.dumps(seg)))
         self._seg_reason = "disk space recovered"
 
     def _annotate_raw(self, t_s: float, text: str) -> None:
