@@ -114,3 +114,12 @@ def read_events(case_dir: Path, kind: str | None = None) -> list[dict[str, Any]]
 def read_segments(case_dir: Path) -> list[dict[str, Any]]:
     """The raw segments in order: {file, reason, start_utc, t_s}."""
     return [e["data"] for e in read_events(case_dir, "segment")]
+
+
+def read_all_state(case_dir: Path) -> dict[str, Any]:
+    db = sqlite3.connect(f"file:{case_dir / DB_NAME}?mode=ro", uri=True, timeout=5.0)
+    try:
+        rows = db.execute("SELECT key, json FROM state ORDER BY key").fetchall()
+    finally:
+        db.close()
+    return {k: json.loads(j) for k, j in rows}
