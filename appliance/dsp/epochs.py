@@ -33,7 +33,9 @@ class Epocher:
     one. Sweeps that would need samples before the stream started, or lost in a gap
     (first_sample jumps), cannot be cut: they are counted in `dropped`.
 
-    `dtype` lets the same class cut the saturation mask (dtype=bool).
+    Samples live in a ring buffer (sample i at column i % capacity), so a block costs one copy
+    of itself, not of the history. `dtype` lets the same class cut the saturation mask
+    (dtype=bool).
     """
 
     def __init__(self, pre_samples: int, post_samples: int, n_channels: int,
@@ -50,9 +52,31 @@ class Epocher:
         self.n_times = self.pre + self.post + 2 * self.pad
         self.dtype = np.dtype(dtype)
         self.dropped = 0
-        self._tail = np.empty((self.n_channels, 0), dtype=self.dtype)
-        self._tail_start: int | None = None  # absolute index of _tail[:, 0]
+        self._ring = np.zeros((self.n_channels, 2 * self.n_times), dtype=self.dtype)
+        self.reset()
+
+    def reset(self) -> None:
+        self._end: int | None = None  # absolute index one past the newest sample held
+        self._held = 0  # how many samples before _end are valid
         self._pending = np.empty(0, dtype=np.int64)
+
+    def _write(self, data: np.ndarray, first_sample: int) -> None:
+        n = data.shape[1]
+        cap = self._ring.shape[1]
+        if n + self.n_times > cap:  # grow so a block plus one sweep always fits
+            cap = 2 * (n + self.n_times)
+            ring = np.zeros((self.n_channels, cap), dtype=self.dtype)
+            keep = min(self._held, self.n_times)
+            if keep:
+                old = np.arange(self._end - keep, self._end)
+                ring[:, old % cap] = self._ring[:, old % self._ring.shape[1]]
+            self._ring, self._held = ring, keep
+        a = first_sample % cap
+        first = min(n, cap - a)
+        self._ring[:, a:a + first] = data[:, :first]
+        self._ring[:, :n - first] = data[:, first:]
+        self._end = first_sample + n
+        self._held = min(cap, self._held + n)
 
     def push(self, data: np.ndarray, first_sample: int,
              event_samples=()) -> tuple[np.ndarray, np.ndarray]:
@@ -62,31 +86,25 @@ class Epocher:
                 f"expected data (n_channels={self.n_channels}, n_samples), got {data.shape}"
             )
         first_sample = int(first_sample)
-        if self._tail_start is None or self._tail_start + self._tail.shape[1] != first_sample:
-            self._tail = np.empty((self.n_channels, 0), dtype=self.dtype)  # start or gap
-            self._tail_start = first_sample
-        buf = np.concatenate([self._tail, data], axis=1) if self._tail.shape[1] else data
-        buf_start = self._tail_start
-        buf_end = buf_start + buf.shape[1]
+        if self._end != first_sample:
+            self._held = 0  # stream start or a gap: nothing before this block is usable
+        self._write(data, first_sample)
 
-        events = np.concatenate([self._pending, np.asarray(event_samples, dtype=np.int64)])
+        events = np.asarray(event_samples, dtype=np.int64)
+        if len(self._pending):
+            events = np.concatenate([self._pending, events]) if len(events) else self._pending
         starts = events - (self.pre + self.pad)
-        ends = starts + self.n_times
-        lost = starts < buf_start
-        ready = ~lost & (ends <= buf_end)
+        first_start = int(starts.min()) if len(starts) else 0
+        if not len(events) or (first_start >= self._end - self._held
+                               and first_start + self.n_times > self._end):
+            # the common case: nothing to cut yet (events arrive in time order)
+            self._pending = events
+            return np.empty((0, self.n_channels, self.n_times), self.dtype), events[:0]
+        lost = starts < self._end - self._held
+        ready = ~lost & (starts + self.n_times <= self._end)
         self.dropped += int(lost.sum())
         self._pending = events[~lost & ~ready]
 
-        offsets = starts[ready] - buf_start
-        idx = offsets[:, None] + np.arange(self.n_times)
-        sweeps = np.ascontiguousarray(buf[:, idx].transpose(1, 0, 2))
-
-        keep = min(buf.shape[1], self.n_times)
-        self._tail = buf[:, buf.shape[1] - keep:].copy()
-        self._tail_start = buf_end - keep
+        idx = (starts[ready, None] + np.arange(self.n_times)) % self._ring.shape[1]
+        sweeps = np.ascontiguousarray(self._ring[:, idx].transpose(1, 0, 2))
         return sweeps, events[ready]
-
-    def reset(self) -> None:
-        self._tail = np.empty((self.n_channels, 0), dtype=self.dtype)
-        self._tail_start = None
-        self._pending = np.empty(0, dtype=np.int64)

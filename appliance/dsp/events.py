@@ -26,12 +26,16 @@ class EdgeDetector:
             raise ValueError(f"trigger must be 1-D (n_samples,), got shape {trigger.shape}")
         if trigger.size == 0:
             return np.empty(0, dtype=np.int64)
-        high = (trigger.astype(np.int64) & self.mask) != 0
-        before = np.empty_like(high)
-        before[0] = self._last_high
-        before[1:] = high[:-1]
+        if trigger.dtype != np.uint16:
+            if trigger.dtype.kind not in "ui":
+                raise ValueError(f"trigger must hold integer bits, got dtype {trigger.dtype}")
+            trigger = trigger.astype(np.uint16)
+        high = (trigger & np.uint16(self.mask)) != 0
+        edges = np.flatnonzero(high[1:] > high[:-1]) + 1
+        if high[0] and not self._last_high:
+            edges = np.concatenate([[0], edges])
         self._last_high = bool(high[-1])
-        return np.flatnonzero(high & ~before).astype(np.int64) + np.int64(first_sample)
+        return edges.astype(np.int64) + np.int64(first_sample)
 
     def reset(self) -> None:
         """Forget the carried level (e.g. after a gap in the stream)."""

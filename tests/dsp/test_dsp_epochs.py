@@ -8,14 +8,14 @@ def _offline(x, events, pre, post, pad):
     return np.stack([x[:, e - pre - pad:e + post + pad] for e in events])
 
 
-@pytest.mark.parametrize("pad", [0, 37])
-def test_sweeps_over_random_blocks_equal_offline_cut(rng, splits, pad):
+@pytest.mark.parametrize("pad,max_block", [(0, 500), (37, 500), (37, 40), (5, 3000)])
+def test_sweeps_over_random_blocks_equal_offline_cut(rng, splits, pad, max_block):
     pre, post = 40, 200
     x = rng.normal(size=(3, 30_000))
     events = np.sort(rng.choice(np.arange(5, 29_990), size=120, replace=False))
     ep = Epocher(pre, post, 3, pad_samples=pad)
     sweeps, got = [], []
-    for a, b in splits(rng, x.shape[1], 500):
+    for a, b in splits(rng, x.shape[1], max_block):
         ev = events[(events >= a) & (events < b)]
         s, e = ep.push(x[:, a:b], a, ev)
         assert s.shape == (len(e), 3, pre + post + 2 * pad) and e.dtype == np.int64

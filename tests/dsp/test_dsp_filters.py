@@ -46,6 +46,29 @@ def test_zero_phase_sweeps_equal_sosfiltfilt_of_padded_segment(rng):
     assert got.shape == (7, 3, 800)
     assert np.max(np.abs(got - ref)) < 1e-12
     assert zero_phase_sweeps(np.empty((0, 3, 1600)), sos, pad).shape == (0, 3, 800)
+    # cascaded band-pass + notches, and sweeps shorter than scipy's own edge padding
+    sos = filters.cascade(sos, filters.notch_sos(50, FS, harmonics=3))
+    np.testing.assert_allclose(zero_phase_sweeps(sweeps, sos, pad),
+                               signal.sosfiltfilt(sos, sweeps, axis=-1)[..., pad:-pad], atol=1e-12)
+    short = sweeps[..., :20]
+    np.testing.assert_allclose(zero_phase_sweeps(short, sos, 0),
+                               signal.sosfiltfilt(sos, short, axis=-1, padlen=19), atol=1e-12)
+
+
+def test_two_periods_of_padding_make_sweeps_equal_whole_signal_zero_phase(rng):
+    # With 2 periods of the 30 Hz edge as real-data padding, the sweep-wise result equals
+    # forward-backward filtering of the whole recording: the cut does not show.
+    sos = filters.bandpass_sos(30, 1000, FS)
+    x = np.cumsum(rng.normal(size=60_000)) * 0.05 + rng.normal(0, 5, size=60_000)
+    whole = signal.sosfiltfilt(sos, x)
+    pad, n = int(2 / 30 * FS), 960
+    starts = rng.integers(pad, len(x) - n - pad - 20_000, size=50) + 10_000
+    sweeps = np.stack([x[s - pad:s + n + pad] for s in starts])
+    got = zero_phase_sweeps(sweeps, sos, pad)
+    ref = np.stack([whole[s:s + n] for s in starts])
+    assert np.sqrt(np.mean((got - ref) ** 2)) < 1e-3 * ref.std()
+    short = zero_phase_sweeps(sweeps[:, pad - 160:-(pad - 160)], sos, 160)  # 10 ms pad
+    assert np.sqrt(np.mean((short - ref) ** 2)) > 0.1 * ref.std()
 
 
 def test_zero_phase_keeps_latency_causal_delays_it_by_the_group_delay(wave):
@@ -70,6 +93,8 @@ def test_group_delay_keeps_shape():
     assert np.shape(filters.group_delay_ms(sos, FS, 500.0)) == ()
     gd = filters.group_delay_ms(sos, FS, np.array([300.0, 1000.0]))
     assert gd.shape == (2,) and gd[0] > gd[1] > 0
+    notch = filters.group_delay_ms(filters.notch_sos(50, FS), FS, np.array([50.0, 300.0]))
+    assert np.isnan(notch[0]) and 0 < notch[1] < 0.1
 
 
 def test_notch_harmonics_stop_below_nyquist_and_attenuate():
