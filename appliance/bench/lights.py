@@ -3,20 +3,25 @@
 The lights thread drives a recording backend showing a high-priority alarm (2 Hz, 50 %). We
 measure every period and on-time from the recorded transitions, first with the interpreter idle,
 then while another thread runs the dsp core (streaming band-pass, epoching, averaging) in a tight
-loop. Jitter is |measured - nominal|; the peer is the idle run of the same process.
+loop. Jitter is |measured - nominal|; the peer is the idle run of the same process. A third run
+puts the lights in their own process (LightsProcess, file backend) under the same load.
 """
 
 from __future__ import annotations
 
+import tempfile
 import threading
 import time
+from pathlib import Path
 
 import numpy as np
 
 from appliance.alarms.events import Display
 from appliance.conditions import Priority
-from appliance.outputs.gpio import RecordingBackend
+from appliance.config import from_dict
+from appliance.outputs.gpio import RecordingBackend, flash_timing, read_transitions
 from appliance.outputs.lights import Lights
+from appliance.outputs.lights_process import LightsProcess
 
 HIGH = Display(highest=Priority.HIGH, highest_physiological=Priority.HIGH, audio=Priority.HIGH)
 FS_HZ = 16000.0
@@ -47,7 +52,30 @@ def dsp_load(stop: threading.Event, loops: list[int]) -> None:
         loops[0] += 1
 
 
-def measure(seconds: float, loaded: bool) -> dict[str, float]:
+def _record_in_thread(seconds: float) -> tuple[np.ndarray, np.ndarray]:
+    backend = RecordingBackend()
+    with Lights(backend, {"red": 17}) as lights:
+        t0 = time.monotonic()
+        lights.show(HIGH)
+        time.sleep(seconds)
+    return backend.flash_timing("red", t0)
+
+
+def _record_in_process(seconds: float) -> tuple[np.ndarray, np.ndarray]:
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / "lights.jsonl"
+        path.touch()
+        settings = from_dict({"lights": {"backend": "file", "file_path": str(path)}}).lights
+        with LightsProcess(settings) as lights:
+            lights.show(HIGH)
+            deadline = time.monotonic() + 30.0
+            while not read_transitions(path, "red")[1:] and time.monotonic() < deadline:
+                time.sleep(0.05)  # child still starting
+            time.sleep(seconds)
+        return flash_timing(read_transitions(path, "red"))
+
+
+def measure(seconds: float, loaded: bool, process: bool = False) -> dict[str, float]:
     stop = threading.Event()
     loops = [0]
     worker = None
@@ -55,15 +83,14 @@ def measure(seconds: float, loaded: bool) -> dict[str, float]:
         worker = threading.Thread(target=dsp_load, args=(stop, loops), daemon=True)
         worker.start()
         time.sleep(0.2)  # let it get going
-    backend = RecordingBackend()
-    with Lights(backend, {"red": 17}) as lights:
-        t0 = time.monotonic()
-        lights.show(HIGH)
-        time.sleep(seconds)
-    stop.set()
-    if worker is not None:
-        worker.join(timeout=5)
-    period_s, duty = backend.flash_timing("red", t0)
+    t_start = time.monotonic()
+    try:
+        record = _record_in_process if process else _record_in_thread
+        period_s, duty = record(seconds)
+    finally:
+        stop.set()
+        if worker is not None:
+            worker.join(timeout=5)
     on_s = duty * period_s
     jitter_ms = 1000 * np.concatenate([np.abs(period_s - 0.5), np.abs(on_s - 0.25)])
     return {
@@ -72,7 +99,7 @@ def measure(seconds: float, loaded: bool) -> dict[str, float]:
         "period_ms_mean": float(1000 * period_s.mean()),
         "duty_mean": float(duty.mean()),
         "n_periods": int(period_s.size),
-        "load_loops_per_s": loops[0] / seconds,
+        "load_loops_per_s": loops[0] / (time.monotonic() - t_start),
     }
 
 
@@ -80,6 +107,7 @@ def run(quick: bool) -> dict:
     seconds = 3.0 if quick else 20.0
     idle = measure(seconds, loaded=False)
     loaded = measure(seconds, loaded=True)
+    in_process = measure(seconds, loaded=True, process=True)
     return {
         "lights_jitter_idle_ms_p99": round(idle["p99_ms"], 3),
         "lights_jitter_loaded_ms_p99": round(loaded["p99_ms"], 3),
@@ -91,4 +119,9 @@ def run(quick: bool) -> dict:
         "lights_duty_loaded_mean": round(loaded["duty_mean"], 4),
         "lights_periods_measured": idle["n_periods"] + loaded["n_periods"],
         "lights_dsp_load_blocks_per_s": round(loaded["load_loops_per_s"], 1),
+        "lights_process_jitter_loaded_ms_p99": round(in_process["p99_ms"], 3),
+        "lights_process_jitter_loaded_ms_max": round(in_process["max_ms"], 3),
+        "lights_process_vs_thread_loaded_ratio": round(
+            in_process["p99_ms"] / max(loaded["p99_ms"], 1e-3), 2
+        ),
     }

@@ -71,7 +71,7 @@ def flash_timing(history: list[Transition]) -> tuple[np.ndarray, np.ndarray]:
 def read_transitions(path: str | Path, name: str | None = None) -> list[Transition]:
     """Transitions a FileBackend wrote (t_s from its "t": CLOCK_MONOTONIC, system-wide)."""
     out = []
-    for line in Path(path).read_text(encoding="utf-8").splitlines():
+    for line in Path(path).read_text(encoding="utf-8").split("\n")[:-1]:  # whole lines only
         d = json.loads(line)
         if "pin" in d and (name is None or d["name"] == name):
             out.append(Transition(int(d["pin"]), str(d["name"]), bool(d["state"]), float(d["t"])))
