@@ -50,14 +50,24 @@ class _WeightedSums:
             )
         return x
 
-    def _accumulate(self, x: np.ndarray, w: np.ndarray, parity: np.ndarray,
+    def _accumulate(self, x: np.ndarray, w: np.ndarray | None, parity: np.ndarray,
                     sign: float = 1.0) -> None:
-        """x (k, c, t), w (k, c) weights, parity (k,) 0 = odd sweep, 1 = even sweep."""
+        """x (k, c, t), w (k, c) weights or None for all ones, parity (k,) 0 = odd sweep."""
         for p in (0, 1):
             sel = parity == p
-            if not sel.any():
+            n = int(sel.sum())
+            if n == 0:
                 continue
-            xs, ws = x[sel], w[sel]
+            xs = x[sel] if n < len(x) else x
+            if w is None:  # unit weights: w = w^2, so the w^2 sums are the plain ones
+                sx = xs.sum(axis=0)
+                self._w[p] += sign * n
+                self._w2[p] += sign * n
+                self._wx[p] += sign * sx
+                self._w2x[p] += sign * sx
+                self._w2x2[p] += sign * np.einsum("kct,kct->ct", xs, xs)
+                continue
+            ws = w[sel]
             w2 = ws * ws
             self._w[p] += sign * ws.sum(axis=0)
             self._w2[p] += sign * w2.sum(axis=0)
@@ -124,7 +134,7 @@ class CumulativeAverager(_WeightedSums):
         x = self._check(sweeps)
         if len(x) == 0:
             return
-        self._accumulate(x, np.ones(x.shape[:2]), self._next_parity(len(x)))
+        self._accumulate(x, None, self._next_parity(len(x)))
         self.n_sweeps += len(x)
 
 
@@ -158,15 +168,14 @@ class MovingAverager(_WeightedSums):
         x, parity = x[-self.n:], parity[-self.n:]
         k = len(x)
         slots = (self._count - k + np.arange(k)) % self.n
-        leaving = int(np.clip(keep_from - stored_from, 0, self.n_sweeps))
+        leaving = max(0, min(keep_from - stored_from, self.n_sweeps))
         if leaving:
             old = (stored_from + np.arange(leaving)) % self.n
-            ones = np.ones((leaving, self.n_channels))
-            self._accumulate(self._ring[old], ones, self._ring_parity[old], -1.0)
+            self._accumulate(self._ring[old], None, self._ring_parity[old], -1.0)
             self._replaced += leaving
         self._ring[slots] = x
         self._ring_parity[slots] = parity
-        self._accumulate(x, np.ones((k, self.n_channels)), parity)
+        self._accumulate(x, None, parity)
         self.n_sweeps = min(self.n, self.n_sweeps + k)
         if self._replaced >= self.n:
             self._rebuild()
@@ -178,7 +187,7 @@ class MovingAverager(_WeightedSums):
         self._count, self.n_sweeps = count, n_sweeps
         self._ring, self._ring_parity, self._replaced = ring, ring_parity, 0
         filled = (count - n_sweeps + np.arange(n_sweeps)) % self.n
-        self._accumulate(ring[filled], np.ones((n_sweeps, self.n_channels)), ring_parity[filled])
+        self._accumulate(ring[filled], None, ring_parity[filled])
 
 
 class ExponentialAverager(_WeightedSums):
