@@ -12,7 +12,13 @@ from appliance.analysis.outputs import ComponentValue, TrendPoint, Waveform
 from appliance.dsp import averagers, peaks, quality
 from appliance.dsp.epochs import Epocher, times_ms
 from appliance.dsp.events import EdgeDetector
-from appliance.dsp.filters import FilterSpec, StreamingFilter, zero_phase_sweeps
+from appliance.dsp.filters import (
+    FilterSpec,
+    StreamingFilter,
+    bandpass_sos,
+    notch_sos,
+    zero_phase_sweeps,
+)
 from appliance.dsp.reject import Rejector
 from appliance.errors import ConfigError
 from appliance.modalities import registry
@@ -89,7 +95,13 @@ class SitePipeline:
         self.post = int(round(plan.post_ms * fs_hz / 1e3))
         self.t_ms = times_ms(self.pre, self.post, fs_hz)
         self.zero = plan.filter.phase == "zero"
-        self.sos = plan.filter.sos(fs_hz)
+        lo, hi = plan.filter.band_hz
+        self.sos = bandpass_sos(lo, hi, fs_hz, plan.filter.order)
+        # Mains notch on the continuous stream (state across blocks), not per sweep: a Q=30
+        # notch rings for ~0.2 s, longer than any sweep's padding. Away from the mains line its
+        # phase is ~0, so it does not move the peaks.
+        self.notch = (StreamingFilter(notch_sos(plan.filter.notch_hz, fs_hz), n_ch, "steady")
+                      if plan.filter.notch_hz else None)
         # zero phase: real data on both sides, 2 periods of the low edge, so edges never show
         self.pad = int(round(2.0 / plan.filter.band_hz[0] * fs_hz)) if self.zero else 0
         self.stream = None if self.zero else StreamingFilter(self.sos, n_ch, start="steady")
@@ -108,7 +120,8 @@ class SitePipeline:
         self.last_stim_sample: int | None = None
         self.n_stimuli = 0
         self._expected: int | None = None
-        self._filter_json = plan.filter.to_json()
+        self._filter_json = {**plan.filter.to_json(),
+                             "notch_phase": "causal" if plan.filter.notch_hz else None}
 
     # -- per block --------------------------------------------------------------------------
     def push(self, data_uv: np.ndarray, saturated: np.ndarray, trigger: np.ndarray,
@@ -120,10 +133,12 @@ class SitePipeline:
             self.last_stim_sample = int(events[-1])
             self.n_stimuli += len(events)
         x = data_uv[self.idx]
-        if self.stream is not None:
-            if self._expected is not None and first_sample != self._expected:
-                self.stream.reset()
-            x = self.stream.process(x)
+        gap = self._expected is not None and first_sample != self._expected
+        for f in (self.notch, self.stream):
+            if f is not None:
+                if gap:
+                    f.reset()
+                x = f.process(x)
         self._expected = first_sample + x.shape[1]
         sat = saturated[self.idx].any(axis=0, keepdims=True).astype(np.float64)
         sweeps, _ = self.epocher.push(np.concatenate([x, sat]), first_sample, events)
@@ -189,25 +204,21 @@ class SitePipeline:
         return points, waves
 
     def _quality(self, avg_obj) -> quality.Quality:
-        """Quality per channel over its role's analysis window (where its components are)."""
-        n_ch = len(self.idx)
-        out = {k: np.full(n_ch, np.nan) for k in ("rn", "fsp", "snr", "r")}
-        for m in {id(m): m for m in self.measures}.values():
-            lo = min(c.window_ms[0] for c in m.components)
-            hi = max(c.window_ms[1] for c in m.components)
-            sel = np.flatnonzero((self.t_ms >= lo) & (self.t_ms <= hi))
-            win = slice(int(sel[0]), int(sel[-1]) + 1)
-            q = quality.measure(avg_obj, win)
-            # Fsp with the single-point variance averaged over the window's points rather than
-            # taken at one point: the same statistic, with a far steadier denominator.
-            nv = np.nanmean(avg_obj.noise_var[:, win], axis=-1)
-            with np.errstate(invalid="ignore", divide="ignore"):
-                fsp = np.where(nv > 0, avg_obj.average[:, win].var(axis=-1, ddof=1) / nv, np.nan)
-            chans = [c for c in range(n_ch) if self.measures[c] is m]
-            for key, v in zip(("rn", "fsp", "snr", "r"), (q.residual_noise_uv, fsp,
-                              q.snr_db, q.split_half_r), strict=True):
-                out[key][chans] = v[chans]
-        return quality.Quality(out["rn"], out["fsp"], out["snr"], out["r"])
+        """Quality per channel over the response window: from the earliest component of the
+        modality (after the stimulus artefact) to the end of the sweep. A window this long
+        gives Fsp enough degrees of freedom for its 3.1 threshold to mean ~99 %; a window
+        around one peak would let slow EEG alone pass it."""
+        lo = min(c.window_ms[0] for m in self.plan.modality.measures.values()
+                 for c in m.components)
+        sel = np.flatnonzero(self.t_ms >= lo)
+        win = slice(int(sel[0]), int(sel[-1]) + 1)
+        q = quality.measure(avg_obj, win)
+        # Fsp with the single-point variance averaged over the window's points rather than
+        # taken at one point: the same statistic, with a far steadier denominator.
+        nv = np.nanmean(avg_obj.noise_var[:, win], axis=-1)
+        with np.errstate(invalid="ignore", divide="ignore"):
+            fsp = np.where(nv > 0, avg_obj.average[:, win].var(axis=-1, ddof=1) / nv, np.nan)
+        return quality.Quality(q.residual_noise_uv, fsp, q.snr_db, q.split_half_r)
 
     def _components(self, trace: np.ndarray, m: Measure,
                     noise_uv: float) -> tuple[dict[str, ComponentValue], float]:

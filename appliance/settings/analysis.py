@@ -81,7 +81,9 @@ class SiteSettings:
 @dataclass(frozen=True)
 class AnalysisSettings:
     sites: tuple[SiteSettings, ...] = field([], help="stimulation sites and what they record")
-    notch_hz: float = field(0.0, min=0.0, max=400.0, help="mains notch for every site; 0 off")
+    notch_hz: float = field(
+        50.0, min=0.0, max=400.0, help="mains notch for every site (60 in the Americas); 0 off"
+    )
     update_interval_s: float = field(
         10.0, min=0.5, max=300.0, help="emit an update at least this often while sweeps arrive"
     )
