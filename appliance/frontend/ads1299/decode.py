@@ -37,6 +37,7 @@ class Frames:
     """Decoded frames.
 
     valid       (n_frames,) bool: status nibble was 0xC on every chip
+    Channel arrays are (n_ch, n_frames) transposed views of (n_frames, n_ch) buffers.
     counts      (n_ch, n_frames) int32 signed ADC counts (0 where not valid)
     data_uv     (n_ch, n_frames) float64 µV (0 where not valid)
     saturated   (n_ch, n_frames) bool: count at +full scale 0x7FFFFF or -full scale 0x800000
@@ -85,43 +86,61 @@ def as_frame_array(raw: RawFrames, sample_bytes: int) -> np.ndarray:
     return arr.reshape(-1, sample_bytes)
 
 
-def decode_frames(raw: RawFrames, n_channels: int = 8,
-                  gains: int | np.ndarray = 24, n_chips: int = 1) -> Frames:
+def decode_frames(raw: RawFrames, n_channels: int = 8, gains: int | np.ndarray = 24,
+                  n_chips: int = 1) -> Frames:
     """Decode whole frames. `n_channels` is per chip (4, 6 or 8); `gains` is one PGA gain factor
     or one per channel (n_chips * n_channels,). Output channels are chip 1's then chip 2's."""
     fb = frame_bytes(n_channels)
-    frames = as_frame_array(raw, fb * n_chips).reshape(-1, n_chips, fb)
-    n = frames.shape[0]
+    sb = fb * n_chips
     n_ch = n_channels * n_chips
-    status = frames[:, :, :3].astype(np.int32)
-    ok = (status[:, :, 0] >> 4) == STATUS_NIBBLE  # (n, n_chips)
-    valid = ok.all(axis=1)
+    if isinstance(raw, bytes | bytearray | memoryview):
+        raw = bytes(raw)
+        as_frame_array(raw, sb)  # checks the length
+        # one zero byte of padding lets the last value be read as 4 bytes (see below)
+        buf = np.frombuffer(raw + b"\0", np.uint8)
+    else:
+        frames = as_frame_array(raw, sb)
+        buf = np.zeros(frames.size + 1, np.uint8)
+        buf[:-1] = frames.reshape(-1)
+    n = (buf.size - 1) // sb
+    f3 = buf[:-1].reshape(n, n_chips, fb)
+    ok = (f3[:, :, 0] & 0xF0) == STATUS_NIBBLE << 4  # (n, n_chips)
+    valid = ok[:, 0] if n_chips == 1 else ok.all(axis=1)
 
-    # status: 1100 STATP[7:0] STATN[7:0] GPIO[7:4]
-    word = (status[:, :, 0] << 16) | (status[:, :, 1] << 8) | status[:, :, 2]
-    statp = (word >> 12) & 0xFF
-    statn = (word >> 4) & 0xFF
-    gpio = (word & 0x0F).astype(np.uint8).T.copy()
-    bits = np.arange(n_channels)
-    # (n, n_chips, n_channels) -> (n_ch, n)
-    lead_p = ((statp[:, :, None] >> bits) & 1).astype(bool).reshape(n, n_ch).T
-    lead_n = ((statn[:, :, None] >> bits) & 1).astype(bool).reshape(n, n_ch).T
+    # Each 24-bit value is read as the big-endian int32 starting at its first byte (so it also
+    # holds the next byte), then shifted right by 8: one strided view, one cast, one shift, and
+    # the arithmetic shift sign-extends.
+    if n:
+        be = np.ndarray((n, n_chips, n_channels), dtype=">i4", buffer=buf, offset=3,
+                        strides=(sb, fb, 3))
+        counts = be.astype(np.int32).reshape(n, n_ch)
+        counts >>= 8
+    else:
+        counts = np.zeros((0, n_ch), np.int32)
 
-    data = frames[:, :, 3:].reshape(n, n_chips * n_channels, 3).astype(np.int32)
-    # place the 24 bits at the top of an int32 and shift back: arithmetic shift sign-extends
-    counts = ((data[:, :, 0] << 24) | (data[:, :, 1] << 16) | (data[:, :, 2] << 8)) >> 8
-    counts = np.where(valid[:, None], counts, 0).T.copy()
+    # status bits, MSB first: 1100 | STATP[7:0] | STATN[7:0] | GPIO[7:4]; STATP bit c (at
+    # position 11 - c) belongs to channel c
+    bits = np.unpackbits(f3[:, :, :3], axis=2).view(bool)
+    gpio = f3[:, :, 2] & 0x0F
+    if not valid.all():  # a corrupt frame is never data
+        bad = ~valid
+        counts[bad] = 0
+        bits[bad] = False
+        gpio[bad] = 0
+    lead_p = bits[:, :, 11:11 - n_channels:-1].reshape(n, n_ch)
+    lead_n = bits[:, :, 19:19 - n_channels:-1].reshape(n, n_ch)
     saturated = (counts == FULL_SCALE_POS) | (counts == FULL_SCALE_NEG)
-    saturated &= valid[None, :]
-    scale = _scale(gains, n_ch)
-    data_uv = counts * scale[:, None]
-    lead_p = lead_p & valid[None, :]
-    lead_n = lead_n & valid[None, :]
-    gpio = np.where(valid[None, :], gpio, 0).astype(np.uint8)
-    return Frames(valid, counts.astype(np.int32), data_uv, saturated, lead_p, lead_n, gpio)
+    data_uv = counts * _scale(gains, n_ch)
+    # (n, n_ch) -> (n_ch, n) views: no copy here; slicing a block copies once downstream
+    return Frames(valid, counts.T, data_uv.T, saturated.T, lead_p.T, lead_n.T,
+                  np.ascontiguousarray(gpio.T))
 
 
 def _scale(gains: int | np.ndarray, n_ch: int) -> np.ndarray:
+    if isinstance(gains, int | float):
+        if gains <= 0:
+            raise FrameError(f"ADS1299 decode: gains must be positive, got {gains}.")
+        return uv_per_count(1) / gains  # a scalar broadcasts
     g = np.broadcast_to(np.asarray(gains, dtype=np.float64), (n_ch,))
     if np.any(g <= 0):
         raise FrameError(f"ADS1299 decode: gains must be positive, got {g.tolist()}.")

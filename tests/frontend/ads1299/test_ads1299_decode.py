@@ -74,7 +74,7 @@ def test_two_chips_16_channels_and_a_corrupt_chip_frame_rejects_the_sample():
     assert np.array_equal(f.counts[:8, good], a[:, good])
     assert np.array_equal(f.counts[8:, good], b[:, good])
     assert f.valid.tolist() == good.tolist() and f.n_corrupt == 1
-    assert not f.counts[:, 7].any()
+    assert not f.counts[:, 7].any() and not f.lead_off_p[:, 7].any() and f.trigger[7] == 0
     assert f.lead_off_p[15, good].all() and not f.lead_off_p[:15].any()
     assert set(f.trigger[good].tolist()) == {3}  # chip 1's GPIO
 
@@ -124,11 +124,18 @@ def test_garbage_split_anywhere_never_crashes_and_checks_every_status(data, cuts
     assert sum(p.n_frames for p in pieces) == n and dec.pending_bytes == len(data) % 27
     valid = np.concatenate([p.valid for p in pieces]) if pieces else np.zeros(0, bool)
     counts = np.concatenate([p.counts for p in pieces], axis=1)
+    lead_p = np.concatenate([p.lead_off_p for p in pieces], axis=1)
+    lead_n = np.concatenate([p.lead_off_n for p in pieces], axis=1)
+    trig = np.concatenate([p.trigger for p in pieces])
     for i in range(n):
         frame = data[27 * i:27 * i + 27]
         assert valid[i] == (frame[0] >> 4 == 0xC)  # a bad status nibble is never data
         want = independent_decode(frame, 8) if valid[i] else [0] * 8
         assert counts[:, i].tolist() == want
+        word = int.from_bytes(frame[:3], "big") if valid[i] else 0
+        assert lead_p[:, i].tolist() == [bool(word >> (12 + c) & 1) for c in range(8)]
+        assert lead_n[:, i].tolist() == [bool(word >> (4 + c) & 1) for c in range(8)]
+        assert trig[i] == word & 0xF
     assert dec.corrupt == int(n - valid.sum())
 
 
@@ -156,3 +163,17 @@ def test_bit_flips_in_the_status_nibble_are_always_caught(rows, data):
         ch = (bit - 24) // 24
         changed = np.flatnonzero(f.counts[:, i] != counts[:, i]).tolist()
         assert changed == ([ch] if bit >= 24 else [])
+
+
+def test_bench_peer_decodes_the_same_values():
+    from appliance.bench.decode import _frames, naive_decode, run
+
+    raw = _frames(0.1)
+    f = decode_frames(raw, 8, gains=24.0)
+    naive = naive_decode(raw, 24.0)
+    assert [v is not None for v in naive] == f.valid.tolist()
+    assert 0 < f.n_corrupt < f.n_frames
+    good = np.array([v for v in naive if v is not None]).T
+    assert np.allclose(f.data_uv[:, f.valid], good)
+    result = run(quick=True)
+    assert result["decode_realtime_factor"] > 0 and result["decode_vs_naive_ratio"] > 0
