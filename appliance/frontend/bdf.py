@@ -574,6 +574,20 @@ class BdfReader:
                 annots += self._parse_tals(rec[r, s.offset : s.offset + nb].tobytes(), start + r)
         return data, trig, sat, annots
 
+    def read_annotations(self) -> list[Annotation]:
+        """Every annotation in the file, reading only the annotation signal of each record."""
+        out: list[Annotation] = []
+        if not self.annot_idx:
+            return out
+        with open(self.path, "rb") as f:
+            for r in range(self.n_records):
+                base = self.header_bytes + r * self.record_bytes
+                for i in self.annot_idx:
+                    s = self.signals[i]
+                    f.seek(base + s.offset)
+                    out += self._parse_tals(f.read(s.n_per_record * self.bytes_per_sample), r)
+        return out
+
     def _digital(self, rec: np.ndarray, s: _Signal) -> np.ndarray:
         nb = s.n_per_record * self.bytes_per_sample
         b = rec[:, s.offset : s.offset + nb].reshape(-1, self.bytes_per_sample).astype(np.int32)
