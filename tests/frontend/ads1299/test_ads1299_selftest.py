@@ -1,0 +1,82 @@
+"""`ionm selftest` on the emulator: a pass, and failures a technologist must see."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+from appliance.cli import main as ionm
+from appliance.frontend.selftest import format_table, run_selftest, square_amplitude_uv
+
+
+def test_selftest_passes_on_a_healthy_emulated_board(capsys):
+    assert ionm(["selftest", "--emulated"]) == 0
+    out = capsys.readouterr().out
+    assert "ID 0x3E (ADS1299, 8 channels" in out and "RESULT: PASS" in out
+    rows = [line for line in out.splitlines() if line.strip()[:2].strip().isdigit()]
+    assert len(rows) == 8 and all(r.rstrip().endswith("PASS") for r in rows)
+    assert " 1.875 mV" in rows[0] and "on/on" in rows[0]
+
+
+def test_selftest_json_reports_each_measurement(capsys):
+    assert ionm(["selftest", "--emulated", "--json"]) == 0
+    rep = json.loads(capsys.readouterr().out)
+    assert rep["ok"] is True and rep["chips"][0]["id"] == 0x3E
+    assert [c["channel"] for c in rep["channels"]] == list(range(1, 9))
+    for c in rep["channels"]:
+        assert abs(c["test_deviation_pct"]) < 1.0
+        assert 0.5 < c["noise_uv_rms"] < 2.0  # the emulator's 1 µV RMS input noise
+    assert rep["temperature_c"] == pytest.approx(35.0, abs=0.5)
+
+
+def test_wrong_chip_id_fails_with_expected_and_read_id(capsys):
+    assert ionm(["selftest", "--emulated", "--fault", "id:0x00"]) == 1
+    out = capsys.readouterr().out
+    assert "ID register read 0x00" in out and "expected 0x3E" in out
+    assert "RESULT: FAIL" in out
+
+
+def test_broken_gain_path_and_stuck_channel_fail_only_those_channels(capsys):
+    code = ionm(["selftest", "--emulated", "--json", "--fault", "gain:3:0.9",
+                 "--fault", "stuck:6"])
+    rep = json.loads(capsys.readouterr().out)
+    assert code == 1 and rep["ok"] is False
+    bad = {c["channel"]: c for c in rep["channels"] if not c["ok"]}
+    assert sorted(bad) == [3, 6]
+    assert bad[3]["test_deviation_pct"] == pytest.approx(-10.0, abs=0.5)
+    assert "flat output" in " ".join(bad[6]["problems"])
+
+
+def test_stalled_drdy_is_a_failure_not_a_hang(capsys):
+    assert ionm(["selftest", "--emulated", "--fault", "stall"]) == 1
+    assert "DRDY stalled" in capsys.readouterr().out
+
+
+def test_lead_off_is_reported_per_electrode(make_frontend):
+    fe, board = make_frontend(n_channels=4, rate_hz=1000, noise_uv_rms=1.0)
+    board.set_lead_off(1, side="N")
+    fe.start()
+    rep = run_selftest(fe, "emulated")
+    assert [(c.lead_off_p, c.lead_off_n) for c in rep.channels] == [
+        (False, False), (False, True), (False, False), (False, False)]
+    assert rep.ok  # reported, not a failure by default
+    assert "on/OFF" in format_table(rep)
+    assert not run_selftest(fe, "emulated", require_leads=True).ok
+    assert fe.chips[0].streaming  # back in its operating configuration
+
+
+def test_square_amplitude_estimator():
+    t = np.arange(4000)
+    x = np.where((t // 500) % 2 == 0, 1875.0, -1875.0) + np.random.default_rng(1).normal(0, 1, 4000)
+    assert square_amplitude_uv(x[None, :])[0] == pytest.approx(1875.0, abs=0.2)
+    assert square_amplitude_uv(np.zeros((1, 100)))[0] == 0.0
+
+
+def test_fault_needs_the_emulator(tmp_path, capsys):
+    cfg = tmp_path / "c.toml"
+    cfg.write_text('[frontend]\nkind = "ads1299"\n')
+    with pytest.raises(SystemExit):
+        ionm(["selftest", "--config", str(cfg), "--fault", "stall"])
+    assert "--fault needs the emulator" in capsys.readouterr().err
