@@ -340,6 +340,14 @@ class EmulatedDrdy:
     def wait(self, timeout_s: float) -> bool:
         chip, board = self.chip, self.chip.board
         self.waits += 1
+        deadline = board.now + int(round(timeout_s * F_CLK_HZ))
+        self._miss += board.take_dropouts()
+        stall_end = board.stall_end()
+        if stall_end is not None:  # a scenario stall: no edges until it ends
+            if stall_end > deadline:
+                board.advance(deadline - board.now)
+                return False
+            board.advance(stall_end - board.now)
         if self._miss and chip.converting:  # skip to the (n + 1)-th conversion after the last seen
             target = self._seen_edge - chip._edges_before + self._miss
             board.advance(chip.conversion_time(target) - board.now)
@@ -347,14 +355,13 @@ class EmulatedDrdy:
         k = chip.latest_conversion(board.now)
         if chip.converting and k >= 0 and chip.edge_number(k) > self._seen_edge:
             return self._edge(k)
-        timeout = int(round(timeout_s * F_CLK_HZ))
         if chip.converting:
             nxt = max(k + 1, self._seen_edge - chip._edges_before)
-            dt = chip.conversion_time(nxt) - board.now
-            if dt <= timeout:
-                board.advance(dt)
+            t_next = chip.conversion_time(nxt)
+            if t_next <= deadline:
+                board.advance(t_next - board.now)
                 return self._edge(nxt)
-        board.advance(timeout)
+        board.advance(deadline - board.now)
         return False
 
     def _edge(self, k: int) -> bool:
@@ -391,6 +398,27 @@ class EmulatedBoard:
         self._buf_uv = np.zeros((0, 0))
         self._buf_trig = np.zeros(0, np.uint16)
         self._buf_first = 0
+        # a simulated Patient's scenario may script front-end faults: stalls and dropouts
+        sc = getattr(source, "scenario", None)
+        of_type = getattr(sc, "of_type", None)
+        self._stalls = [(int(e.at_s * F_CLK_HZ), int((e.at_s + e.duration_s) * F_CLK_HZ)
+                         if e.duration_s else None) for _, e in of_type("stall")] if of_type else []
+        self._dropouts = [(int(e.at_s * F_CLK_HZ), e.samples)
+                          for _, e in of_type("dropout")] if of_type else []
+
+    def stall_end(self) -> int | float | None:
+        """End (tCLK) of the scenario stall in force now; inf if it never ends; None if none."""
+        for t0, t1 in self._stalls:
+            if t0 <= self.now and (t1 is None or self.now < t1):
+                return float("inf") if t1 is None else t1
+        return None
+
+    def take_dropouts(self) -> int:
+        """Conversions a scenario dropout makes the reader miss, once its time has come."""
+        n = 0
+        while self._dropouts and self._dropouts[0][0] <= self.now:
+            n += self._dropouts.pop(0)[1]
+        return n
 
     def spi(self, i: int = 0) -> Ads1299Emulator:
         return self.chips[i]

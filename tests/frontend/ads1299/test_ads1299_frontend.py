@@ -216,3 +216,23 @@ def test_emulated_board_realtime_pacing_tracks_the_wall_clock():
     t0 = time.monotonic()
     board.sleep(0.05)
     assert time.monotonic() - t0 >= 0.045
+
+
+def test_scenario_stall_and_dropout_reach_the_emulated_chip(tmp_path):
+    sc = tmp_path / "faults.toml"
+    sc.write_text('name = "faults"\n'
+                  '[[event]]\ntype = "dropout"\nat_s = 0.5\nsamples = 7\n'
+                  '[[event]]\ntype = "stall"\nat_s = 1.0\nduration_s = 0.8\n')
+    cfg = from_dict({"frontend": {"kind": "ads1299-emulated", "sample_rate_hz": 1000,
+                                  "realtime": False, "channels": ["C3'-Fz", "C4'-Fz"],
+                                  "scenario": str(sc)}})
+    with Ads1299FrontEnd.from_config(cfg, emulated=True) as fe:
+        fe.start()
+        results = [fe.read_block() for _ in range(150)]
+        assert fe.health.missed_samples >= 7
+        assert fe.health.stalls == 1
+        assert results.count(None) >= 1
+        blocks = [b for b in results if b is not None]
+        gaps = [b.first_sample - a.end_sample for a, b in zip(blocks, blocks[1:], strict=False)]
+        assert 7 in gaps  # the dropout
+        assert max(gaps) >= 700  # the 0.8 s stall: the chip kept converting, unread
