@@ -21,7 +21,7 @@ import logging
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
@@ -45,10 +45,11 @@ class _Alarm:
     evidence: dict[str, Any]
     latches: bool
     raised_utc: str
+    raised_t_s: float
     active: bool = True
     acknowledged: bool = False
     cleared_utc: str | None = None
-    extra: dict[str, Any] = field(default_factory=dict)
+    cleared_t_s: float | None = None
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -63,6 +64,8 @@ class _Alarm:
             "acknowledged": self.acknowledged,
             "raised_utc": self.raised_utc,
             "cleared_utc": self.cleared_utc,
+            "raised_t_s": self.raised_t_s,
+            "cleared_t_s": self.cleared_t_s,
         }
 
 
@@ -86,6 +89,7 @@ class AlarmManager:
         self._resume_at = Priority[self.settings.resume_on_new_priority.upper()]
         self._listeners: list[Listener] = [on_event] if on_event else []
         self.n_events = 0
+        self.n_rejected = 0  # malformed condition reports (logged, never raised to the caller)
 
     # ----------------------------------------------------------------- inputs
     def add_listener(self, fn: Listener) -> None:
@@ -94,7 +98,16 @@ class AlarmManager:
             self._listeners.append(fn)
 
     def update(self, cond: Condition, cause: str = "analysis") -> list[AlarmEvent]:
-        """Feed one condition report (active or ended). Returns the events it caused."""
+        """Feed one condition report (active or ended). Returns the events it caused.
+
+        A malformed report (kind/priority of the wrong type, empty id) is logged and counted in
+        `n_rejected`; it never raises into the analysis thread."""
+        problem = _check(cond)
+        if problem:
+            with self._lock:
+                self.n_rejected += 1
+            log.error("alarm manager: condition rejected: %s: %r", problem, cond)
+            return []
         with self._lock:
             events = self._update(cond, cause)
         return self._emit(events)
@@ -182,8 +195,10 @@ class AlarmManager:
                         evidence=dict(d.get("evidence", {})),
                         latches=True,
                         raised_utc=str(d.get("raised_utc", "")),
+                        raised_t_s=self._clock(),
                         active=False,
                         cleared_utc=d.get("cleared_utc"),
+                        cleared_t_s=self._clock(),
                     )
                 except (KeyError, ValueError, TypeError) as e:
                     log.warning("alarm state entry %d skipped: %r (%s)", i, d, e)
@@ -209,7 +224,7 @@ class AlarmManager:
             if a is None or not a.active:
                 return []  # an end we never saw start, or already ended: nothing changes
             a.active = False
-            a.cleared_utc = self._utc()
+            a.cleared_utc, a.cleared_t_s = self._utc(), self._clock()
             a.evidence = dict(c.evidence) or a.evidence
             if a.latches and not a.acknowledged:
                 return [self._event("cleared", a, cause, latched=True)]
@@ -219,7 +234,7 @@ class AlarmManager:
             a = _Alarm(
                 id=c.id, kind=c.kind, priority=c.priority, site=c.site, message=c.message,
                 evidence=dict(c.evidence), latches=self._latches(c.kind, c.priority, c.id),
-                raised_utc=self._utc(),
+                raised_utc=self._utc(), raised_t_s=self._clock(),
             )
             self._alarms[a.id] = a
             events = [self._event("raised", a, cause)]
@@ -228,7 +243,7 @@ class AlarmManager:
             return events
         events = []
         if not a.active:  # a latched alarm whose condition comes back
-            a.active, a.acknowledged, a.cleared_utc = True, False, None
+            a.active, a.acknowledged, a.cleared_utc, a.cleared_t_s = True, False, None, None
             events.append(self._event("raised", a, cause))
         a.message, a.evidence, a.site = c.message or a.message, dict(c.evidence), c.site
         if c.priority > a.priority:
@@ -281,3 +296,16 @@ class AlarmManager:
                     except Exception:  # a broken listener must not stop the alarm path
                         log.exception("alarm event listener %r failed", fn)
         return events
+
+
+def _check(c: object) -> str:
+    """'' if `c` is a well-formed Condition, else what is wrong with it."""
+    if not isinstance(c, Condition):
+        return f"expected a Condition, got {type(c).__name__}"
+    if not isinstance(c.priority, Priority):
+        return f"priority: got {c.priority!r}, allowed: Priority.LOW/MEDIUM/HIGH"
+    if not isinstance(c.kind, Kind):
+        return f"kind: got {c.kind!r}, allowed: Kind.PHYSIOLOGICAL/TECHNICAL"
+    if not isinstance(c.id, str) or not c.id:
+        return f"id: got {c.id!r}, allowed: a non-empty string"
+    return ""

@@ -234,3 +234,27 @@ def test_thread_safety_smoke(clock, cond):
     # consistent end state: every alarm left is either present or latched-and-unacknowledged
     for a in m.active_set():
         assert a["active"] or (a["latched"] and not a["acknowledged"])
+
+
+def test_malformed_condition_is_counted_not_raised(manager, cond):
+    from appliance.conditions import Condition
+
+    bad = [
+        Condition("x", Kind.TECHNICAL, 3, True, 0.0),  # int, not Priority
+        Condition("x", "technical", Priority.LOW, True, 0.0),  # str, not Kind
+        Condition("", Kind.TECHNICAL, Priority.LOW, True, 0.0),
+        {"id": "x"},
+    ]
+    for c in bad:
+        assert manager.update(c) == []
+    assert manager.n_rejected == 4 and manager.active_set() == []
+    assert names(manager.update(cond())) == ["raised"]  # still working
+
+
+def test_raised_and_cleared_times(manager, clock, cond):
+    manager.update(cond())
+    clock.advance(2.5)
+    manager.update(cond(active=False))
+    [a] = manager.active_set()
+    assert a["cleared_t_s"] - a["raised_t_s"] == 2.5
+    assert a["raised_utc"] < a["cleared_utc"]
