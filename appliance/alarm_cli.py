@@ -44,8 +44,7 @@ def main(argv: list[str]) -> int:
         print()
         return 0
     for ev in reply["events"]:
-        who = ev["alarm_id"] or "audio"
-        print(f"{ev['event']}: {who}")
+        print(f"{ev['event']}: {ev['alarm_id']}" if ev["alarm_id"] else ev["message"])
     if args.action == "ack" and not reply["events"]:
         print("nothing to acknowledge")
     disp = reply["display"]
