@@ -25,6 +25,8 @@ from appliance.frontend.ads1299.registers import (
 )
 
 RawFrames = bytes | bytearray | memoryview | np.ndarray
+# first status byte -> frame is valid (top nibble 0b1100); a table lookup is one numpy call
+_STATUS_OK = (np.arange(256) >> 4) == STATUS_NIBBLE
 
 
 def frame_bytes(n_channels: int) -> int:
@@ -95,7 +97,8 @@ def decode_frames(raw: RawFrames, n_channels: int = 8, gains: int | np.ndarray =
     n_ch = n_channels * n_chips
     if isinstance(raw, bytes | bytearray | memoryview):
         raw = bytes(raw)
-        as_frame_array(raw, sb)  # checks the length
+        if len(raw) % sb:
+            as_frame_array(raw, sb)  # raises, naming the length
         # one zero byte of padding lets the last value be read as 4 bytes (see below)
         buf = np.frombuffer(raw + b"\0", np.uint8)
     else:
@@ -104,8 +107,8 @@ def decode_frames(raw: RawFrames, n_channels: int = 8, gains: int | np.ndarray =
         buf[:-1] = frames.reshape(-1)
     n = (buf.size - 1) // sb
     f3 = buf[:-1].reshape(n, n_chips, fb)
-    ok = (f3[:, :, 0] & 0xF0) == STATUS_NIBBLE << 4  # (n, n_chips)
-    valid = ok[:, 0] if n_chips == 1 else ok.all(axis=1)
+    ok = _STATUS_OK.take(f3[:, :, 0])  # (n, n_chips)
+    valid = ok[:, 0] if n_chips == 1 else np.count_nonzero(ok, axis=1) == n_chips
 
     # Each 24-bit value is read as the big-endian int32 starting at its first byte (so it also
     # holds the next byte), then shifted right by 8: one strided view, one cast, one shift, and
@@ -122,7 +125,7 @@ def decode_frames(raw: RawFrames, n_channels: int = 8, gains: int | np.ndarray =
     # position 11 - c) belongs to channel c
     bits = np.unpackbits(f3[:, :, :3], axis=2).view(bool)
     gpio = f3[:, :, 2] & 0x0F
-    if not valid.all():  # a corrupt frame is never data
+    if np.count_nonzero(valid) < n:  # a corrupt frame is never data
         bad = ~valid
         counts[bad] = 0
         bits[bad] = False
