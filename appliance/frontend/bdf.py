@@ -141,8 +141,9 @@ class BdfWriter:
         self.annotations_dropped = 0
         self._closed = False
         self._n_ch = len(self.channel_names)
-        self._buf_uv = np.zeros((self._n_ch, 0))
-        self._buf_trig = np.zeros(0, dtype=np.uint16)
+        # samples not yet in a record, as a list of chunks (one concatenation per record)
+        self._chunks: list[tuple[np.ndarray, np.ndarray]] = []
+        self._buffered = 0
         self._last_uv = np.zeros((self._n_ch, 1))
         self._next_sample: int | None = None  # stream index expected next (gap detection)
         self._first_sample = 0
@@ -250,8 +251,7 @@ class BdfWriter:
         elif first_sample is not None and first_sample != self._next_sample:
             self._fill_gap(first_sample)
         self._stimulus_annotations(trig)
-        self._buf_uv = np.concatenate([self._buf_uv, data_uv], axis=1)
-        self._buf_trig = np.concatenate([self._buf_trig, trig])
+        self._append(data_uv, trig)
         self._next_sample = (self._next_sample or 0) + n
         self._flush_records()
 
@@ -263,12 +263,16 @@ class BdfWriter:
             self.annotate(t, 0.0, f"discontinuity: stream jumped by {gap} samples (not filled)")
             self._next_sample = first_sample
             return
-        last = self._buf_uv[:, -1:] if self._buf_uv.shape[1] else np.zeros((self._n_ch, 1))
         self.annotate(t, gap / self.sample_rate_hz, f"gap: {gap} missed samples (held)")
-        self._buf_uv = np.concatenate([self._buf_uv, np.repeat(last, gap, axis=1)], axis=1)
-        self._buf_trig = np.concatenate([self._buf_trig, np.zeros(gap, np.uint16)])
+        self._append(np.repeat(self._last_uv, gap, axis=1), np.zeros(gap, np.uint16))
         self._prev_trig = 0
         self._next_sample = first_sample
+
+    def _append(self, uv: np.ndarray, trig: np.ndarray) -> None:
+        if uv.shape[1]:
+            self._chunks.append((uv, trig))
+            self._buffered += uv.shape[1]
+            self._last_uv = uv[:, -1:].copy()
 
     def _onset(self, sample: int) -> float:
         return (sample - self._first_sample) / self.sample_rate_hz
@@ -303,14 +307,14 @@ class BdfWriter:
 
     def _flush_records(self) -> None:
         n = self.n_per_record
-        k = self._buf_uv.shape[1] // n
+        k = self._buffered // n
         if k == 0:
             return
-        uv = self._buf_uv[:, : k * n]
-        trig = self._buf_trig[: k * n]
-        self._buf_uv = self._buf_uv[:, k * n :]
-        self._last_uv = uv[:, -1:]
-        self._buf_trig = self._buf_trig[k * n :]
+        all_uv = np.concatenate([c[0] for c in self._chunks], axis=1)
+        all_trig = np.concatenate([c[1] for c in self._chunks])
+        uv, trig = all_uv[:, : k * n], all_trig[: k * n]
+        self._chunks = [(all_uv[:, k * n :], all_trig[k * n :])]
+        self._buffered -= k * n
         dig = np.rint((uv - self._phys[0]) / self._scale + BDF_DIGITAL_MIN)
         over = (dig < BDF_DIGITAL_MIN) | (dig > BDF_DIGITAL_MAX)
         self.clipped_samples += int(np.count_nonzero(over))
@@ -321,7 +325,8 @@ class BdfWriter:
         allsig = np.concatenate(rows, axis=0)
         allsig = allsig.reshape(allsig.shape[0], k, n)
         # (n_sig, k, n) -> (k, n_sig, n) -> 24-bit little endian bytes per record
-        le = allsig.transpose(1, 0, 2).astype("<i4").view(np.uint8).reshape(k, -1, 4)[:, :, :3]
+        per_record = np.ascontiguousarray(allsig.transpose(1, 0, 2), dtype="<i4")
+        le = per_record.view(np.uint8).reshape(k, -1, 4)[:, :, :3]
         le = le.reshape(k, -1)
         for r in range(k):
             self._write_record(le[r].tobytes() + self._annotation_bytes())
@@ -345,19 +350,15 @@ class BdfWriter:
         if self._closed:
             return
         try:
-            rest = self._buf_uv.shape[1]
-            if rest:
+            if self._buffered:
                 self.annotate(self._onset(self._next_sample or 0), 0.0, "recording end")
-                pad = self.n_per_record - rest
-                self._buf_uv = np.concatenate(
-                    [self._buf_uv, np.repeat(self._buf_uv[:, -1:], pad, axis=1)], axis=1
-                )
-                self._buf_trig = np.concatenate([self._buf_trig, np.zeros(pad, np.uint16)])
+                pad = self.n_per_record - self._buffered
+                self._append(np.repeat(self._last_uv, pad, axis=1), np.zeros(pad, np.uint16))
                 self._flush_records()
             while self._pending and self.records_written > 0:
                 # annotations still waiting: one more record holding the last values
-                self._buf_uv = np.repeat(self._last_uv, self.n_per_record, axis=1)
-                self._buf_trig = np.zeros(self.n_per_record, np.uint16)
+                n = self.n_per_record
+                self._append(np.repeat(self._last_uv, n, axis=1), np.zeros(n, np.uint16))
                 self._flush_records()
             if self.fsync:
                 os.fsync(self._fd)
