@@ -31,6 +31,9 @@ class EdgeDetector:
                 raise ValueError(f"trigger must hold integer bits, got dtype {trigger.dtype}")
             trigger = trigger.astype(np.uint16)
         high = (trigger & np.uint16(self.mask)) != 0
+        if not high.any():  # the usual block: no stimulus
+            self._last_high = False
+            return np.empty(0, dtype=np.int64)
         edges = np.flatnonzero(high[1:] > high[:-1]) + 1
         if high[0] and not self._last_high:
             edges = np.concatenate([[0], edges])

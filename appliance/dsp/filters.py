@@ -8,6 +8,8 @@ Two ways to apply the same SOS:
 - `zero_phase_sweeps` — forward and backward over each sweep cut with `pad_samples` of real
   data on both sides, then trimmed. No phase shift, so peak latencies are not delayed by the
   filter's group delay; the default for evoked-potential measurement.
+- `zero_phase_from_forward` — the same result for sweeps cut from a `StreamingFilter`'s
+  output: only the backward pass runs per sweep (about a third of the work).
 
 `FilterSpec` records which was used, and goes with every result (`to_json()`).
 """
@@ -147,17 +149,52 @@ def zero_phase_sweeps(sweeps: np.ndarray, sos: np.ndarray, pad_samples: int) -> 
     return y[..., pad:pad + n_out]
 
 
+def zero_phase_from_forward(sweeps: np.ndarray, sos: np.ndarray,
+                            pad_samples: int) -> np.ndarray:
+    """Finish zero-phase filtering of sweeps cut from a causally filtered stream.
+
+    sweeps (..., n_times + 2*pad) cut (with `Epocher(pad_samples=pad)`) from the output of a
+    `StreamingFilter(sos)` -> (..., n_times) float64: the backward pass only, started from the
+    steady state of the sweep's last sample and run over the sweep and its post-stimulus pad,
+    which absorbs the backward start transient. The forward pass ran once over the continuous
+    stream with its state carried, so it has no edge transient at all; the result is the
+    whole recording filtered forward and backward (zero phase, |H|^2), like
+    `zero_phase_sweeps`, at a third of the per-sweep work. The pre-stimulus pad is not
+    needed (it may be 0 on that side; it is ignored).
+    """
+    x = np.asarray(sweeps, dtype=np.float64)
+    pad = int(pad_samples)
+    if pad < 0 or x.shape[-1] < 2 * pad:
+        raise ValueError(
+            f"pad_samples={pad_samples!r} must be >= 0 and fit twice in n_times={x.shape[-1]}"
+        )
+    n_out = x.shape[-1] - 2 * pad
+    if x.size == 0 or n_out == 0:
+        return np.empty(x.shape[:-1] + (n_out,), dtype=np.float64)
+    sos = np.atleast_2d(np.asarray(sos, dtype=np.float64))
+    r = x[..., pad:][..., ::-1]
+    zi = _steady_zi(sos)
+    zi = zi.reshape((zi.shape[0],) + (1,) * (r.ndim - 1) + (2,))
+    y, _ = signal.sosfilt(sos, r, axis=-1, zi=zi * r[None, ..., :1])
+    return np.ascontiguousarray(y[..., ::-1][..., :n_out])
+
+
 _ZI_CACHE: dict[bytes, np.ndarray] = {}
 
 
-def _filtfilt(sos: np.ndarray, x: np.ndarray, padlen: int) -> np.ndarray:
-    """scipy.signal.sosfiltfilt(sos, x, axis=-1, padlen=padlen), with the steady-state
-    initial conditions cached per filter: sosfiltfilt solves for them on every call, which
-    costs several times the filtering itself on sweep-sized inputs."""
+def _steady_zi(sos: np.ndarray) -> np.ndarray:
+    """sosfilt_zi(sos) (n_sections, 2), cached: solving for it costs more than filtering a sweep."""
     key = sos.tobytes()
     zi = _ZI_CACHE.get(key)
     if zi is None:
         zi = _ZI_CACHE.setdefault(key, signal.sosfilt_zi(sos))
+    return zi
+
+
+def _filtfilt(sos: np.ndarray, x: np.ndarray, padlen: int) -> np.ndarray:
+    """scipy.signal.sosfiltfilt(sos, x, axis=-1, padlen=padlen), with the steady-state
+    initial conditions cached per filter (sosfiltfilt solves for them on every call)."""
+    zi = _steady_zi(sos)
     if padlen > 0:
         left = 2 * x[..., :1] - x[..., padlen:0:-1]
         right = 2 * x[..., -1:] - x[..., -2:-padlen - 2:-1]

@@ -54,8 +54,10 @@ def test_cautery_learns_the_running_median_across_batches(rng):
     assert rej.check(slow)[0][0]
 
 
-def test_cautery_at_low_sample_rate_uses_the_first_difference(rng):
-    rej = Rejector(500.0, amplitude_uv=1e4)  # 1.5 kHz is above Nyquist: difference instead
+@pytest.mark.parametrize("fs_hz,cautery_hz", [(FS, None), (500.0, 1500.0), (FS, 2000.0)])
+def test_cautery_by_second_difference_or_high_pass(rng, fs_hz, cautery_hz):
+    # at 500 SPS 1.5 kHz is above Nyquist: the second difference stands in
+    rej = Rejector(fs_hz, amplitude_uv=1e4, cautery_hz=cautery_hz)
     rej.check(_clean(rng, 10))
     burst = _clean(rng, 1)
     burst[0, 1] += 30 * rng.normal(size=T)
