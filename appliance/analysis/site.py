@@ -227,7 +227,7 @@ class SitePipeline:
         comps = {}
         for spec in m.components:
             pk = peaks.find_peak(trace, self.t_ms, spec.window_ms, spec.polarity, noise_uv,
-                                 spec.name)
+                                 spec.name, fit_ms=spec.fit_ms)
             comps[spec.name] = ComponentValue(pk.latency_ms, pk.amplitude_uv, pk.confidence,
                                               pk.found)
         if m.pair:

@@ -10,10 +10,10 @@ from __future__ import annotations
 from appliance.modalities.base import Component, Measure, Modality
 
 _WAVES = (
-    Component("I", (1.2, 2.4), +1),
-    Component("III", (3.0, 4.6), +1),
-    Component("V", (4.8, 7.4), +1),
-    Component("Vn", (6.0, 9.5), -1),  # the trough after V: V amplitude is V - Vn
+    Component("I", (1.2, 2.4), +1, 0.1),
+    Component("III", (3.0, 4.6), +1, 0.12),
+    Component("V", (4.8, 7.4), +1, 0.12),
+    Component("Vn", (6.0, 9.5), -1, 0.25),  # the trough after V: V amplitude is V - Vn
 )
 
 BAEP = Modality(

@@ -33,11 +33,16 @@ def role_from_name(channel: str, modality_default: str) -> str:
 
 @dataclass(frozen=True)
 class Component:
-    """A named peak searched for in `window_ms` with polarity +1 (positive) or -1 (negative)."""
+    """A named peak searched for in `window_ms` with polarity +1 (positive) or -1 (negative).
+
+    fit_ms: half-width of the least-squares parabola that refines the peak (about half the
+    peak's SD): it averages out the broadband noise that would move a 3-sample estimate.
+    """
 
     name: str
     window_ms: tuple[float, float]
     polarity: int
+    fit_ms: float = 0.0
 
 
 @dataclass(frozen=True)

@@ -26,11 +26,11 @@ SSEP_UPPER = Modality(
     reject_uv=100.0,
     default_role="cortical",
     measures={
-        "peripheral": Measure((Component("N9", (7.0, 12.0), -1),), "N9"),
-        "cervical": Measure((Component("N13", (11.0, 16.0), -1),), "N13"),
-        "subcortical": Measure((Component("P14", (12.0, 17.0), +1),), "P14"),
+        "peripheral": Measure((Component("N9", (7.0, 12.0), -1, 0.35),), "N9"),
+        "cervical": Measure((Component("N13", (11.0, 16.0), -1, 0.5),), "N13"),
+        "subcortical": Measure((Component("P14", (12.0, 17.0), +1, 0.4),), "P14"),
         "cortical": Measure(
-            (Component("N20", (16.0, 25.0), -1), Component("P25", (21.0, 33.0), +1)),
+            (Component("N20", (16.0, 25.0), -1, 1.0), Component("P25", (21.0, 33.0), +1, 1.5)),
             "N20", pair=("N20", "P25"),
         ),
     },
@@ -47,11 +47,11 @@ SSEP_LOWER = Modality(
     reject_uv=100.0,
     default_role="cortical",
     measures={
-        "peripheral": Measure((Component("N8", (6.0, 13.0), -1),), "N8"),
-        "subcortical": Measure((Component("N22", (18.0, 27.0), -1),), "N22"),
-        "cervical": Measure((Component("N30", (25.0, 36.0), -1),), "N30"),
+        "peripheral": Measure((Component("N8", (6.0, 13.0), -1, 0.4),), "N8"),
+        "subcortical": Measure((Component("N22", (18.0, 27.0), -1, 0.7),), "N22"),
+        "cervical": Measure((Component("N30", (25.0, 36.0), -1, 0.7),), "N30"),
         "cortical": Measure(
-            (Component("P37", (32.0, 46.0), +1), Component("N45", (40.0, 58.0), -1)),
+            (Component("P37", (32.0, 46.0), +1, 1.0), Component("N45", (40.0, 58.0), -1, 1.2)),
             "P37", pair=("P37", "N45"),
         ),
     },

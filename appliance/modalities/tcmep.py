@@ -25,7 +25,7 @@ TCMEP = Modality(
     default_role="muscle",
     measures={
         "muscle": Measure((Component("MEP", (8.0, 95.0), 0),), "MEP", onset=True),
-        "epidural": Measure((Component("D", (1.5, 12.0), +1),), "D"),
+        "epidural": Measure((Component("D", (1.5, 12.0), +1, 0.3),), "D"),
     },
     criteria={"amplitude_ratio_min": 0.2, "confirm_updates": 2},
     extra={"d_wave_sweeps": 20, "d_wave_ratio_min": 0.5},
