@@ -88,6 +88,11 @@ class Received:
     props: Any
     t_mono: float
 
+    @property
+    def corr(self) -> bytes | None:
+        """MQTT 5 Correlation Data, None when absent."""
+        return getattr(self.props, "CorrelationData", None)
+
 
 class Collector:
     """A subscriber that records every message. persistent=True keeps its broker session across

@@ -108,7 +108,7 @@ def test_mqtt_every_message_type_validates_against_asyncapi(tmp_path: Path, brok
     # alarm events carry an MQTT 5 message expiry; the alarm set and case are retained
     ev = sub.on(f"{BASE}/alarm/event")[0]
     assert 0 < ev.props.MessageExpiryInterval <= 300
-    replies = {m.props.CorrelationData: m.body for m in sub.on(f"{BASE}/reply/neuro1/t")}
+    replies = {m.corr: m.body for m in sub.on(f"{BASE}/reply/neuro1/t")}
     assert replies[b"0"]["ok"] and replies[b"1"]["result"] == {"accepted": "start_case"}
     assert replies[b"2"]["error"]["code"] == "unknown_command"
     assert replies[b"3"]["error"]["code"] == "malformed"
