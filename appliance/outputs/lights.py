@@ -173,6 +173,7 @@ class Lights:
     def _run(self) -> None:
         next_poll = time.monotonic()
         while not self._stop.is_set():
+            self._wake.clear()  # before the step: a show() during it wakes the next wait at once
             try:
                 now = time.monotonic()
                 if self._source is not None and now >= next_poll:
@@ -188,7 +189,6 @@ class Lights:
                 timeout = 0.05
             if timeout > 0:
                 self._wake.wait(min(timeout, 1.0))
-            self._wake.clear()
 
     def _step(self, now: float) -> float:
         """Write every output's level at `now`; return the next deadline."""

@@ -215,3 +215,19 @@ def test_active_low_outputs_invert(light_recorder):
         time.sleep(0.1)
     states = [t.state for t in light_recorder.history("cyan")]
     assert states == [True, False, True]  # off (high), on (low), off at close (high)
+
+
+def test_new_display_shows_at_once(light_recorder):
+    """A show() is never lost: each change appears promptly, not at the next 1 s wake-up."""
+    with Lights(light_recorder, {"cyan": 22}) as lights:
+        tech_low = Display(highest=Priority.LOW, highest_technical=Priority.LOW)
+        lags = []
+        for i in range(40):
+            want = i % 2 == 0
+            t = time.monotonic()
+            lights.show(tech_low if want else Display())
+            while light_recorder.history("cyan")[-1].state != want:
+                assert time.monotonic() - t < 0.5, f"change {i} not shown within 0.5 s"
+                time.sleep(0.001)
+            lags.append(light_recorder.history("cyan")[-1].t_s - t)
+        assert max(lags) < 0.2, lags
