@@ -1,0 +1,121 @@
+"""`ionm replay` on BDF+ files written in the test with pyedflib (an independent writer):
+one JSON object per line with the shared fields, from a Status channel or from annotations."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pyedflib
+import pytest
+from conftest import N9, N20, P25, SynthSite, synth_stream
+
+FS = 4000
+CH = ["C4'-Fz", "Erb-L"]
+CONFIG = """
+[frontend]
+channels = ["C4'-Fz", "Erb-L"]
+sample_rate_hz = 4000
+
+[analysis]
+notch_hz = 50
+
+[[analysis.sites]]
+name = "L median"
+modality = "ssep_upper"
+channels = ["C4'-Fz", "Erb-L"]
+trigger_bit = 0
+rate_hz = 4.7
+n_sweeps = 100
+update_sweeps = 25
+"""
+
+
+def _write_bdf(path: Path, with_status: bool, duration_s: float = 40.0) -> None:
+    site = SynthSite(0, 4.7, {
+        "C4'-Fz": [(N20["latency_ms"], N20["amplitude_uv"], N20["sd_ms"]),
+                   (P25["latency_ms"], P25["amplitude_uv"], P25["sd_ms"])],
+        "Erb-L": [(N9["latency_ms"], N9["amplitude_uv"], N9["sd_ms"])]},
+        stim_off=lambda t: 25.0 <= t < 32.0)  # the stimulator stops for 7 s
+    data, trig = synth_stream(CH, FS, duration_s, [site], noise_uv=1.5, mains_uv=5.0)
+    n_sig = len(CH) + (1 if with_status else 0)
+    w = pyedflib.EdfWriter(str(path), n_sig, file_type=pyedflib.FILETYPE_BDFPLUS)
+    headers = [{"label": ch, "dimension": "uV", "sample_frequency": FS,
+                "physical_min": -2000.0, "physical_max": 2000.0,
+                "digital_min": -8388608, "digital_max": 8388607} for ch in CH]
+    signals = [d for d in data]
+    if with_status:
+        headers.append({"label": "Status", "dimension": "", "sample_frequency": FS,
+                        "physical_min": -8388608, "physical_max": 8388607,
+                        "digital_min": -8388608, "digital_max": 8388607})
+        signals.append(trig.astype(np.float64))
+    w.setSignalHeaders(headers)
+    if not with_status:
+        w.set_number_of_annotation_signals(8)  # EDFlib: one annotation per signal per record
+        for i in np.flatnonzero(trig):
+            w.writeAnnotation(i / FS, -1, "L median")
+    w.writeSamples(signals)
+    w.close()
+
+
+def _replay(tmp_path: Path, bdf: Path) -> list[dict]:
+    cfg = tmp_path / "ssep.toml"
+    cfg.write_text(CONFIG)
+    r = subprocess.run([sys.executable, "-m", "appliance.cli", "replay", str(bdf), "--config",
+                        str(cfg), "--speed", "max"], capture_output=True, text=True, timeout=120)
+    assert r.returncode == 0, r.stderr
+    return [json.loads(line) for line in r.stdout.splitlines()]
+
+
+@pytest.mark.parametrize("with_status", [True, False], ids=["status-channel", "annotations"])
+def test_analysis_replay_prints_json_lines_with_shared_fields(tmp_path, with_status):
+    bdf = tmp_path / "case.bdf"
+    _write_bdf(bdf, with_status)
+    lines = _replay(tmp_path, bdf)
+    types = {d["type"] for d in lines}
+    assert {"trend", "waveform", "condition", "baseline"} <= types, types
+    trends = [d for d in lines if d["type"] == "trend" and d["channel"] == "C4'-Fz"]
+    assert len(trends) >= 4
+    for d in trends:
+        for key in ("t_s", "site", "modality", "n_sweeps", "residual_noise_uv", "fsp",
+                    "components", "filter"):
+            assert key in d, key
+        assert d["site"] == "L median" and d["modality"] == "ssep_upper"
+        assert set(d["components"]) == {"N20", "P25"}
+        assert 0 < d["t_s"] <= 40.0
+    last = trends[-1]
+    assert last["components"]["N20"]["latency_ms"] == pytest.approx(19.5, abs=0.2)
+    assert last["components"]["N20"]["amplitude_uv"] == pytest.approx(-1.6, rel=0.15)
+    assert last["fsp"] >= 3.1
+    ts = [d["t_s"] for d in lines]
+    assert ts == sorted(ts)  # in stream order
+    # the stimulator stopped from 25 s to 32 s: raised after 5 periods, cleared when back
+    stim = [d for d in lines if d["type"] == "condition"
+            and d["id"] == "ssep.no_stimulus:L median"]
+    assert stim and stim[0]["active"] and 25.9 < stim[0]["t_s"] < 26.6
+    assert stim[-1]["active"] is False and 32.0 <= stim[-1]["t_s"] < 32.5
+    wave = next(d for d in lines if d["type"] == "waveform")
+    assert wave["encoding"] == "int16-le-base64" and wave["sample_rate_hz"] == FS
+
+
+def test_analysis_replay_names_the_bad_config_key(tmp_path):
+    bdf = tmp_path / "case.bdf"
+    _write_bdf(bdf, True, duration_s=3.0)
+    cfg = tmp_path / "bad.toml"
+    cfg.write_text(CONFIG.replace('modality = "ssep_upper"', 'modality = "ssep_uper"'))
+    r = subprocess.run([sys.executable, "-m", "appliance.cli", "replay", str(bdf), "--config",
+                        str(cfg)], capture_output=True, text=True, timeout=60)
+    assert r.returncode == 2
+    assert "analysis.sites[0].modality" in r.stderr and "ssep_upper" in r.stderr
+
+
+def test_analysis_replay_reports_a_missing_file(tmp_path):
+    cfg = tmp_path / "ssep.toml"
+    cfg.write_text(CONFIG)
+    r = subprocess.run([sys.executable, "-m", "appliance.cli", "replay",
+                        str(tmp_path / "nope.bdf"), "--config", str(cfg)],
+                       capture_output=True, text=True, timeout=60)
+    assert r.returncode == 2 and "nope.bdf" in r.stderr
