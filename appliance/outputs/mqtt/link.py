@@ -589,11 +589,13 @@ class MqttLink:
             self._drain()  # what callers handed over reaches the outbox
             client = self._client
             if client is not None and self._connected:
+                self._pump()  # rows not yet sent get one chance before the disconnect
                 deadline = time.monotonic() + 1.0
                 while self._inflight and time.monotonic() < deadline:
                     self._wait_io(0.05)
-                    if self._acked:
-                        self._delete_acked()
+            if self._acked:  # PUBACKs read in the last iteration: their rows are done
+                self._delete_acked()
+            if client is not None and self._connected:
                 # reason 4: the broker publishes the Will (death certificate) for us
                 client.disconnect(reasoncode=ReasonCode(PacketTypes.DISCONNECT, identifier=4))
                 client.loop_write()

@@ -1,4 +1,4 @@
-"""Payloads: the envelope every message carries, JSON encoding, birth/death, compact waveforms.
+"""Payloads: the envelope every message carries, JSON encoding, birth and death certificates.
 
 Envelope (added to the shared body shapes, flat): seq (per topic stream, persisted), msg_id
 (uuid4, for de-duplication), device, t_utc (publish time unless the body has its own t_utc, as an
@@ -7,7 +7,6 @@ alarm event does: then the event time is kept).
 
 from __future__ import annotations
 
-import base64
 import json
 import math
 import uuid
@@ -17,8 +16,6 @@ from typing import Any
 import numpy as np
 
 from appliance import __version__
-
-WAVEFORM_ENCODING = "int16-le-base64"
 
 
 def utc_now() -> str:
@@ -58,32 +55,6 @@ def to_json(d: dict[str, Any]) -> bytes:
     except (TypeError, ValueError):
         return json.dumps(_plain(d), separators=(",", ":"), allow_nan=False,
                           default=str).encode()
-
-
-def encode_waveform(trace_uv: np.ndarray) -> dict[str, Any]:
-    """(n_times,) µV -> {"encoding","scale_uv","data"}: int16 little-endian, base64.
-
-    scale_uv (µV per count) is chosen so the largest |sample| maps to 32767; a flat trace gets
-    scale 1e-3. Quantisation error is at most scale_uv / 2.
-    """
-    x = np.nan_to_num(np.asarray(trace_uv, dtype=np.float64), nan=0.0)
-    peak = float(np.max(np.abs(x))) if x.size else 0.0
-    scale = peak / 32767.0 if peak > 0 else 1e-3
-    counts = np.clip(np.rint(x / scale), -32768, 32767).astype("<i2")
-    return {
-        "encoding": WAVEFORM_ENCODING,
-        "scale_uv": scale,
-        "data": base64.b64encode(counts.tobytes()).decode("ascii"),
-    }
-
-
-def decode_waveform(d: dict[str, Any]) -> np.ndarray:
-    """Inverse of encode_waveform: (n_times,) float64 µV."""
-    if d.get("encoding") != WAVEFORM_ENCODING:
-        raise ValueError(f"waveform encoding: got {d.get('encoding')!r}, "
-                         f"allowed: {WAVEFORM_ENCODING!r}")
-    raw = base64.b64decode(d["data"])
-    return np.frombuffer(raw, dtype="<i2").astype(np.float64) * float(d["scale_uv"])
 
 
 def status(cfg: Any, session: int, online: bool) -> dict[str, Any]:
