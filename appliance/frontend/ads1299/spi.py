@@ -97,10 +97,11 @@ class GpiodDrdy:
     """DRDY via libgpiod v2: falling-edge events carry the kernel's line sequence number, so
     missed conversions are counted exactly even when this process was descheduled."""
 
-    def __init__(self, pin: int, chip_path: str = "/dev/gpiochip0") -> None:
+    def __init__(self, pin: int, chip_path: str | None = None) -> None:
         import gpiod  # type: ignore[import-not-found]
         from gpiod.line import Bias, Direction, Edge  # type: ignore[import-not-found]
 
+        chip_path = chip_path or header_gpiochip()
         self.name = f"DRDY on BCM{pin} ({chip_path})"
         self.pin = pin
         try:
@@ -109,7 +110,7 @@ class GpiodDrdy:
                 config={pin: gpiod.LineSettings(direction=Direction.INPUT,
                                                 edge_detection=Edge.FALLING, bias=Bias.PULL_UP)},
             )
-        except OSError as e:
+        except (OSError, ValueError) as e:
             raise FrontEndError(f"ADS1299 {self.name}: cannot request the line ({e}).") from e
         self.sequence = 0
         self._closed = False
@@ -168,6 +169,26 @@ class RpiGpioDrdy:
         if not self._closed:
             self._closed = True
             self._gpio.cleanup(self.pin)
+
+
+# labels of the gpiochip that drives the 40-pin header (Pi 5: RP1; Pi 4; Pi 3 and earlier)
+HEADER_CHIP_LABELS = ("pinctrl-rp1", "pinctrl-bcm2711", "pinctrl-bcm2835")
+
+
+def header_gpiochip() -> str:
+    """Path of the header's gpiochip (it is not gpiochip0 on every Pi 5 kernel)."""
+    import glob
+
+    import gpiod  # type: ignore[import-not-found]
+
+    for path in sorted(glob.glob("/dev/gpiochip*")):
+        try:
+            with gpiod.Chip(path) as chip:
+                if chip.get_info().label in HEADER_CHIP_LABELS:
+                    return path
+        except OSError:
+            continue
+    return "/dev/gpiochip0"
 
 
 def open_drdy(pin: int, sample_rate_hz: float) -> Drdy:

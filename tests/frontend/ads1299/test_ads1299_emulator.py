@@ -226,3 +226,20 @@ def test_wrong_spi_mode_misaligns_miso(sim_ads1299):
     sdatac(chip, board)
     chip.mode = 0
     assert rreg(chip, Reg.ID) == [0x3E >> 1]
+
+
+def test_rdata_in_sdatac_and_standby_wakeup(sim_ads1299):
+    board = sim_ads1299(lambda n: np.full((8, n), 50.0), 250)
+    chip, drdy = board.spi(0), board.drdy(0)
+    sdatac(chip, board)
+    wreg(chip, Reg.CH1SET, [chnset(24)])
+    chip.xfer2([Command.START])  # conversions run in SDATAC too
+    assert drdy.wait(0.1)
+    assert chip.readbytes(27) == [0] * 27  # no RDATAC: nothing is clocked out
+    rx = chip.xfer2([Command.RDATA] + [0] * 27)[1:]  # RDATA, then the frame
+    f = decode_frames(bytes(rx))
+    assert f.valid[0] and f.data_uv[0, 0] == pytest.approx(50.0, abs=uv_per_count(24))
+    chip.xfer2([Command.STANDBY])
+    assert not drdy.wait(0.1)
+    chip.xfer2([Command.WAKEUP, Command.START])
+    assert drdy.wait(0.1)

@@ -236,3 +236,19 @@ def test_scenario_stall_and_dropout_reach_the_emulated_chip(tmp_path):
         gaps = [b.first_sample - a.end_sample for a, b in zip(blocks, blocks[1:], strict=False)]
         assert 7 in gaps  # the dropout
         assert max(gaps) >= 700  # the 0.8 s stall: the chip kept converting, unread
+
+
+def test_real_spi_that_cannot_open_names_the_device():
+    """Here (no Pi) the real path must fail loudly, never fall back to the emulator."""
+    from appliance.frontend.ads1299.spi import RpiGpioDrdy, SpidevSpi
+
+    with pytest.raises(FrontEndError, match="/dev/spidev0.1"):
+        SpidevSpi(0, 1)
+    cfg = from_dict({"frontend": {"kind": "ads1299", "spi_device": 0}})
+    with pytest.raises(FrontEndError, match="spidev0.0"):
+        Ads1299FrontEnd.from_config(cfg, emulated=False)
+    try:
+        import RPi.GPIO  # noqa: F401
+    except ImportError:
+        with pytest.raises(FrontEndError, match="DRDY on BCM26"):
+            RpiGpioDrdy(26, 4000)
