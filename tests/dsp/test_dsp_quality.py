@@ -3,7 +3,12 @@ import pytest
 from scipy import signal
 
 from appliance.dsp import quality
-from appliance.dsp.averagers import CumulativeAverager, WeightedAverager
+from appliance.dsp.averagers import (
+    CumulativeAverager,
+    ExponentialAverager,
+    MovingAverager,
+    WeightedAverager,
+)
 from appliance.dsp.epochs import times_ms
 
 FS = 4000.0
@@ -92,3 +97,23 @@ def test_measure_on_weighted_averager_and_empty_inputs(rng, wave):
         assert v.dtype == np.float64 and v.shape == (2,) and np.isnan(v).all()
     flat = quality.split_half_r(np.zeros((1, 10)), np.ones((1, 10)))
     assert np.isnan(flat).all()
+
+
+@pytest.mark.parametrize("make", [
+    lambda c, t: CumulativeAverager(c, t), lambda c, t: MovingAverager(200, c, t),
+    lambda c, t: ExponentialAverager(0.01, c, t), lambda c, t: WeightedAverager(20, c, t)])
+def test_every_averager_is_calibrated_on_pure_noise(make):
+    # Fsp ~ 1, residual noise and per-point noise ~ sd / sqrt(n_effective), whatever the weights
+    fsps, rns, nvs = [], [], []
+    for seed in range(5):
+        x = np.random.default_rng(seed).normal(0, 3.0, size=(600, 2, 200))
+        avg = make(2, 200)
+        avg.add(x)
+        q = quality.measure(avg, sp_index=slice(None))
+        expected = 3.0 / np.sqrt(avg.n_effective)
+        fsps.append(q.fsp)
+        rns.append(q.residual_noise_uv / expected)
+        nvs.append(np.sqrt(avg.noise_var.mean(axis=-1)) / expected)
+    assert 0.8 < np.mean(fsps) < 1.25 and np.max(fsps) < 1.6
+    np.testing.assert_allclose(np.mean(rns), 1.0, atol=0.1)
+    np.testing.assert_allclose(np.mean(nvs), 1.0, atol=0.03)
