@@ -1,12 +1,11 @@
-"""Fixtures for the alarm and lights tests: a settable clock, the recording GPIO backend, and a
-numpy workload that keeps the interpreter busy on another thread."""
+"""Fixtures for the alarm and lights tests: a settable clock, the recording GPIO backend, and the
+dsp core kept busy on another thread."""
 
 from __future__ import annotations
 
 import threading
 from collections.abc import Iterator
 
-import numpy as np
 import pytest
 
 from appliance.alarms import AlarmManager
@@ -63,28 +62,15 @@ def cond():  # noqa: ANN201 -- the factory itself
     return _cond
 
 
-def numpy_workload(stop: threading.Event, counter: list[int]) -> None:
-    """What the averaging core does flat out: filter-like convolutions, sweep averages and a
-    matrix product, in a loop of small-to-medium numpy calls (some hold the GIL, some release)."""
-    rng = np.random.default_rng(0)
-    x = rng.standard_normal((8, 4096))
-    h = rng.standard_normal(129)
-    sweeps = rng.standard_normal((64, 8, 512))
-    a = rng.standard_normal((200, 200))
-    while not stop.is_set():
-        for ch in range(x.shape[0]):
-            np.convolve(x[ch], h, mode="same")
-        sweeps.mean(axis=0)
-        a @ a
-        counter[0] += 1
-
-
 @pytest.fixture
 def busy_numpy() -> Iterator[list[int]]:
-    """Runs numpy_workload on another thread for the duration of the test; yields its loop count."""
+    """The dsp core (streaming band-pass, epoching, averaging of 8 channels at 16 kHz) flat out
+    on another thread for the duration of the test; yields its block count."""
+    from appliance.bench.lights import dsp_load
+
     stop = threading.Event()
     counter = [0]
-    th = threading.Thread(target=numpy_workload, args=(stop, counter), daemon=True)
+    th = threading.Thread(target=dsp_load, args=(stop, counter), daemon=True)
     th.start()
     yield counter
     stop.set()

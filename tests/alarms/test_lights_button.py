@@ -97,3 +97,39 @@ def test_handler_error_does_not_stop_the_button():
         backend.play(PIN, press(0.1)).join()
         time.sleep(0.05)
         assert b.n_errors == 1 and calls == ["short"]
+
+
+def test_button_to_lights_end_to_end(cond):
+    """Condition -> manager -> lights, and the button's presses back into the manager, all on one
+    recording backend: long press pauses (paused LED on, buzzer stops, red keeps flashing); after
+    the condition ends a short press acknowledges and the red stops."""
+    from appliance.alarms import AlarmManager
+    from appliance.outputs.lights import Lights
+
+    real = AlarmManager()  # real clock: the lights run on real time
+    backend = RecordingBackend()
+    pins = {"red": 17, "paused": 18, "buzzer": 24}
+    with Lights(backend, pins, source=real.display), Button(
+        backend, PIN, lambda: real.acknowledge("button"), lambda: real.audio_pause("button"),
+        long_press_s=0.5,
+    ):
+        t_raise = time.monotonic()
+        real.update(cond())
+        time.sleep(0.3)
+        assert [t for t in backend.history("buzzer", t_raise) if t.state]  # the burst began
+        backend.play(PIN, press(0.6)).join()
+        time.sleep(0.1)
+        t0 = time.monotonic()
+        time.sleep(0.6)
+        assert backend.history("paused")[-1].state is True
+        assert not [t for t in backend.history("buzzer", t0) if t.state]
+        assert len(backend.edges("red", t0)[0]) >= 2
+        real.update(cond(active=False))  # latched: still flashing
+        time.sleep(0.6)
+        assert len(backend.edges("red", time.monotonic() - 0.55)[0]) >= 2
+        backend.play(PIN, press(0.1)).join()
+        time.sleep(0.15)
+        t1 = time.monotonic()
+        time.sleep(0.6)
+        assert backend.edges("red", t1)[0].size == 0 and backend.history("red")[-1].state is False
+    assert real.active_set() == []
