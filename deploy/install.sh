@@ -3,11 +3,13 @@
 #
 #   sudo deploy/install.sh            install or update (idempotent: safe to run again)
 #   deploy/install.sh --dry-run       print every step, change nothing (no root needed)
+#   deploy/install.sh --print-config  print the ionm.toml it writes when there is none
 #
 # Steps: apt packages; system user `ionm` in groups gpio and spi; SPI enabled
 # (dtparam=spi=on in /boot/firmware/config.txt); venv in /opt/ionm/venv with this checkout;
 # config in /etc/ionm (an existing ionm.toml is never overwritten); mosquitto with the TLS/ACL
-# templates of deploy/mosquitto/ and a local CA + server certificate; the systemd unit enabled.
+# files of deploy/mosquitto/, a local CA + server certificate and the appliance's MQTT login;
+# the systemd unit enabled.
 set -euo pipefail
 
 SRC="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -18,20 +20,42 @@ MOSQ_DIR="${IONM_MOSQ_DIR:-/etc/mosquitto}"
 BOOT_CONFIG="${IONM_BOOT_CONFIG:-/boot/firmware/config.txt}"
 [ -e "$BOOT_CONFIG" ] || [ ! -e /boot/config.txt ] || BOOT_CONFIG=/boot/config.txt  # pre-bookworm
 USER_NAME=ionm
+DEVICE_ID="${IONM_DEVICE_ID:-ionm-dev}"  # device.id in ionm.toml: the appliance's MQTT username
 APT_PACKAGES=(python3 python3-venv python3-dev build-essential pkg-config libsystemd-dev
     swig liblgpio-dev mosquitto mosquitto-clients openssl)
 DRY_RUN=0
 REBOOT_NEEDED=0
 
+# the config written when /etc/ionm/ionm.toml does not exist (edit it afterwards)
+minimal_config() {
+    cat <<EOF
+# /etc/ionm/ionm.toml written by deploy/install.sh; see the README for every key.
+[device]
+id = "$DEVICE_ID"
+
+[frontend]
+kind = "ads1299"
+
+[recording]
+directory = "/var/lib/ionm/cases"
+
+[mqtt]
+username = "$DEVICE_ID"
+password_file = "$CONF_DIR/mqtt-password"
+EOF
+}
+
 usage() {
-    sed -n '2,11p' "$0" | sed 's/^# \{0,1\}//'
+    sed -n '2,12p' "$0" | sed 's/^# \{0,1\}//'
 }
 
 for arg in "$@"; do
     case "$arg" in
         --dry-run | -n) DRY_RUN=1 ;;
+        --print-config) minimal_config; exit 0 ;;
         -h | --help) usage; exit 0 ;;
-        *) echo "install.sh: unknown option '$arg' (allowed: --dry-run, --help)" >&2; exit 2 ;;
+        *) echo "install.sh: unknown option '$arg' (allowed: --dry-run, --print-config, --help)" >&2
+           exit 2 ;;
     esac
 done
 
@@ -118,43 +142,51 @@ else
     if [ -e "$example" ]; then
         run install -m 0640 -o root -g "$USER_NAME" "$example" "$CONF_DIR/ionm.toml"
     else
-        printf '+ write a minimal %s (ADS1299 on SPI0, cases in /var/lib/ionm/cases)\n' \
-            "$CONF_DIR/ionm.toml"
+        printf '+ write a minimal %s (see --print-config)\n' "$CONF_DIR/ionm.toml"
         if [ "$DRY_RUN" -eq 0 ]; then
-            printf '[frontend]\nkind = "ads1299"\n\n[recording]\ndirectory = "%s"\n' \
-                /var/lib/ionm/cases >"$CONF_DIR/ionm.toml"
+            minimal_config >"$CONF_DIR/ionm.toml"
             chgrp "$USER_NAME" "$CONF_DIR/ionm.toml"
             chmod 0640 "$CONF_DIR/ionm.toml"
         fi
     fi
 fi
 
-step "6. mosquitto: TLS and ACL templates from deploy/mosquitto/"
-shopt -s nullglob
-confs=("$SRC"/deploy/mosquitto/*.conf)
-acls=("$SRC"/deploy/mosquitto/*.acl)
-shopt -u nullglob
-for f in "${confs[@]}"; do
-    run install -m 0644 "$f" "$MOSQ_DIR/conf.d/$(basename "$f")"
-done
-for f in "${acls[@]}"; do
-    run install -m 0640 -g mosquitto "$f" "$MOSQ_DIR/$(basename "$f")"
-done
-[ ${#confs[@]} -gt 0 ] || echo "  note: no templates in deploy/mosquitto/; mosquitto keeps its defaults"
-certs="$MOSQ_DIR/certs"
-if [ -e "$certs/server.crt" ]; then
-    skip "server certificate $certs/server.crt"
+step "6. mosquitto: TLS and ACL from deploy/mosquitto/ (see docs/mqtt.md)"
+mq="$MOSQ_DIR/ionm"
+if [ -e "$SRC/deploy/mosquitto/ionm.conf" ]; then
+    run install -d -m 0750 -g mosquitto "$mq"
+    run install -m 0644 "$SRC/deploy/mosquitto/ionm.conf" "$MOSQ_DIR/conf.d/ionm.conf"
+    [ ! -e "$SRC/deploy/mosquitto/acl" ] \
+        || run install -m 0640 -g mosquitto "$SRC/deploy/mosquitto/acl" "$mq/acl"
+    if [ -e "$mq/server.crt" ]; then
+        skip "CA and server certificate in $mq"
+    else
+        run openssl req -x509 -newkey rsa:3072 -nodes -days 3650 -subj "/CN=ionm-local-ca" \
+            -keyout "$mq/ca.key" -out "$mq/ca.crt"
+        run openssl req -newkey rsa:3072 -nodes -subj "/CN=$(hostname)" \
+            -keyout "$mq/server.key" -out "$mq/server.csr"
+        run openssl x509 -req -days 3650 -in "$mq/server.csr" -CA "$mq/ca.crt" \
+            -CAkey "$mq/ca.key" -CAcreateserial -out "$mq/server.crt"
+        run chgrp mosquitto "$mq/server.key"
+        run chmod 0640 "$mq/server.key"
+        run chmod 0600 "$mq/ca.key"
+    fi
+    if [ -e "$mq/passwd" ]; then
+        skip "password file $mq/passwd"
+    else
+        # the appliance's own login on the loopback listener; its password lives in /etc/ionm
+        printf '+ make %s (user %s) and %s\n' "$mq/passwd" "$DEVICE_ID" "$CONF_DIR/mqtt-password"
+        if [ "$DRY_RUN" -eq 0 ]; then
+            pw="$(openssl rand -hex 24)"
+            (umask 0027 && printf '%s\n' "$pw" >"$CONF_DIR/mqtt-password")
+            chgrp "$USER_NAME" "$CONF_DIR/mqtt-password"
+            mosquitto_passwd -b -c "$mq/passwd" "$DEVICE_ID" "$pw"
+            chgrp mosquitto "$mq/passwd"
+            chmod 0640 "$mq/passwd"
+        fi
+    fi
 else
-    run install -d -m 0750 -g mosquitto "$certs"
-    run openssl req -x509 -newkey rsa:3072 -nodes -days 3650 -subj "/CN=ionm-local-ca" \
-        -keyout "$certs/ca.key" -out "$certs/ca.crt"
-    run openssl req -newkey rsa:3072 -nodes -subj "/CN=$(hostname)" \
-        -keyout "$certs/server.key" -out "$certs/server.csr"
-    run openssl x509 -req -days 3650 -in "$certs/server.csr" -CA "$certs/ca.crt" \
-        -CAkey "$certs/ca.key" -CAcreateserial -out "$certs/server.crt"
-    run chgrp mosquitto "$certs/server.key"
-    run chmod 0640 "$certs/server.key"
-    run chmod 0600 "$certs/ca.key"
+    echo "  note: no deploy/mosquitto/ionm.conf; mosquitto keeps its defaults"
 fi
 run systemctl enable mosquitto.service
 run systemctl restart mosquitto.service

@@ -7,7 +7,10 @@ import os
 import shutil
 import subprocess
 import sys
+import tomllib
 from pathlib import Path
+
+from appliance.config import from_dict
 
 REPO = Path(__file__).resolve().parents[2]
 SCRIPT = REPO / "deploy" / "install.sh"
@@ -61,14 +64,27 @@ def test_deploy_install_second_run_skips_what_is_done(tmp_path: Path) -> None:
     (venv_bin / "python").symlink_to(sys.executable)
     (Path(env["IONM_CONF_DIR"]) / "ionm.toml").write_text('[frontend]\nkind = "cyton"\n')
     shutil.copy(REPO / "deploy" / "systemd" / "ionm.service", env["IONM_UNIT_DIR"])
-    (Path(env["IONM_MOSQ_DIR"]) / "certs").mkdir()
-    (Path(env["IONM_MOSQ_DIR"]) / "certs" / "server.crt").write_text("x")
+    (Path(env["IONM_MOSQ_DIR"]) / "ionm").mkdir()
+    (Path(env["IONM_MOSQ_DIR"]) / "ionm" / "server.crt").write_text("x")
+    (Path(env["IONM_MOSQ_DIR"]) / "ionm" / "passwd").write_text("x")
     out = _dry_run(env, "--dry-run").stdout
     assert "(already done: dtparam=spi=on)" in out and "append" not in out
     assert "(already done: venv exists)" in out and "-m venv" not in out
     assert "ionm.toml exists (never overwritten)" in out
     assert "ionm.service up to date" in out and "daemon-reload" not in out
-    assert "openssl" not in out
+    assert "openssl" not in out and "mosquitto_passwd" not in out
+    assert "(already done: password file" in out
+
+
+def test_deploy_install_minimal_config_is_valid(tmp_path: Path) -> None:
+    res = _dry_run({"IONM_DEVICE_ID": "or-3-cart", "IONM_CONF_DIR": "/etc/ionm"},
+                   "--print-config")
+    assert res.returncode == 0, res.stderr
+    cfg = from_dict(tomllib.loads(res.stdout))  # validated like `ionm check-config`
+    assert cfg.device.id == "or-3-cart" and cfg.mqtt.username == "or-3-cart"
+    assert cfg.mqtt.password_file == "/etc/ionm/mqtt-password"
+    assert cfg.frontend.kind == "ads1299"
+    assert cfg.recording.directory == "/var/lib/ionm/cases"
 
 
 def test_deploy_install_refuses_unknown_option_and_root_less_install(tmp_path: Path) -> None:
