@@ -343,7 +343,8 @@ class Patient:
             tt = np.arange(int(e.duration_s * self.fs)) / self.fs
             env = np.sin(np.pi * tt / e.duration_s)
             wob = np.sin(2 * np.pi * self._r_move.uniform(0.5, 3.0) * tt)
-            gains = self._r_move.uniform(-1.0, 1.0, (len(rows), 1))
+            gains = (self._r_move.choice([-1.0, 1.0], (len(rows), 1))
+                     * self._r_move.uniform(0.5, 1.0, (len(rows), 1)))
             transients.append((start, rows, e.amplitude_uv * gains * (env * (0.6 + 0.4 * wob))))
 
     def _add_cautery(self, uv: np.ndarray, t: np.ndarray) -> None:
