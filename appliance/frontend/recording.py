@@ -7,7 +7,9 @@ rate (`frontend.realtime`). Stimulus events, in the block's `trigger` bits:
   - otherwise from EDF+/BDF+ annotations: the texts "stim bit N" (what our BdfWriter writes),
     "stimulus N", "trigger N", "bit N", "TN" (e.g. PhysioNet's T0/T1/T2) set bit N as a
     one-sample pulse at the annotation's onset; `annotation_bits` maps other texts explicitly
-    (exact text -> bit). Other annotations (alarms, notes) are not stimuli.
+    (text -> bit); from_config adds each analysis site's name -> its trigger_bit (an
+    annotation "L median" marks a stimulus of that site), as `ionm replay` does.
+    Other annotations (alarms, notes) are not stimuli.
 Either way `frontend.trigger_mask` keeps only the bits it names.
 Channels: `frontend.channels` picks and orders the file's channels by label (an empty list
 takes them all); a missing label is a FrontEndError naming what the file has.
@@ -35,9 +37,13 @@ _STIM_TEXT = re.compile(r"^\s*(?:stim(?:ulus)?(?:\s*bit)?|trigger|bit|t)\s*#?\s*
 
 
 def annotation_bit(text: str, mapping: Mapping[str, int] | None = None) -> int | None:
-    """The trigger bit an annotation text stands for, or None when it is not a stimulus."""
-    if mapping and text in mapping:
-        return int(mapping[text])
+    """The trigger bit an annotation text stands for, or None when it is not a stimulus.
+    `mapping` keys match whole texts, ignoring case and surrounding spaces."""
+    if mapping:
+        key = text.strip().lower()
+        for k, bit in mapping.items():
+            if k.strip().lower() == key:
+                return int(bit)
     m = _STIM_TEXT.match(text)
     if m and int(m.group(1)) < 16:
         return int(m.group(1))
@@ -105,9 +111,11 @@ class RecordingFrontEnd:
                         f.recording_path, probe.sample_rate_hz, f.sample_rate_hz,
                         probe.sample_rate_hz)
         n = max(1, int(round(f.block_ms * probe.sample_rate_hz / 1000.0)))
+        bits = {site.name: site.trigger_bit for site in cfg.analysis.sites}
+        bits.update(annotation_bits or {})
         return cls(f.recording_path, n, channels=tuple(f.channels),
                    realtime=f.realtime if realtime is None else realtime,
-                   trigger_mask=f.trigger_mask, annotation_bits=annotation_bits)
+                   trigger_mask=f.trigger_mask, annotation_bits=bits)
 
     def _annotation_events(self, mapping: Mapping[str, int] | None
                            ) -> tuple[np.ndarray, np.ndarray]:

@@ -83,16 +83,19 @@ def test_bdf_frontend_events_from_foreign_edf_annotations(tmp_path: Path) -> Non
                              "physical_max": 500.0, "physical_min": -500.0,
                              "digital_max": 32767, "digital_min": -32768}
                             for lab in ("Fc5.", "C3..")])
-        w.writeSamples([np.zeros(160 * 4), np.ones(160 * 4)])
-        for onset, text in [(0.5, "T0"), (1.25, "T2"), (2.0, "Stim L median"), (3.0, "T1")]:
+        w.writeSamples([np.zeros(160 * 6), np.ones(160 * 6)])  # EDFlib: 1 annotation per record
+        for onset, text in [(0.5, "T0"), (1.25, "T2"), (2.0, "Stim L median"), (3.0, "T1"),
+                            (3.5, "l median")]:
             w.writeAnnotation(onset, 0.5, text)
     cfg = from_dict({"frontend": {"kind": "recording", "recording_path": str(path),
-                                  "channels": [], "realtime": False}})
+                                  "channels": ["Fc5.", "C3.."], "realtime": False},
+                     "analysis": {"sites": [{"name": "L median", "modality": "ssep_upper",
+                                             "channels": ["C3.."], "trigger_bit": 5}]}})
     fe = RecordingFrontEnd.from_config(cfg, annotation_bits={"Stim L median": 4})
     assert fe.channel_names == ("Fc5.", "C3..")
     _, trig, _ = _play(fe, 160)
     hits = {int(i): int(trig[i]) for i in np.flatnonzero(trig)}
-    assert hits == {80: 1, 200: 4, 320: 16, 480: 2}
+    assert hits == {80: 1, 200: 4, 320: 16, 480: 2, 560: 32}  # a site's name: its bit
 
 
 def test_bdf_frontend_annotation_texts() -> None:
