@@ -60,6 +60,9 @@ def plan_site(s: SiteSettings, a: AnalysisSettings, channel_names: tuple[str, ..
     roles = tuple(s.roles) if s.roles else ()
     roles = tuple(r if r != "auto" else role_from_name(c, default_role)
                   for c, r in zip(s.channels, roles or ("auto",) * len(s.channels), strict=True))
+    # a name-derived role the modality does not measure (BAEP "Cz-A1" looks cortical) is its
+    # default role; an explicit role in the config is kept and measured as the default
+    roles = tuple(r if r in mod.measures or s.roles else default_role for r in roles)
     pre_ms, post_ms = s.window_ms or mod.window_ms
     lo, hi = s.band_hz or mod.band_hz
     hi = min(hi, 0.45 * fs_hz)  # BAEP's 3 kHz needs >= 8 kSPS; below that the band is cut
