@@ -200,11 +200,15 @@ class Ads1299Emulator:
             self._parse = []
         return miso
 
+    def power_cycle(self) -> None:
+        """A brown-out: registers to defaults, RDATAC, conversions stopped (fault injection)."""
+        was = self._edges_before + max(0, self.latest_conversion(self.board.now) + 1)
+        self._power_up()
+        self._edges_before = was  # the host's DRDY edge counter keeps counting
+
     def _command(self, b: int) -> None:
         if b == Command.RESET:
-            was = self._edges_before + max(0, self.latest_conversion(self.board.now) + 1)
-            self._power_up()
-            self._edges_before = was
+            self.power_cycle()
             self._ignore_until = self.board.now + RESET_TCLK
         elif b == Command.START:
             self._restart_conversions(True)

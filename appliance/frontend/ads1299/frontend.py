@@ -6,11 +6,14 @@ frame per conversion); decoding, gap and corruption handling are vectorised per 
 Missed samples come from DRDY edge sequence numbers; a frame with a bad status nibble is
 counted corrupt and splits the block (it is never decoded as data); no DRDY edge for
 `stall_s` (0.5 s) is a stall: `read_block` returns None and `health.stalls` increments once
-per episode.
+per episode; after 1 s of silence the chips are re-initialised (every 2 s until it works,
+`health.reconnects`), and silent time the DRDY count does not cover becomes a gap in
+`first_sample`.
 """
 
 from __future__ import annotations
 
+import logging
 import math
 import time
 from collections import deque
@@ -20,7 +23,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from appliance.errors import ConfigError
+from appliance.errors import ConfigError, FrontEndError
 from appliance.frontend.ads1299.decode import Frames, decode_frames
 from appliance.frontend.ads1299.driver import Ads1299Chip, ChipConfig
 from appliance.frontend.ads1299.registers import N_CHIP_CHANNELS
@@ -32,7 +35,10 @@ if TYPE_CHECKING:
     from appliance.frontend.ads1299.emulator import EmulatedBoard
 
 STALL_S = 0.5
+RECOVER_AFTER_S = 1.0  # silent DRDY this long: re-initialise the chips ...
+RECOVER_EVERY_S = 2.0  # ... and again this often while it stays silent
 MAX_CHIPS = 2
+log = logging.getLogger(__name__)
 
 
 class Ads1299FrontEnd:
@@ -42,7 +48,7 @@ class Ads1299FrontEnd:
                  sample_rate_hz: int = 4000, gain: int = 24, block_ms: float = 16.0,
                  lead_off: bool = True, sleep: Callable[[float], None] = time.sleep,
                  device_names: tuple[str, ...] | None = None, stall_s: float = STALL_S,
-                 board: EmulatedBoard | None = None) -> None:
+                 board: EmulatedBoard | None = None, recover: bool = True) -> None:
         n_chips = math.ceil(len(channel_names) / N_CHIP_CHANNELS)
         if not 1 <= n_chips <= MAX_CHIPS or len(spis) < n_chips:
             raise ConfigError(
@@ -63,6 +69,10 @@ class Ads1299FrontEnd:
         self._stalled = False
         self._seq_origin: int | None = None
         self._next = 0  # sample index expected next
+        self._last_seq: int | None = None
+        self._shift = 0  # added to DRDY sequence numbers for silent (edgeless) time
+        self._next_recovery_s = RECOVER_AFTER_S
+        self.recover = recover
         self._seq_origin_new = False
         self._buf = bytearray()
         self._seqs: list[int] = []
@@ -110,11 +120,10 @@ class Ads1299FrontEnd:
     def reconfigure(self, configs: list[ChipConfig]) -> None:
         """While streaming: STOP, SDATAC, WREG..., RDATAC, START on each chip. Frames read
         before are delivered first; sample numbering continues (the pause is not a gap)."""
+        self._emit()  # decode what was read with the gains it was read at
         for chip, config in zip(self.chips, configs, strict=True):
             chip.reconfigure(config)
         self.configs = list(configs)
-        self._buf.clear()
-        self._seqs.clear()
 
     def set_gain(self, gain: int) -> None:
         self.reconfigure([replace(c, gains=(gain,) * N_CHIP_CHANNELS) for c in self.configs])
@@ -152,20 +161,51 @@ class Ads1299FrontEnd:
         wait_s = self.stall_s if timeout_s is None else min(self.stall_s, timeout_s)
         while len(self._seqs) < n:
             if not self.drdy.wait(wait_s):
-                self._no_edge_s += wait_s
-                if self._no_edge_s >= self.stall_s - 1e-9 and not self._stalled:
-                    self._stalled = True
-                    self.health.stalls += 1
-                    self.health.last_error = (
-                        f"ADS1299 {self.chips[0].name}: no DRDY for {self._no_edge_s:.2f} s"
-                    )
+                self._on_no_edge(wait_s)
                 return False
+            seq = self.drdy.sequence
+            if self._no_edge_s and self._last_seq is not None:
+                # DRDY was silent: if the edge count does not cover the silent time (the chip
+                # stopped converting, e.g. reset by a brown-out), the sample index still must,
+                # or epochs would be cut across the hole.
+                silent = int(self._no_edge_s * self.sample_rate_hz)
+                self._shift += max(0, silent - (seq - self._last_seq - 1))
             self._no_edge_s = 0.0
             self._stalled = False
+            self._last_seq = seq
             for chip in self.chips:
                 self._buf += bytes(chip.read_frame())
-            self._seqs.append(self.drdy.sequence)
+            self._seqs.append(seq + self._shift)
         return True
+
+    def _on_no_edge(self, waited_s: float) -> None:
+        self._no_edge_s += waited_s
+        if self._no_edge_s < self.stall_s - 1e-9:
+            return
+        if not self._stalled:
+            self._stalled = True
+            self._next_recovery_s = RECOVER_AFTER_S
+            self.health.stalls += 1
+            self.health.last_error = (
+                f"ADS1299 {self.chips[0].name}: no DRDY for {self._no_edge_s:.2f} s"
+            )
+        elif self.recover and self._no_edge_s >= self._next_recovery_s:
+            self._next_recovery_s = self._no_edge_s + RECOVER_EVERY_S
+            self._recover()
+
+    def _recover(self) -> None:
+        """A chip that lost power or was reset sits in RDATAC with default registers and no
+        conversions: run the whole start-up again (ID check included)."""
+        self._emit()  # frames read before the stall go out first
+        try:
+            self.start()
+        except FrontEndError as e:
+            self.health.connected = False
+            self.health.last_error = str(e)
+            log.warning("ADS1299 recovery failed: %s", e)
+            return
+        self.health.reconnects += 1
+        log.warning("ADS1299 re-initialised after %.1f s without DRDY", self._no_edge_s)
 
     def read_frames(self, n: int, timeout_s: float | None = None) -> Frames | None:
         """n decoded frames as they came (for the self test: raw counts and P/N lead-off);
@@ -194,14 +234,18 @@ class Ads1299FrontEnd:
         return frames, index
 
     def read_block(self, timeout_s: float | None = None) -> SampleBlock | None:
-        if self._ready:
-            return self._ready.popleft()
-        if not self._read_frames(self.block_samples, timeout_s):
-            return None
+        if not self._ready and self._read_frames(self.block_samples, timeout_s):
+            self._emit()
+        return self._ready.popleft() if self._ready else None
+
+    def _emit(self) -> None:
+        """Decode the buffered frames into blocks: runs of consecutive, valid samples (a gap or
+        a corrupt frame starts a new block; corrupt frames are never delivered)."""
+        if not self._seqs:
+            return
         frames, index = self._take()
         t_s = time.monotonic()
         n_ch = len(self.channel_names)
-        # runs of consecutive, valid samples: a gap or a corrupt frame starts a new block
         good = frames.valid
         brk = np.flatnonzero((np.diff(index) != 1) | (good[1:] != good[:-1])) + 1
         for lo, hi in zip(np.r_[0, brk], np.r_[brk, len(index)], strict=True):
@@ -218,6 +262,3 @@ class Ads1299FrontEnd:
                 t_monotonic_s=t_s,
             ))
         self.health.extra["last_drdy_sequence"] = float(self.drdy.sequence)
-        if not self._ready:  # every frame of the block was corrupt: try again next call
-            return None
-        return self._ready.popleft()

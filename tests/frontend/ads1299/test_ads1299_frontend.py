@@ -252,3 +252,37 @@ def test_real_spi_that_cannot_open_names_the_device():
     except ImportError:
         with pytest.raises(FrontEndError, match="DRDY on BCM26"):
             RpiGpioDrdy(26, 4000)
+
+
+def test_chip_reset_by_a_brown_out_is_reinitialised(make_frontend):
+    fe, board = make_frontend(source=Ramp(8), rate_hz=1000, block_ms=10)
+    fe.start()
+    first = fe.read_block()
+    board.chips[0].power_cycle()  # registers back to defaults, no conversions
+    results = [fe.read_block(timeout_s=0.1) for _ in range(12)]
+    assert results[:10] == [None] * 10 and fe.health.stalls == 1
+    assert fe.health.reconnects == 1 and fe.health.connected
+    b = next(r for r in results if r is not None)
+    assert board.chips[0].regs[Reg.CH1SET] == chnset(24)  # configured again
+    # the second of silence is a gap in the sample index, not glued-together data
+    assert b.first_sample - first.end_sample >= 950
+    src = Ramp.phase(b.data_uv) + np.arange(b.n_samples)
+    assert np.allclose(b.data_uv, Ramp(8).expected(src), atol=0.03)
+
+
+def test_failed_recovery_keeps_trying_and_says_why(make_frontend):
+    fe, board = make_frontend(rate_hz=1000, noise_uv_rms=1.0)
+    fe.start()
+    fe.read_block()
+    chip = board.chips[0]
+    chip.chip_id = 0xFF  # the chip is gone: MISO floats high
+    chip.power_cycle()
+    for _ in range(40):  # 4 s of 0.1 s waits
+        assert fe.read_block(timeout_s=0.1) is None
+    assert fe.health.stalls == 1 and fe.health.reconnects == 0
+    assert not fe.health.connected and "read 0xFF" in fe.health.last_error
+    chip.chip_id = 0x3E  # seated again
+    for _ in range(30):
+        if fe.read_block(timeout_s=0.1) is not None:
+            break
+    assert fe.health.reconnects == 1 and fe.health.connected
