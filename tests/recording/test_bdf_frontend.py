@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 import pyedflib
 import pytest
-from conftest import CHANNELS
+from recording_helpers import CHANNELS
 
 from appliance.config import from_dict
 from appliance.errors import FrontEndError, RecordingError

@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 import pyedflib
 import pytest
-from conftest import CHANNELS, blocks, expected_uv, recording_config
+from recording_helpers import CHANNELS, blocks, expected_uv, recording_config
 
 from appliance.conditions import Kind, Priority
 from appliance.errors import RecordingError

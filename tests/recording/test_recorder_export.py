@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 import pyedflib
 import pytest
-from conftest import blocks, expected_uv, recording_config
+from recording_helpers import blocks, expected_uv, recording_config
 
 from appliance.cli import main as ionm
 from appliance.outputs.recorder import CaseRecorder

@@ -16,7 +16,7 @@ from pathlib import Path
 import mne
 import numpy as np
 import pyedflib
-from conftest import blocks, expected_uv, recording_config
+from recording_helpers import blocks, expected_uv, recording_config
 
 from appliance.outputs import casestore
 from appliance.outputs.recorder import CaseRecorder
@@ -26,7 +26,7 @@ CHILD = textwrap.dedent(
     """
     import sys, time
     sys.path.insert(0, sys.argv[2])
-    from conftest import blocks, recording_config
+    from recording_helpers import blocks, recording_config
     from appliance.outputs.recorder import CaseRecorder
     rec = CaseRecorder(sys.argv[1], recording_config(fsync=True))
     cid = rec.start_case("anon 7", "tethered cord")

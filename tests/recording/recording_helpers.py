@@ -1,4 +1,5 @@
-"""Helpers for the recording tests: a config and deterministic sample blocks."""
+"""Helpers for the recording tests (a config and deterministic sample blocks); a unique module
+name, not conftest.py, so `from recording_helpers import ...` never meets another conftest."""
 
 from __future__ import annotations
 
