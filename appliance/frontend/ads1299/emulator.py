@@ -63,6 +63,7 @@ class Faults:
     stuck: np.ndarray = field(default_factory=lambda: np.zeros(N_CH, bool))  # reads 0 always
     drdy_stalled: bool = False  # DRDY stops toggling (lost clock, dead chip)
     corrupt_status: bool = False  # status nibble garbled in every frame
+    corrupt_rate: float = 0.0  # fraction of frames, at random, with a garbled status nibble
 
 
 class Ads1299Emulator:
@@ -123,6 +124,14 @@ class Ads1299Emulator:
 
     def edge_number(self, k: int) -> int:
         return self._edges_before + k + 1
+
+    def inject(self, **faults: object) -> None:
+        """Set `Faults` fields (e.g. stuck=..., corrupt_rate=0.01) from now on."""
+        for name, value in faults.items():
+            if not hasattr(self.faults, name):
+                raise AttributeError(f"emulated ADS1299: no fault named {name!r}")
+            setattr(self.faults, name, value)
+        self.invalidate()
 
     def invalidate(self) -> None:
         """Forget precomputed frames (registers, lead-off or faults changed)."""
@@ -311,6 +320,8 @@ class Ads1299Emulator:
         out = encode_frames(counts, statp, statn, gpio)
         if self.faults.corrupt_status:
             out[:, 0] ^= 0x50
+        elif self.faults.corrupt_rate:
+            out[self.rng.random(n) < self.faults.corrupt_rate, 0] ^= 0x50
         return out
 
 
