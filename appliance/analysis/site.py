@@ -64,11 +64,14 @@ def plan_site(s: SiteSettings, a: AnalysisSettings, channel_names: tuple[str, ..
     # default role; an explicit role in the config is kept and measured as the default
     roles = tuple(r if r in mod.measures or s.roles else default_role for r in roles)
     pre_ms, post_ms = s.window_ms or mod.window_ms
-    lo, hi = s.band_hz or mod.band_hz
-    hi = min(hi, 0.45 * fs_hz)  # BAEP's 3 kHz needs >= 8 kSPS; below that the band is cut
-    if not 0 < lo < hi:
-        raise ConfigError(f"{path}.band_hz: [{lo}, {hi}] Hz does not fit a sample rate of "
-                          f"{fs_hz:g} Hz; lower band_hz or raise frontend.sample_rate_hz.")
+    lo, want_hi = s.band_hz or mod.band_hz
+    # BAEP's 3 kHz needs >= 8 kSPS: a little below that the band is cut (and the cut band is
+    # in every result); a rate that keeps less than half of it is refused
+    hi = min(want_hi, 0.45 * fs_hz)
+    if not 0 < lo < hi or hi < 0.5 * want_hi:
+        raise ConfigError(f"{path}.band_hz: [{lo:g}, {want_hi:g}] Hz needs a sample rate of at "
+                          f"least {want_hi / 0.45 / 2:g} Hz, got {fs_hz:g} Hz; raise "
+                          "frontend.sample_rate_hz or lower band_hz.")
     notch = a.notch_hz if s.notch_hz < 0 else s.notch_hz
     notch = notch if 0 < notch < 0.5 * fs_hz else None
     n = s.n_sweeps or (mod.extra.get("d_wave_sweeps", mod.n_sweeps) if s.d_wave else mod.n_sweeps)
