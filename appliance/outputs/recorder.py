@@ -15,6 +15,7 @@ recording degrades: below `min_free_mb` raw writing pauses while events are stil
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import json
 import logging
@@ -147,11 +148,15 @@ class CaseRecorder:
             self._finish(("close",), timeout_s)
 
     def _finish(self, item: tuple[Any, ...], timeout_s: float) -> None:
+        alive = self._thread is not None and self._thread.is_alive()
         self._q.put(item)
         if self._thread is not None:
             self._thread.join(timeout_s)
             if self._thread.is_alive():
                 log.error("case recorder did not finish within %.1f s", timeout_s)
+        if not alive and item[0] == "stop" and self.case_dir is not None:
+            # the writer thread had died: still set the stop marker, or resume() would return
+            casestore.mark_stopped(self.case_dir)
         self._thread = None
         self.case_id = self.case_dir = None
 
@@ -217,6 +222,15 @@ class CaseRecorder:
         if self.case_dir is None:
             return None
         return casestore.read_state(self.case_dir, key)
+
+    def health(self) -> dict[str, Any]:
+        """Counters for the health message (MQTT) and STATUS line."""
+        with self._lock:
+            d = dataclasses.asdict(self.stats)
+            d.update(case_id=self.case_id, raw_paused=self._raw_paused,
+                     store_paused=self._db_paused, raw_failed=self._raw_failed,
+                     store_failed=self._db_failed)
+        return d
 
     def conditions(self, t_s: float) -> list[Condition]:
         """tech.storage while the disk gives trouble, then once inactive when it is over."""

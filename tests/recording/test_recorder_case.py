@@ -85,6 +85,9 @@ def test_recorder_disk_nearly_full_degrades_and_recovers(tmp_path: Path) -> None
     assert c.evidence["raw_paused"] and not c.evidence["store_paused"]
     assert not any(rec.write_block(b) for b in blocks(100))  # raw dropped, counted
     assert rec.stats.blocks_dropped == 100 and rec.stats.samples_dropped == 1600
+    h = rec.health()
+    assert h["case_id"] == cid and h["raw_paused"] and not h["store_paused"]
+    assert h["blocks_dropped"] == 100 and h["free_mb"] < 1e12
     rec.record("trend", {"type": "trend", "t_s": 1.0, "site": "L median"})
     _wait(lambda: len(casestore.read_events(tmp_path / cid, "trend")) == 1)  # events go on
     assert not list((tmp_path / cid).glob("*.bdf"))
