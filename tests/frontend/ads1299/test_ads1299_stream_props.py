@@ -4,6 +4,8 @@ backwards, and every delivered value is the one the source produced at that mome
 
 from __future__ import annotations
 
+import os
+
 import numpy as np
 from ads1299_helpers import Ramp
 from hypothesis import given, settings
@@ -21,7 +23,7 @@ events = st.lists(st.one_of(
 ), min_size=1, max_size=12)
 
 
-@settings(max_examples=40, deadline=None)
+@settings(max_examples=int(os.environ.get("ADS1299_PROP_EXAMPLES", 40)), deadline=None)
 @given(events)
 def test_every_sample_accounted_for_once(script):
     ramp = Ramp(8)
@@ -47,7 +49,9 @@ def test_every_sample_accounted_for_once(script):
         elif kind == "stall_s":
             chip.inject(drdy_stalled=True)
             for _ in range(int(arg / 0.1)):
-                assert fe.read_block(timeout_s=0.1) is None
+                b = fe.read_block(timeout_s=0.1)  # only blocks decoded before the stall
+                if b is not None:
+                    blocks.append(b)
             chip.inject(drdy_stalled=False)
     assert blocks, "the final clean reads always deliver"
     starts = [b.first_sample for b in blocks]
