@@ -1,0 +1,127 @@
+"""The acquisition process with a real front end (the simulated one, scripted by scenarios):
+contiguous blocks, missed samples, lead-off and saturation, a stall and its recovery, a dead
+child, a front end that cannot open, a clean stop. The parent never waits past its timeout."""
+
+from __future__ import annotations
+
+import os
+import signal
+import time
+
+import pytest
+
+from appliance.conditions import Kind, Priority
+from appliance.frontend.acquisition import Acquisition
+
+pytestmark = pytest.mark.timeout(60)
+
+
+def pump(acq: Acquisition, seconds: float, until=None):
+    """get_block for `seconds` (or until until(blocks, seen) is true); returns blocks, every
+    condition seen by id (last state), and the active ids over time."""
+    blocks, seen, history = [], {}, []
+    t0 = time.monotonic()
+    while time.monotonic() - t0 < seconds:
+        t = time.monotonic()
+        b = acq.get_block(0.1)
+        assert time.monotonic() - t < 0.1 + 0.15  # never blocks much past its timeout
+        if b is not None:
+            blocks.append(b)
+        conds = acq.conditions(time.monotonic() - t0)
+        for c in conds:
+            assert c.kind is Kind.TECHNICAL
+            seen.setdefault(c.id, []).append(c)
+        history.append({c.id for c in conds if c.active})
+        if until is not None and until(blocks, seen):
+            break
+    return blocks, seen, history
+
+
+def first_block(acq: Acquisition):
+    t0 = time.monotonic()
+    while time.monotonic() - t0 < 20.0:
+        b = acq.get_block(0.2)
+        if b is not None:
+            return b
+    raise AssertionError(f"no block from the acquisition process: {acq.health()}")
+
+
+def test_blocks_flow_contiguously_with_health_conditions_and_stop_cleanly(make_cfg):
+    cfg = make_cfg(
+        '[[event]]\ntype = "lead_off"\nchannel = "Erb-L"\nat_s = 0.5\nuntil_s = 1.5\n'
+        '[[event]]\ntype = "dropout"\nat_s = 1.0\nsamples = 100\n'
+    )
+    acq = Acquisition(cfg)
+    acq.start()
+    try:
+        b0 = first_block(acq)
+        blocks, seen, _ = pump(acq, 5.0, until=lambda bl, s: bl[-1].end_sample > 2200 if bl else 0)
+    finally:
+        t = time.monotonic()
+        acq.stop()
+        stop_s = time.monotonic() - t
+    blocks = [b0] + blocks
+    assert b0.first_sample == 0 and blocks[-1].end_sample > 2000
+    assert all(10 <= b.n_samples <= 20 for b in blocks)  # 16 ms blocks at 1 kHz
+    gaps = [b.first_sample - a.end_sample for a, b in zip(blocks, blocks[1:], strict=False)]
+    assert sorted(set(gaps)) == [0, 100]
+    h = acq.health()
+    assert h.missed_samples == 100 and h.samples == sum(b.n_samples for b in blocks)
+    lead = seen["tech.lead_off:Erb-L"]
+    assert lead[0].active and lead[0].priority is Priority.MEDIUM and lead[0].site == "Erb-L"
+    assert seen["tech.saturated:Erb-L"][0].priority is Priority.MEDIUM
+    missed = seen["tech.missed_samples"][0]
+    assert missed.evidence["missed_samples"] == 100 and missed.priority is Priority.LOW
+    assert "tech.stall" not in seen and "tech.frontend_lost" not in seen
+    assert not any(k.endswith(("C3'-Fz", "Erb-R")) for k in seen)
+    assert stop_s < 3.0 and not acq._proc.is_alive()
+    assert acq.get_block(0.1) is None
+
+
+def test_stall_is_reported_escalates_and_clears_once(make_cfg):
+    cfg = make_cfg('[[event]]\ntype = "stall"\nat_s = 0.3\nduration_s = 2.0\n')
+    with Acquisition(cfg, lost_s=1.2) as acq:
+        first_block(acq)
+        blocks, seen, history = pump(
+            acq, 10.0, until=lambda bl, s: any(not c.active for c in s.get("tech.stall", [])))
+        h_after = acq.health()
+    stall = seen["tech.stall"]
+    assert stall[0].active and stall[0].priority is Priority.MEDIUM
+    assert [c.active for c in stall].count(False) == 1 and not stall[-1].active
+    lost = seen["tech.frontend_lost"]
+    assert lost[0].priority is Priority.HIGH and not lost[-1].active
+    # stall reported within ~stall_s of the last block, lost only after lost_s
+    i_stall = next(i for i, ids in enumerate(history) if "tech.stall" in ids)
+    i_lost = next(i for i, ids in enumerate(history) if "tech.frontend_lost" in ids)
+    assert i_lost > i_stall
+    assert stall[0].evidence["silent_s"] < 0.5 + 0.35
+    assert h_after.stalls == 1 and h_after.missed_samples > 1500  # the converter ran on
+    assert "tech.missed_samples" in seen
+
+
+def test_dead_child_is_reported_as_front_end_lost(make_cfg):
+    with Acquisition(make_cfg()) as acq:
+        first_block(acq)
+        os.kill(acq.pid, signal.SIGKILL)
+        t = time.monotonic()
+        while time.monotonic() - t < 3.0 and acq.get_block(0.1) is not None:
+            pass  # drain what was already sent
+        conds = {c.id: c for c in acq.conditions(1.0)}
+        assert conds["tech.frontend_lost"].priority is Priority.HIGH
+        assert conds["tech.frontend_lost"].active
+        h = acq.health()
+        assert not h.connected and h.last_error
+        t = time.monotonic()
+        assert acq.get_block(0.3) is None and time.monotonic() - t < 0.45
+
+
+def test_front_end_that_cannot_open_is_lost_with_its_reason(make_cfg):
+    cfg = make_cfg('[[event]]\ntype = "amplitude"\nat_s = 1\nto_percent = 5\nsite = "L medain"\n')
+    with Acquisition(cfg) as acq:
+        t0 = time.monotonic()
+        conds = {}
+        while time.monotonic() - t0 < 20.0 and "tech.frontend_lost" not in conds:
+            assert acq.get_block(0.2) is None
+            conds = {c.id: c for c in acq.conditions(0.0) if c.active}
+        lost = conds["tech.frontend_lost"]
+        assert "event[0].site" in lost.message and "L medain" in lost.evidence["error"]
