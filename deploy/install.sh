@@ -94,8 +94,8 @@ else
     skip "all of ${APT_PACKAGES[*]}"
 fi
 
-step "2. user $USER_NAME in groups gpio and spi"
-for g in gpio spi; do
+step "2. user $USER_NAME in groups gpio, spi (ADS1299) and dialout (Cyton dongle)"
+for g in gpio spi dialout; do
     if getent group "$g" >/dev/null; then skip "group $g"; else run groupadd --system "$g"; fi
 done
 if id "$USER_NAME" >/dev/null 2>&1; then
@@ -104,11 +104,12 @@ else
     run useradd --system --user-group --home-dir /var/lib/ionm --no-create-home \
         --shell /usr/sbin/nologin "$USER_NAME"
 fi
-if id -nG "$USER_NAME" 2>/dev/null | tr ' ' '\n' | grep -qx spi \
-    && id -nG "$USER_NAME" 2>/dev/null | tr ' ' '\n' | grep -qx gpio; then
-    skip "$USER_NAME in gpio, spi"
+groups_now=" $(id -nG "$USER_NAME" 2>/dev/null || true) "
+if [[ $groups_now == *" gpio "* && $groups_now == *" spi "* && $groups_now == *" dialout "* ]]
+then
+    skip "$USER_NAME in gpio, spi, dialout"
 else
-    run usermod -a -G gpio,spi "$USER_NAME"
+    run usermod -a -G gpio,spi,dialout "$USER_NAME"
 fi
 
 step "3. SPI enabled ($BOOT_CONFIG)"

@@ -44,7 +44,7 @@ def test_deploy_install_dry_run_prints_steps_and_changes_nothing(tmp_path: Path)
     res = _dry_run(env, "--dry-run")
     assert res.returncode == 0, res.stderr
     out = res.stdout
-    for step in ("1. apt packages", "2. user ionm in groups gpio and spi", "3. SPI enabled",
+    for step in ("1. apt packages", "2. user ionm in groups gpio, spi", "3. SPI enabled",
                  "4. Python venv", "5. configuration", "6. mosquitto", "7. systemd unit"):
         assert f"== {step}" in out
     assert f'+ append "dtparam=spi=on" to {env["IONM_BOOT_CONFIG"]}' in out

@@ -42,7 +42,8 @@ def test_deploy_unit_contents() -> None:
     assert k["Type"] == ["notify"] and k["Restart"] == ["on-failure"]
     assert k["RestartSec"] == ["2s"] and "WatchdogSec" in k
     assert "StartLimitBurst" in k and "StartLimitIntervalSec" in k
-    assert k["User"] == ["ionm"] and k["SupplementaryGroups"] == ["gpio spi"]
+    assert k["User"] == ["ionm"]
+    assert {"gpio", "spi", "dialout"} == set(k["SupplementaryGroups"][0].split())  # + Cyton tty
     assert k["ExecStart"] == ["/opt/ionm/venv/bin/ionm run --config /etc/ionm/ionm.toml"]
     assert k["StateDirectory"] == ["ionm"] and k["ConfigurationDirectory"] == ["ionm"]
     assert k["DevicePolicy"] == ["closed"]
