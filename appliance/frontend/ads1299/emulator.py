@@ -330,8 +330,8 @@ def _test_signal_uv(config2: int, t_tclk: np.ndarray) -> np.ndarray:
         return np.zeros(t_tclk.shape)
     amp = TEST_AMPLITUDE_UV * (2 if config2 & 0x04 else 1)
     freq = config2 & 0x03
-    if freq in (2, 3):  # 11 = DC; 10 is "not used": treat as DC
-        return np.full(t_tclk.shape, amp)
+    if freq in (2, 3):  # 11 = DC, which is -(VREFP - VREFN)/2400; 10 is "not used": as DC
+        return np.full(t_tclk.shape, -amp)
     half_period = 2**20 if freq == 0 else 2**19  # fCLK/2^21 or fCLK/2^20 square
     return np.where((t_tclk // half_period) % 2 == 0, amp, -amp)
 

@@ -243,3 +243,11 @@ def test_rdata_in_sdatac_and_standby_wakeup(sim_ads1299):
     assert not drdy.wait(0.1)
     chip.xfer2([Command.WAKEUP, Command.START])
     assert drdy.wait(0.1)
+
+
+def test_dc_test_signal_is_minus_vref_over_2400_and_x2(sim_ads1299):
+    board = sim_ads1299()
+    regs = {Reg.CONFIG1: config1(250), Reg.CONFIG2: 0xD7,  # internal, x2, DC
+            **{Reg.CH1SET + c: 0x05 for c in range(8)}}
+    f = decode_frames(stream(board, regs, 10), gains=1)
+    assert np.allclose(f.data_uv, -3750.0, atol=uv_per_count(1))
