@@ -18,8 +18,8 @@ ALARMS = f"{BASE}/alarm/event"
 MOSQUITTO_CHECK_S = 6.0
 
 
-def test_mqtt_sigkill_outbox_replays_unacknowledged(tmp_path: Path) -> None:
-    broker = make_broker(tmp_path / "b")
+def test_mqtt_sigkill_outbox_replays_unacknowledged(tmp_path: Path, mosq_dir: Path) -> None:
+    broker = make_broker(mosq_dir)
     broker.start()
     sub = Collector(broker.host, broker.port, f"{BASE}/#", persistent=True, client_id="kill-sub")
     outbox = tmp_path / "outbox.db"

@@ -43,8 +43,8 @@ def _stream(link: MqttLink, stop: threading.Event, published: dict[str, int]) ->
         stop.wait(1.0 / RATE_HZ)
 
 
-def test_mqtt_broker_outage_30s_loses_nothing(tmp_path: Path) -> None:
-    broker = persistent_broker(tmp_path / "broker")
+def test_mqtt_broker_outage_30s_loses_nothing(tmp_path: Path, mosq_dir: Path) -> None:
+    broker = persistent_broker(mosq_dir)
     broker.start()
     sub = Collector(broker.host, broker.port, f"{BASE}/#", persistent=True,
                     client_id="outage-sub")
