@@ -301,7 +301,8 @@ class Ads1299Emulator:
                 volts_uv[ch] = _test_signal_uv(cfg2, t)
             elif mux == Mux.TEMPERATURE:
                 volts_uv[ch] = TEMP_UV_AT_25C + TEMP_UV_PER_C * (self.board.temperature_c - 25)
-            elif mux == Mux.MVDD:
+            elif mux == Mux.MVDD:  # ADS129x family values as recalled; not checked against
+                # SBAS499C here (the self test does not use them)
                 volts_uv[ch] = 1e6 * (DVDD_V / 4 if ch in (2, 3) else 0.5 * (AVDD_V + AVSS_V))
         volts_uv += self.rng.normal(0.0, self.board.noise_uv_rms, volts_uv.shape)
         src_off = self.board.source_lead_off(self.index, t)
