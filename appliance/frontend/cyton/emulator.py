@@ -84,6 +84,8 @@ class CytonEmulator:
         self._out = bytearray()
         self._inbuf = b""
         self._drop = 0
+        self._drop_at: set[int] = set()
+        self._garbage_at: dict[int, bytes] = {}
         self._requests: list[tuple[Callable[[], None], threading.Event]] = []
         self._wake_r, self._wake_w = os.pipe()
         self._stop = threading.Event()
@@ -125,15 +127,30 @@ class CytonEmulator:
         """USB replug: a new pty (new path); the symlink points at it again. Not streaming."""
         self._in_thread(self._replug)
 
-    def inject(self, data: bytes) -> None:
-        """Queue raw bytes between packets (garbage on the line)."""
+    def inject(self, data: bytes, after_packet: int | None = None) -> None:
+        """Put raw bytes on the line: now (between packets), or right after packet number
+        `after_packet` (counted from 0 at `b`, including dropped ones)."""
         with self._lock:
-            self._out += data
+            if after_packet is None:
+                self._out += data
+            else:
+                self._garbage_at[after_packet] = self._garbage_at.get(after_packet, b"") + data
 
-    def drop_packets(self, n: int) -> None:
-        """Lose the next n packets on the radio link (their sample numbers are skipped)."""
+    def drop_packets(self, n: int, at_packet: int | None = None) -> None:
+        """Lose n packets on the radio link (their sample numbers are skipped): the next n, or
+        those from packet number `at_packet` on (counted from 0 at `b`)."""
         with self._lock:
-            self._drop += n
+            if at_packet is None:
+                self._drop += n
+            else:
+                self._drop_at.update(range(at_packet, at_packet + n))
+
+    def power(self, on: bool) -> None:
+        """Switch the board on or off (the dongle stays plugged in). Off stops the stream."""
+        with self._lock:
+            self.board_on = on
+            if not on:
+                self._reset_board()
 
     @property
     def streaming(self) -> bool:
@@ -275,7 +292,7 @@ class CytonEmulator:
             n = counts.shape[0]
         counts = counts.copy()
         for i, ch in enumerate(self.channels):
-            if ch[0] == "1" or ch[2] in "1234567" and ch[2] != "5":
+            if ch[0] == "1" or ch[2] not in "05":
                 counts[:, i] = 0  # powered down or shorted/other internal inputs
             elif ch[2] == "5":  # internal test signal: 1.875 mV square at ~1 Hz
                 t = (self._sample_number + np.arange(n)) / 250.0
@@ -285,14 +302,21 @@ class CytonEmulator:
         aux, footer = self._aux(seq, trigger)
         self._sample_number += n
         with self._lock:
-            drop = min(self._drop, n)
-            self._drop -= drop
-        if drop:
-            self.packets_dropped += drop
-            seq, counts, aux, trigger = seq[drop:], counts[drop:], aux[drop:], trigger[drop:]
-            footer = footer if np.isscalar(footer) else footer[drop:]
-        self.packets_sent += seq.shape[0]
-        return proto.encode(seq, counts, aux, footer)
+            keep = np.ones(n, bool)
+            keep[: self._drop] = False
+            self._drop -= min(self._drop, n)
+            keep &= ~np.isin(seq, list(self._drop_at))
+            self._drop_at.difference_update(range(int(seq[0]), int(seq[0]) + n))
+            due = [k for k in self._garbage_at if seq[0] <= k < seq[0] + n]
+            garbage = {k: self._garbage_at.pop(k) for k in due}
+        self.packets_dropped += int(n - keep.sum())
+        self.packets_sent += int(keep.sum())
+        blob = proto.encode(seq[keep], counts[keep], aux[keep], np.broadcast_to(footer, n)[keep])
+        for k in sorted(garbage, reverse=True):  # after packet k, if k was sent
+            if keep[k - seq[0]]:
+                cut = int(keep[: k - seq[0] + 1].sum()) * proto.PACKET_BYTES
+                blob = blob[:cut] + garbage[k] + blob[cut:]
+        return blob
 
     def _aux(self, seq: np.ndarray, trigger: np.ndarray) -> tuple[np.ndarray, int]:
         n = seq.shape[0]
