@@ -32,6 +32,7 @@ from appliance.frontend.ads1299.registers import (
     CONFIG4_PD_LOFF_COMP,
     F_CLK_HZ,
     ID_ADS1299,
+    ID_CHANNELS,
     N_REGISTERS,
     READ_ONLY,
     RESET_DEFAULTS,
@@ -99,6 +100,11 @@ class Ads1299Emulator:
         self._out: list[int] = []
         self._out_conv = -2
         self._parse: list[int] = []  # bytes of a multi-byte command in progress
+
+    @property
+    def n_channels(self) -> int:
+        """Channels in a frame, as the ID says (ADS1299-4/-6 send 4/6)."""
+        return ID_CHANNELS.get(self.chip_id & 0x1F, N_CH)
 
     @property
     def period_tclk(self) -> int:
@@ -318,7 +324,7 @@ class Ads1299Emulator:
         reg = int(self.regs[Reg.GPIO])
         inputs = reg & 0x0F
         gpio = ((reg >> 4) & ~inputs & 0x0F) | (trig.astype(np.int64) & inputs)
-        out = encode_frames(counts, statp, statn, gpio)
+        out = encode_frames(counts[:self.n_channels], statp, statn, gpio)
         if self.faults.corrupt_status:
             out[:, 0] ^= 0x50
         elif self.faults.corrupt_rate:

@@ -113,6 +113,14 @@ class Ads1299FrontEnd:
         """Power-up sequence on every chip (ID check first), then RDATAC + START on each."""
         for chip, config in zip(self.chips, self.configs, strict=True):
             chip.power_up(config)
+        sizes = {chip.n_channels for chip in self.chips}
+        per_chip = min(sizes)
+        if len(sizes) > 1 or len(self.channel_names) > per_chip * len(self.chips):
+            raise FrontEndError(
+                f"ADS1299: frontend.channels names {len(self.channel_names)} channels but the "
+                + ", ".join(f"{c.name} has {c.n_channels}" for c in self.chips)
+                + " (ADS1299-4/-6 variants have 4/6; two chips must be the same variant)."
+            )
         for chip in self.chips:
             chip.start()
         self.health.connected = True
@@ -154,7 +162,8 @@ class Ads1299FrontEnd:
     # -- reading -----------------------------------------------------------------------------
     @property
     def gains(self) -> np.ndarray:
-        return np.concatenate([np.asarray(c.gains, np.float64) for c in self.configs])
+        n = self.chips[0].n_channels
+        return np.concatenate([np.asarray(c.gains[:n], np.float64) for c in self.configs])
 
     def _read_frames(self, n: int, timeout_s: float | None) -> bool:
         """Append up to n frames to the buffer; False on a DRDY timeout (partial kept)."""
@@ -216,7 +225,8 @@ class Ads1299FrontEnd:
         return frames
 
     def _take(self) -> tuple[Frames, np.ndarray]:
-        frames = decode_frames(bytes(self._buf), N_CHIP_CHANNELS, self.gains, len(self.chips))
+        frames = decode_frames(bytes(self._buf), self.chips[0].n_channels, self.gains,
+                               len(self.chips))
         seqs = np.asarray(self._seqs, np.int64)
         self._buf.clear()
         self._seqs.clear()

@@ -58,11 +58,20 @@ def test_id_mismatch_names_expected_and_read_id(sim_ads1299, chip_id):
     assert f"read 0x{chip_id:02X}" in msg and "expected 0x3E" in msg and "spi chip 1" in msg
 
 
-def test_ads1299_4_and_6_variants_are_accepted(sim_ads1299):
-    board = sim_ads1299(chip_ids=(0x3C,))
+def test_ads1299_4_and_6_variants(sim_ads1299):
+    board = sim_ads1299(lambda n: np.full((8, n), 20.0), chip_ids=(0x3C,))
     fe = Ads1299FrontEnd(list(board.chips), board.drdy(0), ("a", "b"), sleep=board.sleep)
     fe.start()
     assert fe.chips[0].n_channels == 4 and fe.chips[0].id_byte == 0x3C
+    assert len(fe.chips[0].read_frame()) == 15  # 3 status + 4 x 3 bytes
+    b = fe.read_block()
+    assert b.data_uv.shape == (2, fe.block_samples)
+    assert np.allclose(b.data_uv, 20.0, atol=uv_per_count(24))
+    board = sim_ads1299(chip_ids=(0x3D,))  # ADS1299-6 cannot serve 8 names
+    fe = Ads1299FrontEnd(list(board.chips), board.drdy(0), tuple("abcdefgh"),
+                         sleep=board.sleep)
+    with pytest.raises(FrontEndError, match="names 8 channels but the spi chip 1 has 6"):
+        fe.start()
 
 
 def test_register_readback_mismatch_is_an_error(sim_ads1299):
