@@ -235,16 +235,24 @@ class PacketParser:
         return self._take(a, 0, [])
 
     def _take(self, a: np.ndarray, pos: int, chunks: list[np.ndarray]) -> Packets:
-        starts = np.concatenate(chunks) if chunks else np.zeros(0, np.int64)
-        rows = a[starts[:, None] + np.arange(PACKET_BYTES)] if starts.size else a[:0].reshape(0, 33)
+        chunks = [c for c in chunks if c.size]
+        if len(chunks) == 1:  # the usual case, one in-sync run: a reshaped view, no gather
+            s0, k = int(chunks[0][0]), chunks[0].size
+            rows = a[s0 : s0 + PACKET_BYTES * k].reshape(k, PACKET_BYTES)
+            starts = chunks[0]
+        else:
+            starts = np.concatenate(chunks) if chunks else np.zeros(0, np.int64)
+            rows = a[starts[:, None] + np.arange(PACKET_BYTES)]
         pk = _decode(rows, starts.astype(np.int64) + self._base)
         del self._buf[:pos]
         self._base += pos
-        if len(pk):
+        k = len(pk)
+        if k:
             seq = pk.sample_number.astype(np.int32)
-            prev = seq[0] - 1 if self._last_seq is None else self._last_seq
-            gaps = (np.diff(np.concatenate(([prev], seq))) - 1) & 0xFF
-            self.lost_packets += int(gaps.sum())
+            prev = int(seq[0]) - 1 if self._last_seq is None else self._last_seq
+            self.lost_packets += (int(seq[0]) - prev - 1) & 0xFF
+            if k > 1:
+                self.lost_packets += int(((seq[1:] - seq[:-1] - 1) & 0xFF).sum())
             self._last_seq = int(seq[-1])
-            self.packets += len(pk)
+            self.packets += k
         return pk
