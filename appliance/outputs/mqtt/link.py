@@ -173,6 +173,8 @@ class MqttLink:
         """For the systemd watchdog: the owner thread is iterating, and either a publish
         round-trip (PUBACK) succeeded within 3 x keepalive or the outbox is accepting rows."""
         now = time.monotonic()
+        if self._thread is None or not self._thread.is_alive():
+            return False
         if now - self._heartbeat > 2 * self.s.connect_timeout_s + 3.0:
             return False  # owner thread stuck (e.g. a paho/TLS hang) or dead
         if self._connected and now - self._last_roundtrip < 3 * self.s.keepalive_s:
