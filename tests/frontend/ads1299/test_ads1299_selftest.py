@@ -80,3 +80,15 @@ def test_fault_needs_the_emulator(tmp_path, capsys):
     with pytest.raises(SystemExit):
         ionm(["selftest", "--config", str(cfg), "--fault", "stall"])
     assert "--fault needs the emulator" in capsys.readouterr().err
+
+
+def test_two_chips_each_checked(tmp_path, capsys):
+    cfg = tmp_path / "c.toml"
+    names = ", ".join(f'"c{i}"' for i in range(1, 13))
+    cfg.write_text(f'[frontend]\nkind = "ads1299-emulated"\nsample_rate_hz = 2000\n'
+                   f'channels = [{names}]\n')
+    assert ionm(["selftest", "--config", str(cfg), "--json", "--fault", "gain:11:1.2"]) == 1
+    rep = json.loads(capsys.readouterr().out)
+    assert [c["device"] for c in rep["chips"]] == ["emulated ADS1299 #1", "emulated ADS1299 #2"]
+    assert len(rep["channels"]) == 12
+    assert [c["channel"] for c in rep["channels"] if not c["ok"]] == [11]
