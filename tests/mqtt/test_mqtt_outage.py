@@ -4,6 +4,7 @@ waveforms older than their expiry are skipped and counted, not delivered late.""
 
 from __future__ import annotations
 
+import signal
 import threading
 import time
 from pathlib import Path
@@ -101,3 +102,43 @@ def test_mqtt_broker_outage_30s_loses_nothing(tmp_path: Path, mosq_dir: Path) ->
     assert stats["expired"] >= 2 * (OUTAGE_S - 10 - 2) * RATE_HZ
     # every waveform was either delivered or expired (counted): none vanished silently
     assert sum(len(v) for v in wf.values()) + stats["expired"] == 2 * n_trend
+
+
+def test_mqtt_network_cut_detected_by_keepalive_loses_nothing(tmp_path: Path,
+                                                               mosq_dir: Path) -> None:
+    """SIGSTOP on the broker: the TCP connection stays open but nothing answers, as when a
+    cable is cut. The link must notice by its own keepalive, reconnect and replay."""
+    broker = persistent_broker(mosq_dir)
+    broker.start()
+    sub = Collector(broker.host, broker.port, f"{BASE}/trend/#", persistent=True,
+                    client_id="cut-sub")
+    link = MqttLink(make_cfg(broker.host, broker.port, keepalive_s=2), tmp_path / "o.db")
+    link.start()
+    stop = threading.Event()
+    published = {"trend": 0, "alarm": 0}
+    t = threading.Thread(target=_stream, args=(link, stop, published), daemon=True)
+    try:
+        t.start()
+        time.sleep(1.0)
+        assert broker.proc is not None
+        broker.proc.send_signal(signal.SIGSTOP)
+        time.sleep(6.0)  # paho: PINGREQ after keepalive_s of silence, gives up after another
+        cut_stats = link.stats()
+        broker.proc.send_signal(signal.SIGCONT)
+        time.sleep(1.0)
+        stop.set()
+        t.join(5)
+        n = published["trend"]
+        assert sub.wait_for(lambda ms: all(
+            len(sub.by_topic()[f"{BASE}/trend/{m}/{s.replace(' ', '_')}"]) >= n
+            for s, m in SITES), 20)
+    finally:
+        stop.set()
+        link.stop()
+        sub.close()
+        broker.stop()
+    assert not cut_stats["connected"], "keepalive should have declared the connection dead"
+    assert link.counts["connects"] >= 2
+    for s, m in SITES:
+        seqs = [b["seq"] for b in sub.by_topic()[f"{BASE}/trend/{m}/{s.replace(' ', '_')}"]]
+        assert seqs == list(range(1, n + 1))
