@@ -75,9 +75,10 @@ class Notifier:
     def status(self, text: str) -> bool:
         """One line; repeated identical status lines are not re-sent."""
         line = " ".join(text.split())[:400]
-        if line == self._last_status:
-            return False
-        self._last_status = line
+        with self._lock:
+            if line == self._last_status:
+                return False
+            self._last_status = line
         return self.notify(f"STATUS={line}")
 
     def watchdog(self) -> bool:

@@ -424,6 +424,9 @@ class BdfReader:
             extra = data_bytes - self.n_records * self.record_bytes
             if extra:
                 self.notes.append(f"{extra} bytes after the last counted record ignored")
+        if self.discontinuous:
+            self.notes.append("EDF+D/BDF+D: records are concatenated as if continuous; "
+                              "annotation onsets after a discontinuity do not match sample times")
         if tail and self.header_records == -1:
             self.notes.append(f"{tail} bytes of an incomplete last record ignored")
         self._choose_channels()
