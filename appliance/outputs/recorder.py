@@ -80,7 +80,6 @@ class CaseRecorder:
         self._raw_limit: int | None = None  # samples, set from the first block's rate
         self._thread: threading.Thread | None = None
         self._db: Any = None  # the writer thread's sqlite3 connection
-        self._done = threading.Event()
         # writer-thread state
         self._bdf: BdfWriter | None = None
         self._seg_t0_s = 0.0
@@ -130,7 +129,7 @@ class CaseRecorder:
         self._seg_reason = reason
         self._raw_failed = self._db_failed = False
         self._raw_queued = self._events_queued = 0
-        self._done.clear()
+        self._q = queue.SimpleQueue()  # nothing left over from a previous case
         self._check_disk(force=True)
         self._thread = threading.Thread(target=self._run, name="case-recorder", daemon=True)
         self._thread.start()
@@ -344,12 +343,15 @@ class CaseRecorder:
             self._close_segment("")
             n = 0
             if op == "stop":
-                n = self._write_db(db, 'UPDATE "case" SET stopped_utc = ?', (casestore.utc_now(),))
+                n = self._write_db(db, 'UPDATE "case" SET stopped_utc = ?', (casestore.utc_now(),),
+                                   force=True)
             return True, n
         return False, 0
 
-    def _write_db(self, db: Any, sql: str, args: tuple[Any, ...]) -> int:
-        if self._db_paused or self._db_failed:
+    def _write_db(self, db: Any, sql: str, args: tuple[Any, ...], force: bool = False) -> int:
+        """One statement; skipped (counted) while the store is paused, unless `force` (the stop
+        marker: a few bytes that keep resume() from reopening a finished case)."""
+        if (self._db_paused and not force) or self._db_failed:
             with self._lock:
                 self.stats.events_dropped += 1
             return 0

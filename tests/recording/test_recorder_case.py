@@ -111,6 +111,8 @@ def test_recorder_store_pauses_below_stop_threshold(tmp_path: Path) -> None:
     rec.stop_case()
     assert casestore.read_events(tmp_path / cid, "trend") == []
     assert rec.stats.events_dropped >= 1
+    assert casestore.case_info(tmp_path / cid)["stopped_utc"]  # type: ignore[index]
+    assert CaseRecorder(tmp_path, recording_config()).resume() is None  # the stop marker holds
 
 
 def test_recorder_slow_disk_drops_with_accounting(tmp_path: Path) -> None:
