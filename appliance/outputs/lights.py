@@ -187,8 +187,8 @@ class Lights:
                 self.n_errors += 1
                 log.exception("lights: step failed")
                 timeout = 0.05
-            if timeout > 0:
-                self._wake.wait(min(timeout, 1.0))
+            # never spin: under SCHED_FIFO (lights process) a busy loop would starve the machine
+            self._wake.wait(min(max(timeout, 0.0002), 1.0))
 
     def _step(self, now: float) -> float:
         """Write every output's level at `now`; return the next deadline."""

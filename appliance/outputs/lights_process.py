@@ -28,11 +28,30 @@ from appliance.settings.lights import LightsSettings
 log = logging.getLogger(__name__)
 
 
-def _child(settings: LightsSettings, q: Any, parent_pid: int) -> None:
+def raise_priority(rt_priority: int = 10, nice: int = -10) -> str:
+    """Ask the OS to run this process ahead of the analysis: SCHED_FIFO if allowed (root,
+    CAP_SYS_NICE, or systemd LimitRTPRIO=), else a lower nice value, else nothing. Safe for the
+    lights because their thread sleeps between edges. Returns what it got, for the log."""
+    try:
+        os.sched_setscheduler(0, os.SCHED_FIFO, os.sched_param(rt_priority))
+        return f"SCHED_FIFO {rt_priority}"
+    except (PermissionError, OSError, AttributeError):
+        pass
+    try:
+        os.setpriority(os.PRIO_PROCESS, 0, nice)
+        return f"nice {nice}"
+    except (PermissionError, OSError):
+        return "normal priority (no CAP_SYS_NICE: timing shares the CPU with everything else)"
+
+
+def _child(settings: LightsSettings, q: Any, status: Any, parent_pid: int, realtime: bool) -> None:
     from appliance.outputs.gpio import backend_from_settings
     from appliance.outputs.lights import Lights
 
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the parent's; it sends "close"
+    got = raise_priority() if realtime else "normal priority (realtime=False)"
+    (log.warning if got.startswith("normal") else log.info)("lights process: %s", got)
+    status.put(got)
     backend = backend_from_settings(settings)
     lights = Lights.from_settings(settings, backend)
     try:
@@ -64,7 +83,8 @@ class LightsProcess:
     with the backend named by `settings` ('recording' cannot cross a process: use 'file').
 
     With `source` (e.g. `manager.display`), a parent thread forwards the display whenever it
-    changes (polled every `poll_s`).
+    changes (polled every `poll_s`). With `realtime` the child asks for SCHED_FIFO (or a lower
+    nice value) where the OS allows it (see `raise_priority`).
     """
 
     def __init__(
@@ -72,6 +92,7 @@ class LightsProcess:
         settings: LightsSettings,
         source: Callable[[], Display] | None = None,
         poll_s: float = 0.05,
+        realtime: bool = True,
     ) -> None:
         if settings.backend == "recording":
             raise ConfigError(
@@ -80,8 +101,11 @@ class LightsProcess:
             )
         ctx = mp.get_context("spawn")  # no fork of a threaded parent
         self._q = ctx.Queue()
+        self._status = ctx.Queue()
+        self._priority: str | None = None
         self._proc = ctx.Process(
-            target=_child, args=(settings, self._q, os.getpid()), name="ionm-lights", daemon=True
+            target=_child, args=(settings, self._q, self._status, os.getpid(), realtime),
+            name="ionm-lights", daemon=True,
         )
         self._proc.start()
         self.n_dropped = 0
@@ -92,6 +116,15 @@ class LightsProcess:
                 target=self._forward, args=(source, poll_s), name="lights-forward", daemon=True
             )
             self._forwarder.start()
+
+    def priority(self, timeout_s: float = 20.0) -> str:
+        """The scheduling the child obtained (waits for it to start), e.g. 'SCHED_FIFO 10'."""
+        if self._priority is None:
+            try:
+                self._priority = self._status.get(timeout=timeout_s)
+            except queue.Empty:
+                return "unknown (lights process not started)"
+        return self._priority
 
     def alive(self) -> bool:
         """For the watchdog: the child runs."""
@@ -119,6 +152,7 @@ class LightsProcess:
             self._proc.terminate()
             self._proc.join(timeout=1.0)
         self._q.close()
+        self._status.close()
 
     def __enter__(self) -> LightsProcess:
         return self

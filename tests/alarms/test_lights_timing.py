@@ -1,6 +1,6 @@
-"""Flash rate, duty and buzzer bursts measured from recorded GPIO transitions, idle and while a
-numpy workload runs flat out on another thread. Limits are the standard's (IEC 60601-1-8), not a
-timing of our own code."""
+"""Flash rate, duty and buzzer bursts measured from recorded GPIO transitions, idle and while the
+dsp core runs flat out on another thread (lights in a thread, and in their own process). Limits
+are the standard's (IEC 60601-1-8), not a timing of our own code."""
 
 from __future__ import annotations
 
@@ -9,20 +9,33 @@ import time
 import numpy as np
 import pytest
 
+from appliance import config
 from appliance.alarms import Display
 from appliance.conditions import Priority
-from appliance.outputs.gpio import RecordingBackend
+from appliance.outputs.gpio import (
+    RecordingBackend,
+    Transition,
+    edges,
+    flash_timing,
+    read_transitions,
+)
 from appliance.outputs.lights import Lights
+from appliance.outputs.lights_process import LightsProcess
 
 HIGH = Display(highest=Priority.HIGH, highest_physiological=Priority.HIGH, audio=Priority.HIGH)
 MEDIUM = Display(highest=Priority.MEDIUM, highest_physiological=Priority.MEDIUM,
                  audio=Priority.MEDIUM)
 RECORD_S = 7.0  # two high bursts (3.4 s + 3 s silence) and > 3 medium flashes
+PINS = {"red": 17, "yellow": 27, "cyan": 22, "buzzer": 24}
 
 
-def bursts(backend: RecordingBackend, since_s: float) -> list[tuple[np.ndarray, np.ndarray]]:
+def of(hist: list[Transition], name: str, since_s: float) -> list[Transition]:
+    return [t for t in hist if t.name == name and t.t_s >= since_s]
+
+
+def bursts(hist: list[Transition]) -> list[tuple[np.ndarray, np.ndarray]]:
     """Buzzer pulses grouped into bursts: [(pulse starts (n,), pulse ends (n,)), ...]."""
-    t, s = backend.edges("buzzer", since_s)
+    t, s = edges(hist)
     starts, ends = t[s], t[~s]
     ends = ends[ends > starts[0]]
     n = min(starts.size, ends.size)
@@ -37,46 +50,89 @@ def group_sizes(starts: np.ndarray, ends: np.ndarray) -> list[int]:
     return [len(g) for g in np.split(starts, cut)]
 
 
-@pytest.mark.parametrize("load", ["idle", "numpy"])
-def test_flash_rate_duty_and_bursts_within_standard(load, request, record_property):
-    if load == "numpy":
-        counter = request.getfixturevalue("busy_numpy")
+def record_in_threads(seconds: float) -> tuple[list[Transition], list[Transition], float]:
     hi, med = RecordingBackend(), RecordingBackend()
-    pins = {"red": 17, "yellow": 27, "cyan": 22, "buzzer": 24}
-    with Lights(hi, pins) as lh, Lights(med, pins) as lm:
+    with Lights(hi, PINS) as lh, Lights(med, PINS) as lm:
         t0 = time.monotonic()
         lh.show(HIGH)
         lm.show(MEDIUM)
-        time.sleep(RECORD_S)
-    if load == "numpy":
+        time.sleep(seconds)
+    return hi.transitions, med.transitions, t0
+
+
+def record_in_processes(seconds: float, tmp_path) -> tuple[list[Transition], list[Transition],
+                                                            float]:
+    paths = [tmp_path / "hi.jsonl", tmp_path / "med.jsonl"]
+    procs = []
+    for path in paths:
+        path.touch()
+        s = config.from_dict({"lights": {"backend": "file", "file_path": str(path)}}).lights
+        procs.append(LightsProcess(s))
+    try:
+        for p in procs:
+            assert p.priority()  # both children up
+        procs[0].show(HIGH)
+        procs[1].show(MEDIUM)
+        t0 = time.monotonic()
+        time.sleep(seconds)
+    finally:
+        for p in procs:
+            p.close()
+    return read_transitions(paths[0]), read_transitions(paths[1]), t0
+
+
+@pytest.mark.parametrize("load,where", [("idle", "thread"), ("dsp", "thread"),
+                                        ("dsp", "process")])
+def test_flash_rate_duty_and_bursts_within_standard(load, where, request, tmp_path,
+                                                    record_property):
+    if load == "dsp":
+        counter = request.getfixturevalue("busy_numpy")
+    if where == "thread":
+        hi, med, t0 = record_in_threads(RECORD_S)
+    else:
+        hi, med, t0 = record_in_processes(RECORD_S, tmp_path)
+    if load == "dsp":
         assert counter[0] > 10  # the workload really ran alongside
 
-    period, duty = hi.flash_timing("red", t0)
+    period, duty = flash_timing(of(hi, "red", t0))
     assert period.size >= 12
     assert np.all((period >= 1 / 2.8) & (period <= 1 / 1.4)), period
     assert np.all((duty >= 0.2) & (duty <= 0.6)), duty
-    m_period, m_duty = med.flash_timing("yellow", t0)
+    m_period, m_duty = flash_timing(of(med, "yellow", t0))
     assert m_period.size >= 3
     assert np.all((m_period >= 1 / 0.8) & (m_period <= 1 / 0.4)), m_period
     assert np.all((m_duty >= 0.2) & (m_duty <= 0.6)), m_duty
     # the other lamps stay dark: the priority has one colour
-    assert not any(t.state for t in hi.history("yellow") + med.history("red"))
+    assert not any(t.state for t in of(hi, "yellow", 0) + of(med, "red", 0))
 
-    hb = bursts(hi, t0)
+    # Buzzer: the burst's shape always; its pulse timing (td 75-200 ms, ts 50-125 ms high /
+    # 125-250 ms medium) only where it is guaranteed: idle, or in the lights process. In a
+    # thread under this load a GIL stall of tens of ms can push ts out (docs/alarms.md).
+    strict = load == "idle" or where == "process"
+    hb = bursts(of(hi, "buzzer", t0))
     assert len(hb) >= 2
     for starts, ends in hb[:-1]:  # whole bursts
         assert starts.size == 10 and group_sizes(starts, ends) == [3, 2, 3, 2]
-        assert np.all((ends - starts >= 0.075) & (ends - starts <= 0.2))
+        gaps = starts[1:] - ends[:-1]
+        assert 0.35 <= gaps[4] <= 1.3  # between the halves
+        if strict:
+            assert np.all((ends - starts >= 0.075) & (ends - starts <= 0.2))  # td
+            ts = gaps[[0, 1, 3, 5, 6, 8]]
+            assert np.all((ts >= 0.05) & (ts <= 0.125)), ts
     silence = hb[1][0][0] - hb[0][1][-1]
     assert 2.5 <= silence <= 4.0
-    mb = bursts(med, t0)
+    mb = bursts(of(med, "buzzer", t0))
     assert len(mb) >= 2 and all(s.size == 3 for s, _ in mb[:-1])
+    for starts, ends in mb[:-1]:
+        if strict:
+            assert np.all((ends - starts >= 0.075) & (ends - starts <= 0.2))
+            assert np.all((starts[1:] - ends[:-1] >= 0.125) & (starts[1:] - ends[:-1] <= 0.25))
     assert 2.5 <= mb[1][0][0] - mb[0][1][-1] <= 4.0
 
     jitter_ms = 1000 * max(np.abs(period - 0.5).max(), np.abs(m_period - 2.0).max(),
                            np.abs(duty * period - 0.25).max())
-    record_property(f"lights_worst_jitter_ms_{load}", round(float(jitter_ms), 3))
-    print(f"worst flash jitter ({load}): {jitter_ms:.2f} ms")
+    record_property(f"lights_worst_jitter_ms_{load}_{where}", round(float(jitter_ms), 3))
+    print(f"worst flash jitter ({load}, {where}): {jitter_ms:.2f} ms")
 
 
 def shown(backend: RecordingBackend, name: str, since_s: float) -> str:
