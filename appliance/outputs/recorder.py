@@ -232,8 +232,8 @@ class CaseRecorder:
         return d
 
     def conditions(self, t_s: float) -> list[Condition]:
-        """tech.storage while the disk gives trouble, then once inactive when it is over."""
-        self._check_disk()
+        """tech.storage while the disk gives trouble, then once inactive when it is over.
+        Reads flags only (the writer thread checks the disk): safe on any thread."""
         with self._lock:
             problem = self._problem_text()
             was = self._cond_active
