@@ -191,7 +191,7 @@ class CytonFrontEnd:
                 if not self._running or not self._try_reconnect():
                     time.sleep(min(left, self.reconnect_every_s / 5))
                     if deadline is not None and time.monotonic() >= deadline:
-                        return None
+                        return self._pop_block(1)  # samples received before the loss
                 continue
             try:
                 data = self._link.read(min(left, self.idle_flush_s))
