@@ -82,17 +82,21 @@ class Emg(FilteredNoise):
 
 
 class OffsetDrift:
-    """Electrode half-cell offset: a DC level per channel plus an Ornstein-Uhlenbeck wander
-    (time constant `tau_s`, stationary SD `sd_uv`), as wet and needle electrodes show."""
+    """Electrode half-cell offset: a DC level per channel plus a slow wander (stationary SD
+    `sd_uv`, time constant `tau_s`), smoothed by a second pole at `smooth_s` so the wander stays
+    below ~1 Hz as real electrode drift does (a plain random walk would leak 1/f^2 power into the
+    evoked-potential band)."""
 
     def __init__(self, fs_hz: float, offset_uv: np.ndarray, sd_uv: float, tau_s: float,
-                 rng: np.random.Generator) -> None:
+                 rng: np.random.Generator, smooth_s: float = 1.0) -> None:
         self.offset_uv = np.asarray(offset_uv, dtype=float)[:, None]
         self.rng = rng
-        a = np.exp(-1.0 / (tau_s * fs_hz))
-        self._b = np.array([sd_uv * np.sqrt(1 - a * a)])
-        self._a = np.array([1.0, -a])
-        self._zi = (rng.standard_normal(len(self.offset_uv)) * sd_uv * a)[:, None]
+        p1, p2 = np.exp(-1.0 / (tau_s * fs_hz)), np.exp(-1.0 / (smooth_s * fs_hz))
+        # variance of x_t = (p1 + p2) x_t-1 - p1 p2 x_t-2 + e_t for unit white e
+        var = (1 + p1 * p2) / ((1 - p1 * p2) * ((1 + p1 * p2) ** 2 - (p1 + p2) ** 2))
+        self._b = np.array([sd_uv / np.sqrt(var)])
+        self._a = np.array([1.0, -(p1 + p2), p1 * p2])
+        self._zi = np.zeros((len(self.offset_uv), 2))
 
     def generate(self, n: int) -> np.ndarray:
         x = self.rng.standard_normal((n, len(self.offset_uv))).T

@@ -40,7 +40,7 @@ class PatientSettings:
 
     mains_hz: float = field(50.0, choices=(50, 60, 50.0, 60.0), help="local mains frequency")
     mains_uv: float = field(3.0, min=0.0, max=1e5, help="mains peak µV on a good electrode")
-    eeg_rms_uv: float = field(20.0, min=0.0, max=1e4, help="scalp EEG broadband RMS µV")
+    eeg_rms_uv: float = field(25.0, min=0.0, max=1e4, help="scalp EEG broadband RMS µV")
     eeg_slope: float = field(1.6, min=0.2, max=1.9, help="EEG power spectrum falls as 1/f**slope")
     emg_rms_uv: float = field(2.0, min=0.0, max=1e4, help="EMG RMS µV at cervical/Erb/popliteal")
     muscle_emg_rms_uv: float = field(8.0, min=0.0, max=1e4, help="EMG RMS µV at muscle channels")
