@@ -20,9 +20,9 @@ What this guarantees (and what no Cyton parser can):
     `corrupt_bytes`, or still buffered (at most 65 bytes once a feed returns);
   * every accepted packet is a verbatim 33-byte window of the input that satisfies rule R;
   * a packet whose header or footer byte is damaged is never accepted at that position, nor is
-    a window that starts inside random garbage unless the garbage happens to reproduce the
-    framing (0xA0 ... 0xC0-0xC6 0xA0) -- about 1 in 10^4 garbage bursts when in sync, and
-    about 1 in 10^9 when re-synchronising (next packet's framing and sample number too);
+    a window that starts inside random garbage unless the garbage reproduces the framing: in
+    sync, 0xA0 ... 0xC0-0xC6 0xA0 (about 1 in 10^4 random 33-byte bursts, 1 in 10^7 longer
+    ones); re-synchronising, also the next packet's framing and sample number (about 4 in 10^7);
   * a flipped bit inside the 31 payload bytes of a well-framed packet is NOT detectable:
     the packet is accepted with the wrong value. Only a checksum could catch that, and the
     Cyton sends none;
