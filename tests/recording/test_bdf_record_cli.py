@@ -6,6 +6,7 @@ import os
 import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import mne
@@ -112,3 +113,29 @@ def test_bdf_record_ads1299_emulator(tmp_path: Path) -> None:
         assert np.std(x) > 0.5
         steps = np.diff(np.unique(x))
         assert steps.min() >= lsb_uv * 0.99
+
+
+def test_bdf_record_ctrl_c_closes_a_readable_file(tmp_path: Path) -> None:
+    out = tmp_path / "stopped.bdf"
+    proc = subprocess.Popen([sys.executable, "-m", "appliance.cli", "record", "--frontend",
+                             "simulated", "--seconds", "60", str(out)],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=ENV)
+    try:
+        deadline = time.monotonic() + 30
+        while not (out.exists() and out.stat().st_size > 256 * 10 and _count(out) >= 1):
+            assert time.monotonic() < deadline and proc.poll() is None
+            time.sleep(0.05)
+    finally:
+        proc.send_signal(signal.SIGINT)
+        stdout, stderr = proc.communicate(timeout=30)
+    assert proc.returncode == 0, stderr
+    assert "(interrupted)" in stdout
+    raw = mne.io.read_raw_bdf(out, verbose="error")
+    assert raw.n_times >= 4000 and raw.n_times % 4000 == 0
+    assert raw.annotations.description[-1] == "recording end"
+
+
+def _count(path: Path) -> int:
+    with open(path, "rb") as f:
+        f.seek(236)
+        return int(f.read(8))
