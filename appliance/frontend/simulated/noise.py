@@ -105,14 +105,17 @@ class OffsetDrift:
 
 
 def mains(t_s: np.ndarray, f_hz: float, fs_hz: float, amp_uv: np.ndarray, phase: np.ndarray,
+          wander_rad: np.ndarray | None = None,
           harmonics: tuple[float, ...] = (1.0, 0.05, 0.3, 0.0, 0.1)) -> np.ndarray:
     """Mains hum: fundamental plus harmonics (relative amplitudes of 1st, 2nd, ...), per-channel
     peak amplitude `amp_uv` ((n_ch,) or (n_ch, n) to follow a level) and phase -> (n_ch, n).
+    `wander_rad` (n,) is the fundamental's accumulated phase error from grid frequency wander.
     Harmonics at or above Nyquist are left out (the ADC's decimation filter removes them)."""
+    base = 2 * np.pi * f_hz * t_s + (0.0 if wander_rad is None else wander_rad)
     out = np.zeros((len(phase), len(t_s)))
     for k, rel in enumerate(harmonics, start=1):
         if rel and k * f_hz < 0.5 * fs_hz:
-            out += rel * np.sin(2 * np.pi * k * f_hz * t_s[None, :] + k * phase[:, None])
+            out += rel * np.sin(k * (base[None, :] + phase[:, None]))
     amp = amp_uv if np.ndim(amp_uv) == 2 else np.asarray(amp_uv)[:, None]
     return out * amp
 

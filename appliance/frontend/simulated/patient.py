@@ -14,6 +14,7 @@ stimuli, heart beats and scenario events, never over samples.
 
 from __future__ import annotations
 
+from collections import deque
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, NamedTuple
@@ -48,6 +49,7 @@ _NOISE_BY_KIND = {
 }
 LEAD_OFF_OFFSET_UV = 400_000.0  # an open input drifts to the rail (saturates at gain >= 12)
 LEAD_OFF_MAINS_GAIN = 500.0  # ... and picks up hundreds of times more hum
+MAINS_WANDER_HZ = 0.02  # SD of the grid frequency around nominal
 
 
 class StimEvent(NamedTuple):
@@ -79,7 +81,8 @@ class _Placement:
 
 class Patient:
     def __init__(self, channel_names: Sequence[str], sample_rate_hz: float, sites: Sequence[Any],
-                 scenario: Scenario | None = None, seed: int = 1) -> None:
+                 scenario: Scenario | None = None, seed: int = 1,
+                 events_kept: int | None = 1_000_000) -> None:
         self.channel_names = tuple(channel_names)
         self.fs = float(sample_rate_hz)
         self.sites = tuple(sites)
@@ -88,12 +91,13 @@ class Patient:
                                   f"scenario {self.scenario.name!r}")
         self.settings = ps = self.scenario.patient
         self.seed = seed
-        self.events: list[StimEvent] = []
+        # every stimulus so far; the oldest are forgotten beyond `events_kept` (memory in long runs)
+        self.events: deque[StimEvent] = deque(maxlen=events_kept)
         self._sample = 0
         n_ch = len(self.channel_names)
-        streams = [np.random.default_rng(s) for s in np.random.SeedSequence(seed).spawn(10)]
+        streams = [np.random.default_rng(s) for s in np.random.SeedSequence(seed).spawn(11)]
         (r_setup, r_eeg, r_emg, r_white, r_drift, r_stim, r_sweep, r_ecg, r_caut,
-         self._r_move) = streams
+         self._r_move, r_grid) = streams
         self._r_white, self._r_sweep, self._r_ecg, self._r_caut = r_white, r_sweep, r_ecg, r_caut
 
         kinds = [place_of(c).kind for c in self.channel_names]
@@ -111,6 +115,10 @@ class Patient:
         self._next_beat_s = r_ecg.uniform(0.3, 1.0)
         self._mains_amp = ps.mains_uv * r_setup.uniform(0.5, 2.0, n_ch)
         self._mains_phase = r_setup.uniform(0.0, 0.3, n_ch)
+        # grid frequency wanders (±0.02 Hz SD over a minute): exact-frequency cancellers must not
+        # look better here than in theatre
+        self._grid_hz = noise.OffsetDrift(self.fs, np.zeros(1), MAINS_WANDER_HZ, 60.0, r_grid)
+        self._grid_rad = 0.0
 
         self._placements = self._place()
         self._interleaver = Interleaver([s.rate_hz for s in self.sites], min_gap_s=1.0 / self.fs,
@@ -241,6 +249,8 @@ class Patient:
     # ----------------------------------------------------------------- the stream
     def generate(self, n_samples: int) -> tuple[np.ndarray, np.ndarray]:
         n = int(n_samples)
+        if n <= 0:
+            return np.zeros((len(self.channel_names), 0)), np.zeros(0, dtype=np.uint16)
         n_ch = len(self.channel_names)
         s0, s1 = self._sample, self._sample + n
         t = (s0 + np.arange(n)) / self.fs
@@ -258,7 +268,9 @@ class Patient:
         if off.any():
             mains_amp = np.where(off, mains_amp * LEAD_OFF_MAINS_GAIN, mains_amp)
             uv += off * LEAD_OFF_OFFSET_UV
-        uv += noise.mains(t, self.settings.mains_hz, self.fs, mains_amp, self._mains_phase)
+        wander = self._grid_rad + 2 * np.pi * np.cumsum(self._grid_hz.generate(n)[0]) / self.fs
+        self._grid_rad = float(wander[-1])
+        uv += noise.mains(t, self.settings.mains_hz, self.fs, mains_amp, self._mains_phase, wander)
         self._add_cautery(uv, t)
         self._schedule_ecg(s1, transients)
         self._schedule_movements(s1, transients)

@@ -180,3 +180,21 @@ def test_truth_of_unknown_component_names_it():
         p.truth("L median", "N21", 1.0)
     with pytest.raises(ConfigError, match="L medain"):
         p.truth("L medain", "N20", 1.0)
+
+
+def test_mains_frequency_wanders_a_little_like_a_real_grid():
+    sc = from_dict({"patient": {"mains_uv": 50.0, "eeg_rms_uv": 1.0}})
+    fs = 1000
+    uv, _ = Patient(("C3'-Fz",), fs, (), scenario=sc, seed=2).generate(fs * 120)
+    x = uv[0] - uv[0].mean()
+    t = np.arange(len(x)) / fs
+    z = (x * np.exp(-2j * np.pi * 50.0 * t)).reshape(120, fs).mean(axis=1)  # 1-s phasors
+    dphi = np.diff(np.unwrap(np.angle(z)))
+    f_dev_hz = dphi / (2 * np.pi)
+    assert np.all(np.abs(f_dev_hz) < 0.1) and f_dev_hz.std() > 0.001
+
+
+def test_zero_samples_is_an_empty_block():
+    p = Patient(CHANNELS, 1000, SITES)
+    uv, trig = p.generate(0)
+    assert uv.shape == (8, 0) and trig.shape == (0,) and p.sample == 0
