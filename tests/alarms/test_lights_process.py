@@ -56,3 +56,47 @@ def test_recording_backend_cannot_cross_a_process():
     s = config.from_dict({"lights": {"backend": "recording"}}).lights
     with pytest.raises(ConfigError, match="use 'file'"):
         LightsProcess(s)
+
+
+PARENT = """
+import os, signal, sys, time
+from appliance import config
+from appliance.alarms import Display
+from appliance.conditions import Priority
+from appliance.outputs.lights_process import LightsProcess
+
+if __name__ == "__main__":  # spawn re-imports this module in the child
+    s = config.from_dict({"lights": {"backend": "file", "file_path": sys.argv[1]}}).lights
+    lights = LightsProcess(s)
+    lights.priority()
+    lights.show(Display(highest=Priority.HIGH, highest_technical=Priority.HIGH))
+    for _ in range(8):
+        lights.set_monitoring(True)
+        time.sleep(0.1)
+    print(time.monotonic(), flush=True)
+    os.kill(os.getpid(), signal.SIGKILL)  # the monitor process dies without a word
+"""
+
+
+def test_child_goes_dark_when_its_parent_is_killed(tmp_path):
+    import subprocess
+    import sys
+
+    path = tmp_path / "lights.jsonl"
+    path.touch()
+    script = tmp_path / "parent.py"
+    script.write_text(PARENT)
+    r = subprocess.run([sys.executable, str(script), str(path)], capture_output=True, text=True,
+                       timeout=60)
+    assert r.returncode == -9, r.stderr
+    t_kill = float(r.stdout.split()[-1])
+    time.sleep(1.0)  # the orphan notices within 0.25 s and turns everything off
+    final: dict[str, tuple[bool, float]] = {}
+    for t in read_transitions(path):
+        final[t.name] = (t.state, t.t_s)
+    assert set(final) >= {"red", "cyan", "green"}
+    for name, (state, t_s) in final.items():
+        assert state is False, name
+        assert t_s - t_kill < 0.6, name  # dark promptly, not frozen in its last state
+    # red was flashing and cyan on until the parent died
+    assert any(t.state for t in read_transitions(path, "cyan"))
