@@ -60,12 +60,16 @@ def replay(path: str, cfg, speed: str = "max", out=None) -> int:
     mon = Monitor(cfg, channel_names=rec.channel_names, sample_rate_hz=rec.sample_rate_hz)
     n_lines = 0
     t_start = time.monotonic()
-    for block in recording_blocks(rec, trig):
-        if speed == "realtime":
-            wait = block.end_sample / rec.sample_rate_hz - (time.monotonic() - t_start)
-            if wait > 0:
-                time.sleep(wait)
-        for o in mon.push(block):
+    def outputs():
+        for block in recording_blocks(rec, trig):
+            if speed == "realtime":
+                wait = block.end_sample / rec.sample_rate_hz - (time.monotonic() - t_start)
+                if wait > 0:
+                    time.sleep(wait)
+            yield from mon.push(block)
+        yield from mon.flush()
+
+    for o in outputs():
             d: dict[str, Any] = o.to_json()
             d.setdefault("type", "condition")
             out.write(json.dumps(d, separators=(",", ":"), allow_nan=False) + "\n")

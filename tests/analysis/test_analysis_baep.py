@@ -43,8 +43,9 @@ def test_analysis_baep_waves_measured():
         # V is judged; the smaller I and III wobble more in the residual noise
         assert c["latency_ms"] == pytest.approx(lat, abs=0.1 if name == "V" else 0.25), name
         # from the pre-stimulus baseline, the 100 Hz high-pass undershoot of the neighbouring
-        # waves lowers I and III by up to a third; V - Vn (what criteria judge) is robust
-        assert 0.6 * amp < c["amplitude_uv"] < 1.2 * amp, name
+        # waves lowers I and III by ~17 % (noise-free), noise adds +-3 residual-noise RMS;
+        # V - Vn (what criteria judge) is robust
+        assert 0.5 * amp < c["amplitude_uv"] < 1.2 * amp, name
     assert last["peak_to_peak_uv"] == pytest.approx(0.85, rel=0.15)
     assert last["fsp"] >= 3.1
 

@@ -155,3 +155,38 @@ def test_analysis_tcmep_criteria_by_case_type(case_type, scale, fires):
     assert raised[0]["id"].split(":")[0] in ("tcmep.amplitude", "tcmep.lost")
     assert 6.3 < raised[0]["t_s"] < 12.3  # within the changed sweeps, after two of them
     assert conds[-1]["active"] is False  # cleared once the responses came back
+
+
+def test_analysis_decimation_keeps_peaks_in_place_and_rejects_alias_bands():
+    from appliance.analysis.site import decimate_sweeps
+
+    fs, q = 16000.0, 4
+    t = np.arange(-400, 1600 + 8) / fs * 1e3 - 0.25  # ms; one extra output sample each side
+    peak = -1.6 * np.exp(-0.5 * ((t - 19.5) / 1.2) ** 2)
+    tone = lambda f: np.sin(2 * np.pi * f * t / 1e3)  # noqa: E731
+    x = np.stack([peak, tone(300.0), tone(3500.0)])[None]
+    y = decimate_sweeps(x, q)[0]
+    t_out = t[q::q][: y.shape[-1]]
+    assert y.shape[-1] == x.shape[-1] // q - 2
+    np.testing.assert_allclose(y[0], -1.6 * np.exp(-0.5 * ((t_out - 19.5) / 1.2) ** 2),
+                               atol=0.01)  # zero phase: same times, same height
+    assert np.std(y[1]) == pytest.approx(np.std(tone(300.0)), rel=0.02)
+    assert np.std(y[2]) < 0.1 * np.std(tone(3500.0))  # > 20 dB down
+
+
+def test_analysis_n20_at_16ksps_through_decimation():
+    fs = 16000
+    cortical = [(N20["latency_ms"], N20["amplitude_uv"], N20["sd_ms"]),
+                (P25["latency_ms"], P25["amplitude_uv"], P25["sd_ms"])]
+    site = SynthSite(0, 4.7, {"C4'-Fz": cortical})
+    data, trig = synth_stream(["C4'-Fz"], fs, 25.0, [site], noise_uv=1.0, mains_uv=5.0, seed=9)
+    cfg = upper_cfg(["C4'-Fz"], [{"name": "L median", "modality": "ssep_upper",
+                                  "channels": ["C4'-Fz"]}], fs)
+    out = run_monitor(Monitor(cfg), data, trig, fs, block=1600)
+    last = _trends(out, "C4'-Fz")[-1]
+    assert last["filter"]["sweep_rate_hz"] == 4000.0
+    n20 = last["components"]["N20"]
+    assert n20["latency_ms"] == pytest.approx(N20["latency_ms"], abs=0.2)
+    assert n20["amplitude_uv"] == pytest.approx(N20["amplitude_uv"], rel=0.10)
+    wave = next(d for d in out if d["type"] == "waveform")
+    assert wave["sample_rate_hz"] == 4000.0 and wave["t0_ms"] == -10.0
