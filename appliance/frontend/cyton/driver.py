@@ -127,7 +127,8 @@ class CytonLink:
     def read(self, timeout_s: float) -> bytes:
         """Whatever arrived, waiting at most timeout_s for the first byte. Raises
         serial.SerialException/OSError when the port has gone (e.g. USB unplug)."""
-        self.serial.timeout = max(0.0, timeout_s)
+        if self.serial.timeout != timeout_s:  # pyserial rewrites termios on every change
+            self.serial.timeout = timeout_s
         waiting = self.serial.in_waiting
         return self.serial.read(waiting if waiting else 1) + (
             self.serial.read(self.serial.in_waiting) if not waiting else b""

@@ -194,7 +194,7 @@ class CytonFrontEnd:
                         return self._pop_block(1)  # samples received before the loss
                 continue
             try:
-                data = self._link.read(min(left, self.idle_flush_s))
+                data = self._link.read(self.idle_flush_s)  # may overrun timeout_s by this
             except (serial.SerialException, OSError) as e:
                 self._lose(f"Cyton on {self.port!r}: port lost ({e}); reconnecting")
                 continue
