@@ -2,25 +2,10 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import pytest
+from sim_helpers import SITES
 
 from appliance import config
-from appliance.settings.analysis import SiteSettings
-
-CHANNELS = ("C3'-Fz", "C4'-Fz", "Cv5-Fz", "Erb-L", "Erb-R", "Cz'-Fz", "Pf-L", "Pf-R")
-SITES = (
-    SiteSettings("L median", "ssep_upper", ("C4'-Fz", "Cv5-Fz", "Erb-L"), 0, 4.7),
-    SiteSettings("R median", "ssep_upper", ("C3'-Fz", "Cv5-Fz", "Erb-R"), 1, 4.7),
-    SiteSettings("L tibial", "ssep_lower", ("Cz'-Fz", "Pf-L"), 2, 2.3),
-)
-SCENARIOS = Path(__file__).resolve().parents[3] / "deploy" / "scenarios"
-
-
-@pytest.fixture
-def sites() -> tuple[SiteSettings, ...]:
-    return SITES
 
 
 @pytest.fixture

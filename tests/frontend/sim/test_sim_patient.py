@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from conftest import CHANNELS, SITES
+from sim_helpers import CHANNELS, SITES
 
 from appliance.errors import ConfigError
 from appliance.frontend.simulated.patient import Patient

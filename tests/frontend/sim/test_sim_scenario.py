@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from conftest import CHANNELS, SCENARIOS, SITES
+from sim_helpers import CHANNELS, SCENARIOS, SITES
 
 from appliance.errors import ConfigError
 from appliance.frontend.simulated.patient import Patient

@@ -6,7 +6,7 @@ import subprocess
 import sys
 
 import numpy as np
-from conftest import SCENARIOS
+from sim_helpers import SCENARIOS
 
 from appliance.frontend.bdf import read_recording
 from appliance.frontend.simulate import main
