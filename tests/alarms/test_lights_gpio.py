@@ -191,3 +191,19 @@ def test_read_transitions_round_trip(tmp_path):
     got = read_transitions(tmp_path / "l.jsonl", "red")
     assert [(x.pin, x.name, x.state) for x in got] == [(17, "red", False), (17, "red", True)]
     assert got[1].t_s >= got[0].t_s
+
+
+def test_bring_up_demo_drives_every_output(tmp_path, capsys):
+    from appliance.outputs.lights_demo import SITUATIONS, main
+
+    path = tmp_path / "demo.jsonl"
+    cfg = tmp_path / "c.toml"
+    cfg.write_text(f'[lights]\nbackend = "file"\nfile_path = "{path}"\nlamp_test_s = 0.3\n'
+                   "monitoring_timeout_s = 0.2\n")
+    assert main(["--config", str(cfg), "--step-s", "0.3"]) == 0
+    err = capsys.readouterr().err
+    assert all(name in err for name, _ in SITUATIONS)
+    rows = read_transitions(path)
+    for name in ("red", "yellow", "cyan", "green", "paused", "buzzer"):
+        assert any(t.name == name and t.state for t in rows), name
+    assert main(["--backend", "gpiozero"]) == 2
