@@ -6,10 +6,12 @@ from __future__ import annotations
 import time
 
 import numpy as np
+import pytest
 from brainflow.board_shim import BoardIds, BoardShim, BrainFlowInputParams
 
+from appliance.errors import RecordingError
 from appliance.frontend.cyton.protocol import uv_per_count
-from appliance.frontend.cyton.sources import CountsSource
+from appliance.frontend.cyton.sources import CountsSource, load_openbci_txt
 
 SCALE = uv_per_count(24)
 
@@ -42,16 +44,18 @@ def test_recording_through_emulator_and_driver(
     assert not np.any(np.concatenate([b.trigger for b in blocks]))
 
 
-def test_brainflow_reads_the_same_stream(cyton_emulator, cyton_recording):
+def test_brainflow_reads_the_same_stream_and_digital_inputs(cyton_emulator, cyton_recording):
     uv_file, counts = cyton_recording
     n = 250 * 20  # 20 s is plenty for an independent client
-    emu = cyton_emulator(CountsSource(counts[:n]))
+    trigger = np.random.default_rng(5).integers(0, 32, n).astype(np.uint16)  # D11..D18
+    emu = cyton_emulator(CountsSource(counts[:n], trigger))
     BoardShim.disable_board_logger()
     params = BrainFlowInputParams()
     params.serial_port = str(emu.link)
     board = BoardShim(BoardIds.CYTON_BOARD, params)
     board.prepare_session()
     try:
+        assert board.config_board("/3") == "Success: digital$$$"
         board.start_stream()
         assert emu.source_exhausted.wait(20)
         deadline = time.monotonic() + 10
@@ -61,7 +65,7 @@ def test_brainflow_reads_the_same_stream(cyton_emulator, cyton_recording):
         data = board.get_board_data()
     finally:
         board.release_session()
-    assert emu.commands[:2] == ["v", "d"] and "b" in emu.commands
+    assert emu.commands[:3] == ["v", "d", "/3"] and "b" in emu.commands
     eeg = data[BoardShim.get_eeg_channels(BoardIds.CYTON_BOARD)].T
     assert eeg.shape == (n, 8)
     # BrainFlow scales with gain 24: 4.5 / 24 / (2^23 - 1) * 1e6 µV per count
@@ -70,3 +74,19 @@ def test_brainflow_reads_the_same_stream(cyton_emulator, cyton_recording):
     assert np.abs(eeg - uv_file[:n]).max() < 0.012
     seq = data[BoardShim.get_package_num_channel(BoardIds.CYTON_BOARD)]
     assert np.array_equal(seq, np.arange(n) % 256)
+    # BrainFlow reads footer C1 aux as three big-endian words: D11<<8|D12, D13<<8|D17, D18
+    words = data[BoardShim.get_analog_channels(BoardIds.CYTON_BOARD)].astype(np.int64)
+    bit = [(trigger >> b) & 1 for b in range(5)]
+    assert np.array_equal(words[0], (bit[0] << 8) | bit[1])
+    assert np.array_equal(words[1], (bit[2] << 8) | bit[3])
+    assert np.array_equal(words[2], bit[4])
+
+
+def test_openbci_text_loader_for_ionm_emulate_replay(shared_data, cyton_recording, tmp_path):
+    _, counts = cyton_recording
+    src = load_openbci_txt(str(shared_data / "openbci-cyton-250hz-blinks-jaw-alpha.txt"))
+    assert np.array_equal(src.counts, counts) and not src.trigger.any()
+    bad = tmp_path / "bad.txt"
+    bad.write_text("%OpenBCI Raw EXG Data\n" * 5 + "0, 1.0, oops\n")
+    with pytest.raises(RecordingError, match="bad.txt"):
+        load_openbci_txt(str(bad))
