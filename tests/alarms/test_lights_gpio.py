@@ -200,7 +200,7 @@ def test_bring_up_demo_drives_every_output(tmp_path, capsys):
     cfg = tmp_path / "c.toml"
     cfg.write_text(f'[lights]\nbackend = "file"\nfile_path = "{path}"\nlamp_test_s = 0.3\n'
                    "monitoring_timeout_s = 0.2\n")
-    assert main(["--config", str(cfg), "--step-s", "0.3"]) == 0
+    assert main(["--config", str(cfg), "--step-s", "0.15"]) == 0
     err = capsys.readouterr().err
     assert all(name in err for name, _ in SITUATIONS)
     rows = read_transitions(path)
