@@ -139,7 +139,7 @@ def decode_frames(raw: RawFrames, n_channels: int = 8, gains: int | np.ndarray =
                   np.ascontiguousarray(gpio.T))
 
 
-def _scale(gains: int | np.ndarray, n_ch: int) -> np.ndarray:
+def _scale(gains: int | np.ndarray, n_ch: int) -> float | np.ndarray:
     if isinstance(gains, int | float):
         if gains <= 0:
             raise FrameError(f"ADS1299 decode: gains must be positive, got {gains}.")

@@ -90,6 +90,9 @@ class Ads1299FrontEnd:
     def from_config(cls, cfg: Config, emulated: bool = False) -> Ads1299FrontEnd:
         fe = cfg.frontend
         n_chips = math.ceil(len(fe.channels) / N_CHIP_CHANNELS)
+        if n_chips > MAX_CHIPS:
+            raise ConfigError(f"frontend.channels: got {len(fe.channels)} names, allowed: 1..16 "
+                              "for ADS1299 (two chips of 8).")
         common = dict(sample_rate_hz=fe.sample_rate_hz, gain=fe.gain, block_ms=fe.block_ms)
         if emulated:
             from appliance.frontend.ads1299.emulator import EmulatedBoard
@@ -103,8 +106,15 @@ class Ads1299FrontEnd:
                        **common)  # type: ignore[arg-type]
         from appliance.frontend.ads1299.spi import SpidevSpi, open_drdy
 
-        spis = [SpidevSpi(fe.spi_bus, fe.spi_device + i, fe.spi_speed_hz) for i in range(n_chips)]
-        drdy = open_drdy(fe.drdy_pin, fe.sample_rate_hz)
+        spis = []
+        try:
+            for i in range(n_chips):
+                spis.append(SpidevSpi(fe.spi_bus, fe.spi_device + i, fe.spi_speed_hz))
+            drdy = open_drdy(fe.drdy_pin, fe.sample_rate_hz)
+        except FrontEndError:
+            for spi in spis:
+                spi.close()
+            raise
         names = tuple(f"spidev{fe.spi_bus}.{fe.spi_device + i}" for i in range(n_chips))
         return cls(spis, drdy, fe.channels, device_names=names, **common)  # type: ignore[arg-type]
 
