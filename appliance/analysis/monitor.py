@@ -80,7 +80,7 @@ class Monitor:
         """Analyse one block. A malformed block is counted and reported as a technical
         condition; it never raises and never stops monitoring.
 
-        Blocks are gathered into batches of `analysis.batch_ms` (default 100 ms) and analysed
+        Blocks are gathered into batches of `analysis.batch_ms` (default 250 ms) and analysed
         together: the per-call overhead of each stage is paid per batch, not per 16 ms block.
         That delays results by at most one batch, against updates every few seconds."""
         problem = self._check(block)

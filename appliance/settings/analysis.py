@@ -88,7 +88,7 @@ class AnalysisSettings:
         10.0, min=0.5, max=300.0, help="emit an update at least this often while sweeps arrive"
     )
     batch_ms: float = field(
-        100.0, min=1.0, max=1000.0, help="blocks are analysed together in batches this long"
+        250.0, min=1.0, max=1000.0, help="blocks are analysed together in batches this long"
     )
     baseline_policy: str = field(
         "auto", choices=BASELINE_POLICIES, help="auto: capture after K stable updates; manual"
