@@ -20,6 +20,7 @@ from appliance.frontend.cyton import protocol as proto
 from appliance.frontend.cyton.driver import CytonLink
 
 _FULL_SCALE = ((1 << 23) - 1, -(1 << 23))
+_READ_TIMEOUT_S = 0.02
 
 
 class CytonFrontEnd:
@@ -28,7 +29,8 @@ class CytonFrontEnd:
 
     block_samples       samples per SampleBlock (blocks are shorter at a sample gap)
     reply_timeout_s     how long to wait for a `$$$` reply (handshake, settings)
-    idle_flush_s        quiet time after which the last buffered packet is released
+    idle_flush_s        quiet time after which the last buffered packet is released (longer than
+                        the FTDI latency timer, 16 ms when low-latency mode is refused)
     silence_restart_s   no bytes at all for this long while streaming -> re-handshake
     reconnect_every_s   how often to look for a vanished port again
     """
@@ -42,7 +44,7 @@ class CytonFrontEnd:
         gain: int = 24,
         block_samples: int = 4,
         reply_timeout_s: float = 3.0,
-        idle_flush_s: float = 0.02,
+        idle_flush_s: float = 0.05,
         silence_restart_s: float = 2.0,
         reconnect_every_s: float = 0.5,
     ) -> None:
@@ -194,7 +196,7 @@ class CytonFrontEnd:
                         return self._pop_block(1)  # samples received before the loss
                 continue
             try:
-                data = self._link.read(self.idle_flush_s)  # may overrun timeout_s by this
+                data = self._link.read(_READ_TIMEOUT_S)  # may overrun timeout_s by this
             except (serial.SerialException, OSError) as e:
                 self._lose(f"Cyton on {self.port!r}: port lost ({e}); reconnecting")
                 continue
