@@ -153,15 +153,25 @@ def _child_main(cfg: Any, conn: Any, stop: Any, backlog_s: float) -> None:
 
 class Acquisition:
     """The front end of `cfg` in a child process. All methods are for the parent's one thread
-    (the monitor loop); none blocks longer than the timeout it is given (stop: ~3 s at most)."""
+    (the monitor loop); none blocks longer than the timeout it is given (stop: ~3 s at most).
+
+    A child that dies (or never opens its front end) is restarted after 1, 2, 5, then every 10 s
+    (`restart=False` to keep it down). The new child's stream is shifted to continue where the
+    old one stopped, so first_sample stays increasing and the outage counts as missed samples
+    (time elapsed x sample rate); health().reconnects counts restarts. A restarted simulated
+    patient starts its scenario again from t = 0.
+    """
+
+    BACKOFF_S = (1.0, 2.0, 5.0, 10.0)
 
     def __init__(self, cfg: Any, stall_s: float | None = None, lost_s: float = 5.0,
                  startup_s: float = 10.0, backlog_s: float = 5.0, window_s: float = 2.0,
-                 clock: Callable[[], float] = time.monotonic) -> None:
+                 restart: bool = True, clock: Callable[[], float] = time.monotonic) -> None:
         self.cfg = cfg
         self.stall_s = cfg.frontend.stall_s if stall_s is None else stall_s
         self.lost_s, self.startup_s = lost_s, startup_s
         self.backlog_s, self.window_s = backlog_s, window_s
+        self.restart = restart
         self.clock = clock
         self.channel_names: tuple[str, ...] = tuple(cfg.frontend.channels)
         self.sample_rate_hz = float(cfg.frontend.sample_rate_hz)
@@ -173,16 +183,21 @@ class Acquisition:
         self.samples = 0
         self.missed_samples = 0
         self.stalls = 0
+        self.restarts = 0
         self.error = ""
         self._expected: int | None = None
+        self._offset = 0  # added to the current child's first_sample
+        self._align = False  # the next block starts a restarted child's stream
         self._started_at = 0.0
         self._last_block_at: float | None = None
         self._last_gap_at = -np.inf
         self._last_gap = 0
         self._corrupt_seen = 0
+        self._corrupt_base = 0  # corrupt frames counted by children that were restarted
         self._last_corrupt_at = -np.inf
         self._stalled = False
         self._lost = False
+        self._lost_at = 0.0
         self._lost_by_stall = False
         self._stopping = False
         self._recent: deque[tuple[float, np.ndarray, np.ndarray, int]] = deque()
@@ -192,6 +207,9 @@ class Acquisition:
     def start(self) -> None:
         if self._proc is not None:
             raise RuntimeError("Acquisition.start(): already started")
+        self._spawn()
+
+    def _spawn(self) -> None:
         ctx = mp.get_context("spawn")  # never fork a process that may hold MQTT/log threads
         self._conn, child_conn = ctx.Pipe(duplex=False)
         self._stop = ctx.Event()
@@ -205,13 +223,10 @@ class Acquisition:
     def pid(self) -> int | None:
         return self._proc.pid if self._proc is not None else None
 
-    def stop(self) -> None:
-        """Ask the child to stop, drain its last messages, and make sure it is gone."""
-        if self._proc is None or self._stopping:
-            return
-        self._stopping = True
+    def _reap(self, grace_s: float) -> None:
+        """Stop the current child: ask, keep draining its pipe, then terminate, then kill."""
         self._stop.set()
-        deadline = time.monotonic() + 2.0
+        deadline = time.monotonic() + grace_s
         while self._proc.is_alive() and time.monotonic() < deadline:
             try:  # keep reading so a child blocked in send() can finish
                 while self._conn.poll(0.05):
@@ -219,13 +234,18 @@ class Acquisition:
             except (EOFError, OSError):
                 break
         self._proc.join(timeout=max(0.0, deadline - time.monotonic()))
-        if self._proc.is_alive():
-            self._proc.terminate()
-            self._proc.join(timeout=1.0)
-        if self._proc.is_alive():
-            self._proc.kill()
-            self._proc.join(timeout=1.0)
+        for end in (self._proc.terminate, self._proc.kill):
+            if self._proc.is_alive():
+                end()
+                self._proc.join(timeout=1.0)
         self._conn.close()
+
+    def stop(self) -> None:
+        """Ask the child to stop, drain its last messages, and make sure it is gone."""
+        if self._proc is None or self._stopping:
+            return
+        self._stopping = True
+        self._reap(2.0)
 
     close = stop
 
@@ -245,16 +265,17 @@ class Acquisition:
         while True:
             left = deadline - self.clock()
             try:
-                if self._lost or not self._conn.poll(max(0.0, left)):
+                if self._conn.closed or not self._conn.poll(max(0.0, left)):
                     self._update_state()
                     return None
                 msg = self._conn.recv()
             except (EOFError, OSError):
+                self._conn.close()  # the child is gone; _update_state restarts it
                 self._mark_lost("acquisition process ended")
+                self._update_state()
                 return None
             if msg[0] == "block":
-                self._on_block(msg[1], msg[2])
-                return msg[1]
+                return self._on_block(msg[1], msg[2])
             if msg[0] == "error":
                 self.error = msg[1]
             elif msg[0] == "info":
@@ -263,8 +284,15 @@ class Acquisition:
                 self._update_state()
                 return None
 
-    def _on_block(self, b: SampleBlock, h: FrontEndHealth) -> None:
+    def _on_block(self, b: SampleBlock, h: FrontEndHealth) -> SampleBlock:
         now = self.clock()
+        if self._align:  # first block of a restarted child: continue the stream after a gap
+            self._align = False
+            elapsed = 0.0 if self._last_block_at is None else now - self._last_block_at
+            resume = (self._expected or 0) + int(round(elapsed * self.sample_rate_hz))
+            self._offset = resume - b.first_sample
+        if self._offset:
+            b = replace(b, first_sample=b.first_sample + self._offset)
         if self._expected is not None and b.first_sample > self._expected:
             self._last_gap = b.first_sample - self._expected
             self.missed_samples += self._last_gap
@@ -274,28 +302,47 @@ class Acquisition:
         self.samples += b.n_samples
         self._last_block_at = now
         self._stalled = False
-        if h.corrupt_frames > self._corrupt_seen:
-            self._corrupt_seen = h.corrupt_frames
+        self._lost = False
+        self.error = ""
+        corrupt = h.corrupt_frames + self._corrupt_base
+        if corrupt > self._corrupt_seen:
+            self._corrupt_seen = corrupt
             self._last_corrupt_at = now
         self._fe_health = h
         self._recent.append((now, b.lead_off.copy(), b.saturated.sum(axis=1), b.n_samples))
         while self._recent and now - self._recent[0][0] > self.window_s:
             self._recent.popleft()
+        return b
 
     def _mark_lost(self, why: str) -> None:
         if not self._lost:
             self._lost = True
+            self._lost_at = self.clock()
             self.error = self.error or why
+
+    def _maybe_restart(self, now: float) -> None:
+        if not (self.restart and self._lost and not self._stopping):
+            return
+        wait = self.BACKOFF_S[min(self.restarts, len(self.BACKOFF_S) - 1)]
+        if now - self._lost_at < wait or self._proc.is_alive() and not self._conn.closed:
+            return
+        self._reap(0.2)
+        self._corrupt_base = self._corrupt_seen
+        self.restarts += 1
+        self._align = True
+        self._spawn()
+        self._lost_at = now  # the next attempt waits its backoff from here
 
     def _update_state(self) -> None:
         if self._proc is None:
             return
         now = self.clock()
         if not self._stopping and not self._proc.is_alive():
-            code = self._proc.exitcode
-            self._mark_lost(f"acquisition process died (exit code {code})")
+            self._mark_lost(f"acquisition process died (exit code {self._proc.exitcode})")
+        self._maybe_restart(now)
         ref = self._last_block_at
-        silent = now - ref if ref is not None else now - self._started_at - self.startup_s
+        # before the first block the child gets `startup_s` to import and open its front end
+        silent = now - self._started_at - self.startup_s if ref is None else now - ref
         stalled = silent > self.stall_s and not self._stopping
         if stalled and not self._stalled:
             self.stalls += 1
@@ -310,7 +357,9 @@ class Acquisition:
         extra["frontend_missed_samples"] = float(h.missed_samples)
         extra["frontend_stalls"] = float(h.stalls)
         return replace(h, samples=self.samples, missed_samples=self.missed_samples,
-                       stalls=self.stalls, connected=self._alive_and_flowing(),
+                       corrupt_frames=self._corrupt_seen, stalls=self.stalls,
+                       reconnects=h.reconnects + self.restarts,
+                       connected=self._alive_and_flowing(),
                        last_error=self.error or h.last_error, extra=extra)
 
     def _alive_and_flowing(self) -> bool:

@@ -99,13 +99,13 @@ def test_stall_is_reported_escalates_and_clears_once(make_cfg):
     assert "tech.missed_samples" in seen
 
 
-def test_dead_child_is_reported_as_front_end_lost(make_cfg):
+def test_dead_child_is_reported_then_restarted_and_the_stream_continues(make_cfg):
     with Acquisition(make_cfg()) as acq:
-        first_block(acq)
+        before = [first_block(acq)]
         os.kill(acq.pid, signal.SIGKILL)
         t = time.monotonic()
-        while time.monotonic() - t < 3.0 and acq.get_block(0.1) is not None:
-            pass  # drain what was already sent
+        while time.monotonic() - t < 3.0 and (b := acq.get_block(0.1)) is not None:
+            before.append(b)  # what was already sent
         conds = {c.id: c for c in acq.conditions(1.0)}
         assert conds["tech.frontend_lost"].priority is Priority.HIGH
         assert conds["tech.frontend_lost"].active
@@ -113,6 +113,18 @@ def test_dead_child_is_reported_as_front_end_lost(make_cfg):
         assert not h.connected and h.last_error
         t = time.monotonic()
         assert acq.get_block(0.3) is None and time.monotonic() - t < 0.45
+        killed_at = time.monotonic()
+        # restarted after its backoff; the new stream continues after a gap
+        after, seen, _ = pump(acq, 25.0, until=lambda bl, s: len(bl) >= 5)
+        outage_s = time.monotonic() - killed_at
+        h = acq.health()
+    assert len(after) >= 5 and h.reconnects == 1 and h.connected  # flowing again
+    gap = after[0].first_sample - before[-1].end_sample
+    assert 0.5 * 1000 <= gap <= outage_s * 1000 + 50  # the outage in samples at 1 kHz
+    assert all(b.first_sample == a.end_sample for a, b in zip(after, after[1:], strict=False))
+    assert h.missed_samples == gap
+    lost = seen["tech.frontend_lost"]
+    assert lost[-1].active is False and [c.active for c in lost].count(False) == 1
 
 
 def test_front_end_that_cannot_open_is_lost_with_its_reason(make_cfg):
@@ -125,3 +137,11 @@ def test_front_end_that_cannot_open_is_lost_with_its_reason(make_cfg):
             conds = {c.id: c for c in acq.conditions(0.0) if c.active}
         lost = conds["tech.frontend_lost"]
         assert "event[0].site" in lost.message and "L medain" in lost.evidence["error"]
+        # it keeps trying (with backoff) and keeps saying why
+        t0 = time.monotonic()
+        while time.monotonic() - t0 < 20.0 and acq.restarts < 1:
+            assert acq.get_block(0.2) is None
+        time.sleep(0.1)
+        conds = {c.id: c for c in acq.conditions(1.0) if c.active}
+        assert acq.restarts >= 1 and "event[0].site" in conds["tech.frontend_lost"].message
+        assert acq.health().reconnects == acq.restarts and not acq.health().connected
