@@ -11,10 +11,10 @@ ignored in RDATAC (the opcode, its count byte and any WREG data are swallowed); 
 in both modes; RESET restores defaults and ignores bytes for 18 tCLK; read-only ID/LOFF_STATP/N;
 DRDY period from CONFIG1; each channel's MUX, gain and clipping; lead-off status only with
 CONFIG4.PD_LOFF_COMP=1; GPIO inputs in the status word; MISO misaligned by a bit if the host is
-not in SPI mode 1.
+not in SPI mode 1; command bytes after the opcode lost when SCLK > 4.096 MHz (no 4 tCLK gap).
 
 Not emulated: the digital filter's settling and step response (data are ideal samples of the
-input), the 4 tCLK gap between multi-byte command bytes, SCLK limits, bias drive and
+input), the 20 MHz SCLK limit, bias drive and
 BIAS_MEAS (read as noise), single-shot mode, DAISY_IN (chips use separate chip selects).
 """
 
@@ -51,6 +51,8 @@ CACHE_FRAMES = 256
 TEMP_UV_AT_25C = 145_300.0
 TEMP_UV_PER_C = 490.0
 AVDD_V, AVSS_V, DVDD_V = 5.0, 0.0, 3.3
+# 8 SCLK per byte must last >= 4 tCLK for multi-byte commands sent back to back (spidev does)
+MAX_BACK_TO_BACK_SCLK_HZ = 2 * F_CLK_HZ  # 4.096 MHz
 LEAD_OFF_RAIL_UV = 5e6  # an open input charged by the lead-off current sits at a rail
 
 Source = Callable[[int], Any] | Any  # f(n) / .generate(n) -> uv (n_ch, n) [, trigger (n,)]
@@ -201,6 +203,8 @@ class Ads1299Emulator:
             else:
                 self._command(b)
             return miso
+        if self.max_speed_hz > MAX_BACK_TO_BACK_SCLK_HZ:
+            b = 0x00  # the decoder needs 4 tCLK per byte: a byte right behind another is lost
         p.append(b)
         op, addr, count = p[0] & 0xE0, p[0] & 0x1F, p[1] + 1
         if len(p) == 2:

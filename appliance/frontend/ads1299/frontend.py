@@ -100,6 +100,8 @@ class Ads1299FrontEnd:
 
             board = EmulatedBoard(patient_source(cfg), fe.sample_rate_hz, n_chips=n_chips,
                                   seed=fe.seed, realtime=fe.realtime)
+            for chip in board.chips:  # too fast a clock fails in emulation as on the bus
+                chip.max_speed_hz = fe.spi_speed_hz
             spis: list[SpiDevice] = list(board.chips)
             return cls(spis, board.drdy(0), fe.channels, sleep=board.sleep, board=board,
                        device_names=tuple(f"emulated ADS1299 #{i + 1}" for i in range(n_chips)),

@@ -295,3 +295,17 @@ def test_failed_recovery_keeps_trying_and_says_why(make_frontend):
         if fe.read_block(timeout_s=0.1) is not None:
             break
     assert fe.health.reconnects == 1 and fe.health.connected
+
+
+def test_spi_clock_too_fast_for_back_to_back_command_bytes_fails_clearly():
+    cfg = from_dict({"frontend": {"kind": "ads1299-emulated", "spi_speed_hz": 8_000_000,
+                                  "realtime": False}})
+    fe = Ads1299FrontEnd.from_config(cfg, emulated=True)
+    with pytest.raises(FrontEndError, match=r"register CONFIG1 reads 0x00 after writing 0x92.*speed"):
+        fe.start()
+    fe.close()
+    cfg = from_dict({"frontend": {"kind": "ads1299-emulated", "spi_speed_hz": 4_000_000,
+                                  "realtime": False}})
+    with Ads1299FrontEnd.from_config(cfg, emulated=True) as fe:
+        fe.start()  # 4 MHz is within the datasheet's limit
+        assert fe.read_block() is not None
