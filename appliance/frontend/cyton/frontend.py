@@ -154,6 +154,7 @@ class CytonFrontEnd:
         self.health.last_error = ""
 
     def _lose(self, why: str) -> None:
+        self._add(self._parser.flush())  # a whole in-sync packet that arrived before the loss
         if self._link is not None:
             self._link.close()
             self._link = None
