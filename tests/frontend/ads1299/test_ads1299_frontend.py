@@ -301,7 +301,8 @@ def test_spi_clock_too_fast_for_back_to_back_command_bytes_fails_clearly():
     cfg = from_dict({"frontend": {"kind": "ads1299-emulated", "spi_speed_hz": 8_000_000,
                                   "realtime": False}})
     fe = Ads1299FrontEnd.from_config(cfg, emulated=True)
-    with pytest.raises(FrontEndError, match=r"register CONFIG1 reads 0x00 after writing 0x92.*speed"):
+    with pytest.raises(FrontEndError,
+                       match=r"register CONFIG1 reads 0x00 after writing 0x92.*speed"):
         fe.start()
     fe.close()
     cfg = from_dict({"frontend": {"kind": "ads1299-emulated", "spi_speed_hz": 4_000_000,
