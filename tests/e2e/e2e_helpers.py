@@ -1,0 +1,164 @@
+"""End-to-end helpers (a unique module name, not conftest.py): a config on the simulated
+patient, a NOTIFY_SOCKET listener (a bound Unix datagram socket, as systemd has), and an MQTT
+subscriber on the real broker."""
+
+from __future__ import annotations
+
+import json
+import socket
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+import paho.mqtt.client as mqtt
+
+DROP_AT_S = 12.0
+DEVICE = "e2e-dev"
+CHANNELS = ["C3'-Fz", "C4'-Fz", "Cv5-Fz", "Erb-L", "Erb-R"]
+# 9.7 Hz and 80-sweep averages with a quiet EEG: baselines within ~11 s of stream, a 60 % drop
+# seen ~11 s later (the average must fall below 50 %, then hold for two updates). The
+# analysis is the real Monitor, unchanged.
+SCENARIO = f"""
+name = "e2e-ssep-drop"
+[patient]
+eeg_rms_uv = 6.0
+response_scale = 2.0
+[[event]]
+type = "amplitude"
+at_s = {DROP_AT_S}
+site = "L median"
+component = "cortical"
+to_percent = 40.0
+ramp_s = 0.0
+"""
+SITE = {"rate_hz": 9.7, "n_sweeps": 80, "update_sweeps": 20}
+N_SWEEPS_S = SITE["n_sweeps"] / SITE["rate_hz"]  # one full average window, s of stream
+
+
+def config_dict(tmp: Path, broker: Any | None, realtime: bool) -> dict[str, Any]:
+    scenario = tmp / "scenario.toml"
+    scenario.write_text(SCENARIO)
+    return {
+        "device": {"id": DEVICE},
+        "frontend": {"kind": "simulated", "sample_rate_hz": 2000, "channels": CHANNELS,
+                     "scenario": str(scenario), "realtime": realtime, "seed": 1},
+        "analysis": {"sites": [
+            {"name": "L median", "modality": "ssep_upper", "trigger_bit": 0,
+             "channels": ["C4'-Fz", "Cv5-Fz", "Erb-L"], **SITE},
+            {"name": "R median", "modality": "ssep_upper", "trigger_bit": 1,
+             "channels": ["C3'-Fz", "Cv5-Fz", "Erb-R"], **SITE},
+        ]},
+        "alarms": {"control_socket": str(tmp / "alarm.sock")},
+        "lights": {"backend": "recording", "lamp_test_s": 0.2,
+                   "file_path": str(tmp / "lights.jsonl")},
+        "mqtt": {"enabled": broker is not None, "host": "127.0.0.1",
+                 "port": broker.port if broker is not None else 1883, "keepalive_s": 5,
+                 "health_interval_s": 1.0},
+        "recording": {"directory": str(tmp / "cases"), "min_free_mb": 20.0, "stop_free_mb": 5.0},
+    }
+
+
+def to_toml(d: dict[str, Any]) -> str:
+    """The little TOML writer these configs need (tables, arrays of tables, scalars, lists)."""
+
+    def val(v: Any) -> str:
+        if isinstance(v, bool):
+            return "true" if v else "false"
+        if isinstance(v, str):
+            return json.dumps(v)
+        if isinstance(v, list):
+            return "[" + ", ".join(val(x) for x in v) + "]"
+        return repr(v)
+
+    out = []
+    for section, table in d.items():
+        out.append(f"[{section}]")
+        arrays = {k: v for k, v in table.items() if isinstance(v, list) and v
+                  and isinstance(v[0], dict)}
+        out += [f"{k} = {val(v)}" for k, v in table.items() if k not in arrays]
+        for k, items in arrays.items():
+            for item in items:
+                out.append(f"[[{section}.{k}]]")
+                out += [f"{kk} = {val(vv)}" for kk, vv in item.items()]
+    return "\n".join(out) + "\n"
+
+
+class NotifyListener:
+    """What a daemon says on $NOTIFY_SOCKET, with monotonic receive times."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+        self.sock.bind(str(path))
+        self.sock.settimeout(0.2)
+        self.messages: list[tuple[float, str]] = []
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            try:
+                data = self.sock.recv(4096)
+            except TimeoutError:
+                continue
+            except OSError:
+                return
+            self.messages.append((time.monotonic(), data.decode()))
+
+    def first(self, prefix: str) -> float | None:
+        return next((t for t, m in self.messages if m.startswith(prefix)), None)
+
+    def texts(self, prefix: str) -> list[str]:
+        return [m for _, m in self.messages if m.startswith(prefix)]
+
+    def close(self) -> None:
+        self._stop.set()
+        self._thread.join(2.0)
+        self.sock.close()
+
+
+
+class Subscriber:
+    """A paho client subscribed to ionm/v1/#; messages with monotonic receive times."""
+
+    def __init__(self, host: str, port: int) -> None:
+        self.messages: list[tuple[float, str, dict[str, Any]]] = []
+        self.client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id="e2e-sub",
+                                  protocol=mqtt.MQTTv5)
+        self.client.on_message = self._on_message
+        subscribed = threading.Event()
+        self.client.on_subscribe = lambda *a: subscribed.set()
+        self.client.on_connect = lambda c, *a: c.subscribe("ionm/v1/#", qos=1)
+        self.client.connect(host, port)
+        self.client.loop_start()
+        if not subscribed.wait(5.0):
+            raise RuntimeError("test subscriber: no SUBACK within 5 s")
+
+    def _on_message(self, client: Any, userdata: Any, msg: mqtt.MQTTMessage) -> None:
+        try:
+            body = json.loads(msg.payload)
+        except ValueError:
+            body = {"raw": msg.payload.decode(errors="replace")}
+        self.messages.append((time.monotonic(), msg.topic, body))
+
+    def of_type(self, kind: str) -> list[tuple[float, str, dict[str, Any]]]:
+        return [m for m in self.messages if m[2].get("type") == kind]
+
+    def publish(self, topic: str, payload: str) -> None:
+        self.client.publish(topic, payload, qos=1).wait_for_publish(5.0)
+
+    def close(self) -> None:
+        self.client.loop_stop()
+        self.client.disconnect()
+
+
+
+def wait_for(pred: Any, timeout_s: float, step_s: float = 0.05) -> bool:
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if pred():
+            return True
+        time.sleep(step_s)
+    return bool(pred())
