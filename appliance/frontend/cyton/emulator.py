@@ -237,7 +237,7 @@ class CytonEmulator:
             self._flush_out()
 
     def _wait_s(self) -> float:
-        if not self._streaming or self.source_exhausted.is_set():
+        if self._master is None or not self._streaming or self.source_exhausted.is_set():
             return 0.1
         if not self.realtime:
             return 0.0 if self._client_queue() < _FAST_QUEUE_BYTES else 0.002

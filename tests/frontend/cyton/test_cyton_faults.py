@@ -154,3 +154,18 @@ def test_ionm_emulate_cyton_serves_a_client(tmp_path, cyton_front_end, read_bloc
         if proc.poll() is None:
             proc.kill()
             proc.wait()
+
+
+def test_unplug_while_streaming_flat_out(cyton_emulator, cyton_front_end, read_blocks):
+    emu = cyton_emulator(GeneratorSource(TestSignalSource()))  # as fast as the client reads
+    fe = cyton_front_end(emu.link, reconnect_every_s=0.05)
+    fe.start()
+    assert sum(b.n_samples for b in read_blocks(fe, 500)) >= 500
+    emu.unplug()
+    time.sleep(0.2)  # the emulator keeps running with no pty
+    while fe.read_block(0.05) is not None:
+        pass
+    assert not fe.health.connected
+    emu.replug()
+    assert sum(b.n_samples for b in read_blocks(fe, 500, timeout_s=5)) >= 500
+    assert fe.health.connected and fe.health.reconnects == 1
