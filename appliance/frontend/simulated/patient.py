@@ -52,6 +52,30 @@ LEAD_OFF_MAINS_GAIN = 500.0  # ... and picks up hundreds of times more hum
 MAINS_WANDER_HZ = 0.02  # SD of the grid frequency around nominal
 
 
+# Cortical SSEP amplitude against stimulus rate (../shared/spec/clinical.md: N20 -27.9 % at
+# 2.79 Hz and -48.8 % at 5.69 Hz relative to 1.05 Hz), interpolated in log-log and extrapolated
+# with the end slopes; the nominal amplitudes hold at REFERENCE_RATE_HZ.
+_RATE_HZ = np.log([1.05, 2.79, 5.69])
+_RATE_AMP = np.log([1.0, 0.721, 0.512])
+REFERENCE_RATE_HZ = 4.7
+
+
+def _log_amp(rate_hz: float) -> float:
+    x = np.log(rate_hz)
+    if x < _RATE_HZ[0]:
+        slope = (_RATE_AMP[1] - _RATE_AMP[0]) / (_RATE_HZ[1] - _RATE_HZ[0])
+        return float(_RATE_AMP[0] + slope * (x - _RATE_HZ[0]))
+    if x > _RATE_HZ[-1]:
+        slope = (_RATE_AMP[-1] - _RATE_AMP[-2]) / (_RATE_HZ[-1] - _RATE_HZ[-2])
+        return float(_RATE_AMP[-1] + slope * (x - _RATE_HZ[-1]))
+    return float(np.interp(x, _RATE_HZ, _RATE_AMP))
+
+
+def rate_factor(rate_hz: float) -> float:
+    """Cortical SSEP amplitude at `rate_hz` relative to the amplitude at 4.7 Hz."""
+    return float(np.exp(_log_amp(rate_hz) - _log_amp(REFERENCE_RATE_HZ)))
+
+
 class StimEvent(NamedTuple):
     sample: int  # stimulus sample (trigger bit set here when `trigger`)
     t_s: float
@@ -101,6 +125,7 @@ class Patient:
         self._r_white, self._r_sweep, self._r_ecg, self._r_caut = r_white, r_sweep, r_ecg, r_caut
 
         kinds = [place_of(c).kind for c in self.channel_names]
+        self._art_gain = np.array([[0.25 if k in ("scalp", "unknown") else 1.0] for k in kinds])
         scale = np.array([_NOISE_BY_KIND[k] for k in kinds])
         var = r_setup.uniform(0.8, 1.25, (n_ch, 3))  # electrodes differ
         self._eeg = noise.PinkEeg(self.fs, ps.eeg_rms_uv * scale[:, 0] * var[:, 0], r_eeg,
@@ -219,6 +244,8 @@ class Patient:
         spec = p.spec
         _, response = self.stimulus_state(site, t_s)
         amp = spec.amplitude_uv * p.factor * self.settings.response_scale
+        if spec.role == "cortical" and self.sites[si].modality.startswith("ssep"):
+            amp *= rate_factor(self.sites[si].rate_hz)
         amp *= self._amp_level(si, spec, t_s) if response else 0.0
         return ComponentTruth(site, component, self.channel_names[p.channel_index], spec.role,
                               self._latency(si, spec, t_s), amp, spec.polarity,
@@ -309,9 +336,7 @@ class Patient:
             if not response:
                 continue
             art = ps.stim_artefact_uv * (25.0 if site.modality == "tcmep" else 1.0)
-            gains = np.array([1.0 if place_of(c).kind not in ("scalp", "unknown") else 0.25
-                              for c in self.channel_names])
-            transients.append((sample, None, gains[:, None] * stim_artefact(self.fs, art)))
+            transients.append((sample, None, self._art_gain * stim_artefact(self.fs, art)))
             for p in self._placements:
                 if p.site_index != si:
                     continue

@@ -198,3 +198,19 @@ def test_zero_samples_is_an_empty_block():
     p = Patient(CHANNELS, 1000, SITES)
     uv, trig = p.generate(0)
     assert uv.shape == (8, 0) and trig.shape == (0,) and p.sample == 0
+
+
+def test_faster_stimulation_costs_cortical_amplitude_only():
+    def n20_n9(rate_hz: float) -> tuple[float, float]:
+        site = SiteSettings("L median", "ssep_upper", (), 0, rate_hz)
+        p = Patient(CHANNELS, 1000, (site,))
+        t = p.truth
+        return t("L median", "N20", 1.0).amplitude_uv, t("L median", "N9", 1.0).amplitude_uv
+
+    n20_1, n9_1 = n20_n9(1.05)
+    n20_2, _ = n20_n9(2.79)
+    n20_5, n9_5 = n20_n9(5.69)
+    assert n20_n9(4.7)[0] == pytest.approx(SSEP_UPPER["N20"].amplitude_uv)
+    assert n20_2 / n20_1 == pytest.approx(1 - 0.279, abs=0.005)  # clinical.md
+    assert n20_5 / n20_1 == pytest.approx(1 - 0.488, abs=0.005)
+    assert n9_1 == n9_5  # the nerve does not tire at these rates
