@@ -78,6 +78,7 @@ class CytonEmulator:
         self.packets_sent = 0
         self.packets_dropped = 0
         self.source_exhausted = threading.Event()
+        self.failure: Exception | None = None
         self._lock = threading.Lock()
         self._master: int | None = None
         self._slave: int | None = None
@@ -111,6 +112,10 @@ class CytonEmulator:
             os.close(fd)
         if self._own_dir is not None:
             os.rmdir(self._own_dir)
+        if self.failure is not None:
+            raise RuntimeError(
+                f"the Cyton emulator thread failed: {self.failure!r}"
+            ) from self.failure
 
     def __enter__(self) -> CytonEmulator:
         return self.start() if self._thread is None else self
@@ -211,6 +216,13 @@ class CytonEmulator:
 
     # ---- main loop -------------------------------------------------------------------------
     def _run(self) -> None:
+        try:
+            self._loop()
+        except Exception as e:  # surfaced by close(): a dead emulator must not look like silence
+            self.failure = e
+            raise
+
+    def _loop(self) -> None:
         while not self._stop.is_set():
             with self._lock:
                 requests, self._requests = self._requests, []
