@@ -1,0 +1,1 @@
+"""OpenBCI Cyton over its serial dongle: packet protocol, driver, FrontEnd, pty emulator."""
