@@ -4,13 +4,15 @@ Record any front end to BDF+: every channel in µV (physical range = the ADC ful
 resolution is kept), the trigger bits in a 'Status' channel and each rising edge as a
 "stim bit N" annotation, missed samples held and annotated. KIND (cyton, ads1299,
 ads1299-emulated, simulated) needs no config file, so a board can be checked on its own.
-Ctrl-C ends the recording early and still closes a readable file.
+Ctrl-C (or SIGTERM) ends the recording early, between blocks, and closes a readable file.
 """
 
 from __future__ import annotations
 
 import argparse
+import signal
 import sys
+import threading
 import time
 from dataclasses import replace
 from typing import Any
@@ -42,6 +44,19 @@ def _config(args: argparse.Namespace) -> Any:
     return cfg
 
 
+def _on_signals(stop: threading.Event) -> dict[int, Any]:
+    old: dict[int, Any] = {}
+    if threading.current_thread() is threading.main_thread():
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            old[sig] = signal.signal(sig, lambda *_: stop.set())
+    return old
+
+
+def _restore_signals(old: dict[int, Any]) -> None:
+    for sig, handler in old.items():
+        signal.signal(sig, handler)
+
+
 def record(cfg: Any, seconds: float, out: str, log: Any = print) -> dict[str, Any]:
     """Record `seconds` of cfg's front end to `out`; returns a summary."""
     from appliance.frontend.bdf import BdfWriter
@@ -53,10 +68,12 @@ def record(cfg: Any, seconds: float, out: str, log: Any = print) -> dict[str, An
     writer = BdfWriter(out, fe.channel_names, fe.sample_rate_hz, physical_max_uv=full_scale_uv,
                        recording=f"ionm-record {cfg.frontend.kind} X")
     n_total = int(round(seconds * fe.sample_rate_hz))
-    written, stimuli, prev, interrupted = 0, 0, 0, False
+    written, stimuli, prev = 0, 0, 0
+    stop = threading.Event()  # Ctrl-C / SIGTERM end the loop between blocks, never mid-write
+    old = _on_signals(stop)
     last_block_t = time.monotonic()
     try:
-        while written < n_total:
+        while written < n_total and not stop.is_set():
             block = fe.read_block(timeout_s=0.5)
             if block is None:
                 if getattr(fe, "finished", False):
@@ -73,12 +90,12 @@ def record(cfg: Any, seconds: float, out: str, log: Any = print) -> dict[str, An
             stimuli += int(np.unpackbits(rising.view(np.uint8)).sum())
             prev = int(trig[-1]) if take else prev
             written += take
-    except KeyboardInterrupt:
-        interrupted = True
     finally:
+        _restore_signals(old)
         fe.stop()
         fe.close()
         writer.close()
+    interrupted = stop.is_set()
     h = fe.health
     summary = {"path": out, "seconds": written / fe.sample_rate_hz,
                "channels": len(fe.channel_names), "sample_rate_hz": fe.sample_rate_hz,
