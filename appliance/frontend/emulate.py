@@ -32,7 +32,11 @@ def _source(args: argparse.Namespace):  # -> Source
 
         scenario = load_scenario(args.scenario)
     names = tuple(cfg.frontend.channels[:8])
-    patient = Patient(names, 250.0, cfg.analysis.sites, scenario=scenario, seed=args.seed)
+    try:
+        patient = Patient(names, 250.0, cfg.analysis.sites, scenario=scenario, seed=args.seed)
+    except IonmError as e:
+        hint = "" if args.config else " (stimulation sites and channels come from --config)"
+        raise IonmError(f"{e}{hint}") from e
     return sources.GeneratorSource(patient)
 
 

@@ -169,3 +169,12 @@ def test_unplug_while_streaming_flat_out(cyton_emulator, cyton_front_end, read_b
     emu.replug()
     assert sum(b.n_samples for b in read_blocks(fe, 500, timeout_s=5)) >= 500
     assert fe.health.connected and fe.health.reconnects == 1
+
+
+def test_ionm_emulate_names_a_scenario_that_needs_sites(capsys):
+    from appliance.frontend.emulate import main
+
+    scenario = REPO / "deploy" / "scenarios" / "ssep-drop.toml"
+    assert main(["cyton", "--scenario", str(scenario)]) == 2
+    err = capsys.readouterr().err
+    assert "event[1].site: got 'L median'" in err and "come from --config" in err
