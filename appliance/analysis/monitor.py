@@ -15,6 +15,7 @@ import numpy as np
 
 from appliance.analysis.baseline import Baseline, BaselineStore
 from appliance.analysis.criteria import Criteria, SiteRules
+from appliance.analysis.decimate import Decimator
 from appliance.analysis.site import SitePipeline, plan_site
 from appliance.conditions import Condition, Kind, Priority
 from appliance.dsp.filters import StreamingFilter, notch_sos
@@ -72,8 +73,15 @@ class Monitor:
         self._batch_samples = max(1, int(round(a.batch_ms * self.fs_hz / 1e3)))
         self._expected: int | None = None
         n_ch = len(self.channel_names)
-        self._notches = {f0: StreamingFilter(notch_sos(f0, self.fs_hz), n_ch, "steady")
-                         for f0 in {p.filter.notch_hz for p in self.plans} if f0}
+        # one decimator per sweep rate, one streaming notch per (rate, mains frequency), shared
+        # by every site that uses them (a Q=30 notch rings for ~0.2 s: it must run on the
+        # continuous stream, not on sweeps; away from the mains its phase is ~0)
+        self._decimators = {sp.q: Decimator(sp.q, 2 * n_ch) for sp in self.sites.values()}
+        self._notch_by_q: dict[int, set] = {q: set() for q in self._decimators}
+        for sp in self.sites.values():
+            self._notch_by_q[sp.q].add(sp.plan.filter.notch_hz)
+        self._notches = {(q, f0): StreamingFilter(notch_sos(f0, self.fs_hz / q), n_ch, "steady")
+                         for q, f0s in self._notch_by_q.items() for f0 in f0s if f0}
 
     # -- the stream -------------------------------------------------------------------------
     def push(self, block: SampleBlock) -> list[Output]:
@@ -118,15 +126,26 @@ class Monitor:
         t_s = block.end_sample / self.fs_hz
         gap = self._expected is not None and block.first_sample != self._expected
         self._expected = block.end_sample
-        notched = {}
-        for f0, filt in self._notches.items():  # one streaming notch per frequency, all channels
+        n_ch = block.n_channels
+        # per sweep rate: decimate data and saturation (as 0/1) together, then notch
+        streams: dict[tuple[int, float | None], tuple[np.ndarray, np.ndarray, int]] = {}
+        for q, dec in self._decimators.items():
             if gap:
-                filt.reset()
-            notched[f0] = filt.process(block.data_uv)
+                dec.reset()
+            both = np.concatenate([block.data_uv, block.saturated.astype(np.float64)])
+            y, first = dec.process(both, block.first_sample)
+            for f0 in self._notch_by_q[q]:
+                data = y[:n_ch]
+                if f0:
+                    filt = self._notches[(q, f0)]
+                    if gap:
+                        filt.reset()
+                    data = filt.process(data)
+                streams[(q, f0)] = (data, y[n_ch:], first)
         out: list[Output] = []
         for name, sp in self.sites.items():
-            data = notched.get(sp.plan.filter.notch_hz, block.data_uv)
-            sweeps = sp.push(data, block.saturated, block.trigger, block.first_sample, t_s,
+            data, sat, first = streams[(sp.q, sp.plan.filter.notch_hz)]
+            sweeps = sp.push(data, sat, first, block.trigger, block.first_sample, t_s,
                              self.settings.update_interval_s)
             self.sweeps_accepted += len(sweeps)
             if sp.single:
