@@ -171,10 +171,14 @@ def test_unplug_while_streaming_flat_out(cyton_emulator, cyton_front_end, read_b
     assert fe.health.connected and fe.health.reconnects == 1
 
 
-def test_ionm_emulate_names_a_scenario_that_needs_sites(capsys):
+def test_ionm_emulate_names_a_scenario_that_needs_sites(tmp_path, capsys):
     from appliance.frontend.emulate import main
 
-    scenario = REPO / "deploy" / "scenarios" / "ssep-drop.toml"
+    scenario = tmp_path / "drop.toml"
+    scenario.write_text(
+        'name = "drop"\n[[event]]\ntype = "amplitude"\nat_s = 1.0\nsite = "L median"\n'
+        'component = "cortical"\nto_percent = 40.0\n'
+    )
     assert main(["cyton", "--scenario", str(scenario)]) == 2
     err = capsys.readouterr().err
-    assert "event[1].site: got 'L median'" in err and "come from --config" in err
+    assert "site: got 'L median'" in err and "come from --config" in err
