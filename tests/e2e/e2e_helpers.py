@@ -16,9 +16,9 @@ import paho.mqtt.client as mqtt
 DROP_AT_S = 12.0
 DEVICE = "e2e-dev"
 CHANNELS = ["C3'-Fz", "C4'-Fz", "Cv5-Fz", "Erb-L", "Erb-R"]
-# 9.7 Hz and 80-sweep averages with a quiet EEG: baselines within ~11 s of stream, a 60 % drop
-# seen ~11 s later (the average must fall below 50 %, then hold for two updates). The
-# analysis is the real Monitor, unchanged.
+# 9.7 Hz and 80-sweep averages, a quiet EEG and a strong response: baselines within ~9 s of
+# stream, a 60 % drop seen ~11 s later (the average must fall below 50 %, then hold for two
+# updates). The analysis is the real Monitor, unchanged.
 SCENARIO = f"""
 name = "e2e-ssep-drop"
 [patient]

@@ -112,7 +112,9 @@ def test_e2e_mqtt_broker_down_is_a_technical_alarm_and_monitoring_goes_on(
         tmp_path: Path, broker, notify) -> None:
     """Broker gone: tech.mqtt (low), the analysis and the green light carry on, the watchdog is
     still fed (the outbox accepts); broker back: the alarm ends and the backlog is delivered."""
-    cfg = config.from_dict(config_dict(tmp_path, broker, realtime=True))
+    d = config_dict(tmp_path, broker, realtime=True)
+    d["mqtt"]["reconnect_max_s"] = 1.0  # reconnect soon after the broker is back
+    cfg = config.from_dict(d)
     backend = RecordingBackend()
     app = Appliance(cfg, tmp_path / "state", lights_backend=backend)
     runner = threading.Thread(target=app.run, daemon=True)
