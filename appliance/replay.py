@@ -1,79 +1,51 @@
 """`ionm replay RECORDING --config C.toml [--speed max|realtime]`: run an EDF/EDF+/BDF/BDF+
 recording through the same Monitor the daemon runs; one JSON object per line on stdout.
 
-Stimulus events come from the recording's trigger (Status) channel. A recording without one
-may carry them as annotations: "stim bit N" (what our BDF+ writer adds) or a site's name.
+The recording is played by `appliance.frontend.recording.RecordingFrontEnd` (the front end
+`kind = "recording"` uses), so stimulus events come from its trigger (Status) channel, or from
+annotations: "stim bit N" (what our BDF+ writer adds) or a site's name. `frontend.channels`
+picks the recording's channels by label.
 """
 
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
-import re
 import sys
-import time
-from collections.abc import Iterator
-from typing import Any
-
-import numpy as np
+from typing import Any, TextIO
 
 from appliance import config
 from appliance.errors import ConfigError, IonmError, RecordingError
-from appliance.frontend.block import SampleBlock
-
-BLOCK_S = 0.016  # what a live front end ships: 16 ms blocks
-_STIM_BIT = re.compile(r"^\s*stim(?:ulus)?\s+bit\s+(\d+)\s*$", re.I)
 
 
-def triggers_from_annotations(rec, cfg) -> np.ndarray:
-    """(n_samples,) uint16 trigger bits from "stim bit N" or site-name annotations."""
-    trig = np.zeros(rec.n_samples, dtype=np.uint16)
-    bits = {s.name.lower(): s.trigger_bit for s in cfg.analysis.sites}
-    for a in rec.annotations:
-        m = _STIM_BIT.match(a.text)
-        bit = int(m.group(1)) if m else bits.get(a.text.strip().lower())
-        i = int(round(a.onset_s * rec.sample_rate_hz))
-        if bit is not None and 0 <= bit < 16 and 0 <= i < rec.n_samples:
-            trig[i] |= np.uint16(1 << bit)
-    return trig
-
-
-def recording_blocks(rec, trigger: np.ndarray, block_s: float = BLOCK_S) -> Iterator[SampleBlock]:
-    n = max(1, int(round(block_s * rec.sample_rate_hz)))
-    lead_off = np.zeros(len(rec.channel_names), dtype=bool)
-    for i in range(0, rec.n_samples, n):
-        j = min(i + n, rec.n_samples)
-        yield SampleBlock(rec.data_uv[:, i:j], trigger[i:j], rec.saturated[:, i:j], lead_off, i,
-                          rec.sample_rate_hz, j / rec.sample_rate_hz)
-
-
-def replay(path: str, cfg, speed: str = "max", out=None) -> int:
+def replay(path: str, cfg, speed: str = "max", out: TextIO | None = None) -> int:
     """Print every output as a JSON line; returns the number of lines."""
     from appliance.analysis.monitor import Monitor
-    from appliance.frontend.bdf import read_recording
+    from appliance.frontend.recording import RecordingFrontEnd
 
     out = out or sys.stdout
-    rec = read_recording(path)
-    trig = rec.trigger & np.uint16(cfg.frontend.trigger_mask)
-    if not rec.has_trigger_channel or not trig.any():
-        trig = triggers_from_annotations(rec, cfg)
-    mon = Monitor(cfg, channel_names=rec.channel_names, sample_rate_hz=rec.sample_rate_hz)
+    cfg = dataclasses.replace(cfg, frontend=dataclasses.replace(
+        cfg.frontend, kind="recording", recording_path=str(path)))
+    fe = RecordingFrontEnd.from_config(cfg, realtime=speed == "realtime")
+    mon = Monitor(cfg, channel_names=fe.channel_names, sample_rate_hz=fe.sample_rate_hz)
     n_lines = 0
-    t_start = time.monotonic()
-    def outputs():
-        for block in recording_blocks(rec, trig):
-            if speed == "realtime":
-                wait = block.end_sample / rec.sample_rate_hz - (time.monotonic() - t_start)
-                if wait > 0:
-                    time.sleep(wait)
-            yield from mon.push(block)
-        yield from mon.flush()
 
-    for o in outputs():
+    def emit(outputs) -> None:
+        nonlocal n_lines
+        for o in outputs:
             d: dict[str, Any] = o.to_json()
             d.setdefault("type", "condition")
             out.write(json.dumps(d, separators=(",", ":"), allow_nan=False) + "\n")
             n_lines += 1
+
+    try:
+        fe.start()
+        while (block := fe.read_block()) is not None:
+            emit(mon.push(block))
+        emit(mon.flush())
+    finally:
+        fe.close()
     out.flush()
     return n_lines
 

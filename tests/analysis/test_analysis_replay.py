@@ -119,3 +119,23 @@ def test_analysis_replay_reports_a_missing_file(tmp_path):
                         str(tmp_path / "nope.bdf"), "--config", str(cfg)],
                        capture_output=True, text=True, timeout=60)
     assert r.returncode == 2 and "nope.bdf" in r.stderr
+
+
+def test_analysis_replay_names_a_channel_the_recording_lacks(tmp_path):
+    bdf = tmp_path / "case.bdf"
+    _write_bdf(bdf, True, duration_s=3.0)
+    cfg = tmp_path / "other.toml"
+    cfg.write_text(CONFIG.replace('"Erb-L"]', '"Erb-R"]'))
+    r = subprocess.run([sys.executable, "-m", "appliance.cli", "replay", str(bdf), "--config",
+                        str(cfg)], capture_output=True, text=True, timeout=60)
+    assert r.returncode == 2 and "Erb-R" in r.stderr and "Erb-L" in r.stderr, r.stderr
+
+
+@pytest.mark.parametrize("name", ["ssep-example.toml", "baep-example.toml"])
+def test_analysis_example_configs_load_and_run(name):
+    from appliance import config
+    from appliance.analysis.monitor import Monitor
+
+    path = Path(__file__).resolve().parents[2] / "deploy" / "config" / name
+    mon = Monitor(config.load(path))
+    assert mon.plans and all(p.filter.phase == "zero" for p in mon.plans)
