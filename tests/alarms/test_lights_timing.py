@@ -71,9 +71,9 @@ def record_in_processes(seconds: float, tmp_path) -> tuple[list[Transition], lis
     try:
         for p in procs:
             assert p.priority()  # both children up
+        t0 = time.monotonic()  # before the children can start a pattern
         procs[0].show(HIGH)
         procs[1].show(MEDIUM)
-        t0 = time.monotonic()
         time.sleep(seconds)
     finally:
         for p in procs:
