@@ -140,6 +140,7 @@ class BdfWriter:
         self.clipped_samples = 0
         self.annotations_dropped = 0
         self._closed = False
+        self._failed = False  # a write failed: the file ends at the last whole record
         self._n_ch = len(self.channel_names)
         # samples not yet in a record, as a list of chunks (one concatenation per record)
         self._chunks: list[tuple[np.ndarray, np.ndarray]] = []
@@ -156,8 +157,10 @@ class BdfWriter:
         self._phys = (float(pmin), float(pmax))
         self._scale = (self._phys[1] - self._phys[0]) / (BDF_DIGITAL_MAX - BDF_DIGITAL_MIN)
         self._fd = os.open(self.path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
+        header = self._header(patient, recording, pmin, pmax)
+        self._header_bytes = len(header)
         try:
-            os.write(self._fd, self._header(patient, recording, pmin, pmax))
+            os.write(self._fd, header)
             if fsync:
                 os.fsync(self._fd)
         except OSError:
@@ -339,17 +342,32 @@ class BdfWriter:
         return bytes(out.ljust(self._annot_bytes, b"\x00"))
 
     def _write_record(self, payload: bytes) -> None:
-        os.write(self._fd, payload)
-        if self.fsync:
-            os.fsync(self._fd)  # data on disk before the header may count it
+        if self._failed:
+            raise RecordingError(f"BdfWriter {str(self.path)!r}: an earlier write failed.")
+        try:
+            view = memoryview(payload)
+            while view:  # a short write (disk full) must not leave a misaligned record
+                view = view[os.write(self._fd, view) :]
+            if self.fsync:
+                os.fsync(self._fd)  # data on disk before the header may count it
+            os.pwrite(self._fd, _ascii(str(self.records_written + 1), 8), COUNT_OFFSET)
+        except OSError:
+            # keep the file consistent: drop the partial record, write nothing more
+            self._failed = True
+            try:
+                os.ftruncate(self._fd, self._header_bytes + self.records_written * len(payload))
+            except OSError:
+                pass  # the count still covers only whole records; readers ignore the tail
+            raise
         self.records_written += 1
-        os.pwrite(self._fd, _ascii(str(self.records_written), 8), COUNT_OFFSET)
 
     def close(self) -> None:
         """Write the last partial second (padded by holding the last value) and close."""
         if self._closed:
             return
         try:
+            if self._failed:
+                return
             if self._buffered:
                 self.annotate(self._onset(self._next_sample or 0), 0.0, "recording end")
                 pad = self.n_per_record - self._buffered

@@ -395,6 +395,8 @@ class CaseRecorder:
         except (OSError, RecordingError) as e:
             with self._lock:
                 self.stats.raw_errors += 1
+                self.stats.blocks_dropped += 1
+                self.stats.samples_dropped += block.n_samples
                 self._raw_failed = True
             log.error("raw recording failed: %s", e, extra={"CASE_ID": self.case_id})
             self._close_segment("")
