@@ -104,6 +104,7 @@ class Appliance:
         self.fs_hz = float(cfg.frontend.sample_rate_hz)
         self.blocks = 0
         self._last_block_s: float | None = None
+        self._last_lead_off: Any = ()
         self._last_analysis_s: float | None = None
         self._mqtt_down_since: float | None = None
         self._mqtt_cond_active: Priority | None = None
@@ -233,13 +234,12 @@ class Appliance:
 
     def run(self, seconds: float | None = None) -> int:
         """Start (unless started), loop until request_stop() or `seconds`, shut down. -> 0."""
-        if self.acquisition is None:
-            self.start()
-        deadline = None if seconds is None else self.clock() + seconds
-        next_health = next_status = 0.0
+        next_health = next_status = next_mqtt_health = next_wd = 0.0
         wd_every = _watchdog_every_s()
-        next_wd = 0.0
         try:
+            if self.acquisition is None:
+                self.start()
+            deadline = None if seconds is None else self.clock() + seconds
             while not self._stop.is_set():
                 now = self.clock()
                 if deadline is not None and now >= deadline:
@@ -258,6 +258,9 @@ class Appliance:
                 if now >= next_status:
                     next_status = now + STATUS_EVERY_S
                     self.notifier.status(self.status_line())
+                if self.mqtt is not None and now >= next_mqtt_health:
+                    next_mqtt_health = now + self.cfg.mqtt.health_interval_s
+                    self.mqtt.publish_health(self.health_report())
         finally:
             self.shutdown()
         return 0
@@ -271,6 +274,7 @@ class Appliance:
         outputs = self.monitor.push(block)
         now = self.clock()
         self.blocks += 1
+        self._last_lead_off = block.lead_off
         self.fs_hz = block.sample_rate_hz
         self.stream_t_s = block.end_sample / block.sample_rate_hz
         self._last_block_s = now
@@ -459,10 +463,23 @@ class Appliance:
             # a new patient: new averages and baselines (the loop owns the Monitor)
             from appliance.analysis.monitor import Monitor
 
+            self._end_analysis_conditions("new case: analysis restarted")
             self.monitor = Monitor(self.cfg)
             return self._case_pool.submit(self._case_start, args["label"],
                                           args.get("procedure", ""))
         return self._case_pool.submit(self._case_stop)
+
+    def _end_analysis_conditions(self, why: str) -> None:
+        """The Monitor about to be replaced will never report its active conditions as ended:
+        end them here, so non-latching ones go away (latched ones stay until acknowledged)."""
+        active = {a["alarm_id"]: a for a in self.manager.active_set()}
+        for cid in self.monitor.active_condition_ids():
+            a = active.get(cid)
+            if a is None or not a["active"]:
+                continue
+            self.manager.update(Condition(cid, Kind(a["kind"]), Priority[a["priority"].upper()],
+                                          False, self.stream_t_s, a["site"], why, {}),
+                                cause="analysis")
 
     def _case_start(self, label: str, procedure: str) -> dict[str, Any]:
         try:
@@ -472,7 +489,6 @@ class Appliance:
         finally:
             self._case_busy.clear()
         log.info("case %s started (%s)", self.case_id, procedure, extra={"CASE_ID": self.case_id})
-        self._save_baselines()
         self.recorder.save_state("alarms", self.manager.state_dict())
         self._publish_case()
         return {"case_id": self.case_id}
@@ -499,6 +515,19 @@ class Appliance:
             d = {"type": "case", "state": "none", "case_id": None}
         self.mqtt.publish_case(d)
 
+    def health_report(self) -> dict[str, Any]:
+        """The service's part of the MQTT health message (the link adds its own "mqtt")."""
+        h = self.acquisition.health()
+        names = self.acquisition.channel_names
+        lead_off = [c for c, a in zip(names, self._last_lead_off, strict=False) if a]
+        d: dict[str, Any] = {"type": "health", "sample_rate_hz": self.fs_hz,
+                             "missed_samples": int(h.missed_samples), "lead_off": lead_off}
+        if self.recorder is not None:
+            st = self.recorder.stats
+            d["recording"] = {"case_id": self.case_id, "blocks_written": st.blocks_written,
+                              "blocks_dropped": st.blocks_dropped, "free_mb": st.free_mb}
+        return d
+
     # ------------------------------------------------------------------ status, shutdown
 
     def _status_tail(self) -> str:
@@ -521,10 +550,10 @@ class Appliance:
         self.notifier.stopping()
         if self.manager is not None and self.monitor is not None:
             log.info("stopping: %s", self.status_line())
-        if self.acquisition is not None:
-            self.acquisition.stop()
         if self.lights is not None:
             self.lights.set_monitoring(False)  # green dark at once: we no longer watch
+        if self.acquisition is not None:
+            self.acquisition.stop()
         for part, how in ((self.button, "close"), (self.control, "close")):
             if part is not None:
                 with contextlib.suppress(Exception):
@@ -533,7 +562,7 @@ class Appliance:
         if self.mqtt is not None:
             self.mqtt.stop(timeout_s=5.0)  # flushes queued messages into the outbox
         if self.recorder is not None:
-            if self.monitor is not None and self.case_id is not None:
+            if self.monitor is not None and self.manager is not None and self.case_id:
                 self.recorder.save_state("baselines", self.monitor.baseline_state())
                 self.recorder.save_state("alarms", self.manager.state_dict())
             self.recorder.close()  # the case stays open: a restart resumes it

@@ -67,6 +67,7 @@ def test_e2e_ssep_drop_reaches_red_light_and_mqtt_within_1_s(tmp_path: Path, bro
         active = subscriber.of_type("active_alarms")
         assert any(ALARM in [a["alarm_id"] for a in b["alarms"]] for _, _, b in active)
         assert subscriber.of_type("trend") and subscriber.of_type("case")
+        case_dirs_before = list((tmp_path / "cases").iterdir())
 
         # acknowledge over MQTT: the command goes through the loop and is answered
         subscriber.publish(f"ionm/v1/{DEVICE}/cmd/tester/acknowledge", "{}")
@@ -76,6 +77,30 @@ def test_e2e_ssep_drop_reaches_red_light_and_mqtt_within_1_s(tmp_path: Path, bro
         acked = [b for _, _, b in subscriber.of_type("alarm_event")
                  if b["event"] == "acknowledged" and b["alarm_id"] == ALARM]
         assert acked and acked[0]["cause"] == "mqtt:tester"
+
+        def command(name: str, payload: str) -> dict:
+            n = len(subscriber.of_type("command_reply"))
+            subscriber.publish(f"ionm/v1/{DEVICE}/cmd/tester/{name}", payload)
+            assert wait_for(lambda: len(subscriber.of_type("command_reply")) > n, 5.0), name
+            return subscriber.of_type("command_reply")[n][2]
+
+        # set_baseline runs on the loop (the Monitor is not thread-safe) and is answered
+        r = command("set_baseline", '{"site": "L median"}')
+        assert r["ok"] and {b["channel"] for b in r["result"]["baselines"]} >= {"C4'-Fz"}, r
+        r = command("set_baseline", '{"site": "nowhere"}')
+        assert not r["ok"] and "nowhere" in r["error"]["message"]
+        # a new case: a new folder, the old one stopped, the case topic says so
+        first_case = app.case_id
+        r = command("start_case", '{"label": "P-002", "procedure": "ACDF C5-6"}')
+        assert r["ok"], r
+        assert r["result"]["case_id"] != first_case == case_dirs_before[0].name
+        assert wait_for(lambda: any(b.get("case_id") == r["result"]["case_id"]
+                                    and b["state"] == "running"
+                                    for _, _, b in subscriber.of_type("case")), 3.0)
+        r = command("stop_case", "{}")
+        assert r["ok"] and app.case_id is None
+        r = command("annotate", '{"text": "no case"}')
+        assert not r["ok"] and "no case" in r["error"]["message"]
         print(f"\ndetection -> red light {red_delay_s * 1e3:.1f} ms, "
               f"-> MQTT subscriber {mqtt_delay_s * 1e3:.1f} ms (stream t {t_stream:.1f} s)")
     finally:
@@ -95,17 +120,24 @@ def test_e2e_ssep_drop_reaches_red_light_and_mqtt_within_1_s(tmp_path: Path, bro
     # green lit while monitoring, dark after shutdown; everything off at the end
     t_g, s_g = backend.edges("green")
     assert s_g.any() and not s_g[-1]
-    # the case store holds the alarm and the baselines the service saved for recovery
-    case_dirs = list((tmp_path / "cases").iterdir())
-    assert len(case_dirs) == 1
+    # two cases: the first (stopped by start_case) holds the alarm and the baselines the
+    # service saved for recovery; the second was stopped by stop_case
     import sqlite3
 
+    case_dirs = sorted((tmp_path / "cases").iterdir())
+    assert len(case_dirs) == 2
     db = sqlite3.connect(case_dirs[0] / "case.sqlite")
     kinds = dict(db.execute("SELECT kind, count(*) FROM events GROUP BY kind").fetchall())
     assert kinds.get("alarm_event", 0) >= 2 and kinds.get("trend", 0) > 0, kinds
+    assert kinds.get("command", 0) >= 2, kinds  # acknowledge and set_baseline are recorded
     state = dict(db.execute("SELECT key, json FROM state").fetchall())
     assert json.loads(state["baselines"])["current"]
+    stopped = [db.execute('SELECT stopped_utc FROM "case"').fetchone()[0]]
     db.close()
+    db = sqlite3.connect(case_dirs[1] / "case.sqlite")
+    stopped += [db.execute('SELECT label, stopped_utc FROM "case"').fetchone()]
+    db.close()
+    assert stopped[0] and stopped[1][0] == "P-002" and stopped[1][1]
 
 
 def test_e2e_mqtt_broker_down_is_a_technical_alarm_and_monitoring_goes_on(
