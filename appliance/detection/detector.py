@@ -1,0 +1,315 @@
+"""Per-site fast detector: template-matched amplitude and latency per sweep, CUSUM banks with
+thresholds from the false-alarm targets, a slowly tracking reference, a Kalman trend.
+
+Feed it conditioned sweeps of one site's response channel cut to the analysis window
+(`push(sweeps, t_s)`); it returns `Condition`s (appliance/conditions.py):
+- HIGH physiological  "fast.amplitude:<site>" a drop of >= the clinical criterion's size,
+                      "fast.latency:<site>"   a latency increase of the design shift
+- MEDIUM physiological "fast.possible:<site>" an earlier, smaller or less certain change
+Each carries its evidence: the amplitude estimate with its interval, the short average since the
+change point, the test statistic and its threshold.
+"""
+
+from __future__ import annotations
+
+import base64
+import math
+from collections import deque
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from appliance.conditions import Condition, Kind, Priority
+from appliance.detection.cusum import Cusum, threshold_for_arl0
+from appliance.detection.template import TemplateModel, _robust_sd, fit_template
+
+
+@dataclass(frozen=True)
+class DetectorSettings:
+    rate_hz: float = 4.7
+    baseline_sweeps: int = 600  # template (~2 min at 4.7 Hz; a 300-sweep template is too noisy)
+    # then scored out-of-sample for the reference amplitude and sigma: the reference's own error
+    # (sigma / sqrt(n)) must be well under the drop tests' margin (delta / 2)
+    calibration_sweeps: int = 1500
+    drop_designs: tuple[float, ...] = (0.5, 0.7, 1.0)  # drop fractions the high bank is tuned to
+    possible_drop: float = 0.3  # the medium "possible change" test
+    high_false_alarm_h: float = 8.0  # one false high alarm per this many hours
+    medium_false_alarm_h: float = 1.0
+    # thresholds are set for this many times the targets above: the Gaussian run-length formula
+    # is optimistic for EEG's heavier tails and for a reference that is itself estimated
+    false_alarm_margin: float = 2.0
+    latency_shift_ms: float = 2.0  # ~10 % of an N20 at 20 ms
+    reference_tau_s: float = 600.0  # slow tracking: absorbs anaesthetic fade, not a 60-s drop
+    reference_lag_s: float = 180.0  # the reference only sees sweeps older than this
+    reject_noise_scale: float = 25.0  # sweeps this much noisier than baseline are skipped
+    clear_after_sweeps: int = 30
+    trend_q_per_s: float = 0.05  # Kalman process sd per second (fraction of baseline)
+    whiten: bool = True
+
+
+@dataclass
+class _State:
+    alarmed: dict[str, bool] = field(default_factory=dict)
+    above_count: int = 0
+
+
+def _llr_drop(z: np.ndarray, sd: np.ndarray, delta: float) -> np.ndarray:
+    """LLR increment of N(1 - delta, sd) vs N(1, sd) for each observation z."""
+    return (delta / sd**2) * ((1.0 - z) - delta / 2.0)
+
+
+class SweepDetector:
+    """Sequential detector for one site. Not thread-safe; one per site.
+
+    Phases: template (fit on `baseline_sweeps`), calibration (score the next
+    `calibration_sweeps` with that fixed model: reference amplitude and per-sweep sds measured
+    out-of-sample, hence unbiased), monitoring.
+    """
+
+    def __init__(self, site: str, sample_rate_hz: float, settings: DetectorSettings) -> None:
+        self.site = site
+        self.fs = sample_rate_hz
+        self.cfg = settings
+        self.model: TemplateModel | None = None
+        self._baseline: list[np.ndarray] = []
+        self._calib: list[np.ndarray] = []  # rows of (a, lat, scale)
+        self.reference = 1.0
+        self.sigma_ratio = float("nan")  # per-sweep sd of the amplitude / baseline amplitude
+        self._sigma_l = float("nan")
+        self._lat0 = 0.0
+        self._n_ref = 0
+        self.n_seen = 0
+        self.n_rejected = 0
+        self._recent: list[np.ndarray] = []  # sweeps of the current CUSUM run, for evidence
+        self._lagged: deque[float] = deque()
+        # noise level relative to calibration, tracked on every sweep outside alarms
+        self.var_factor = 1.0
+        self.kalman_x = 1.0
+        self.kalman_p = 1.0
+        self._state = _State()
+        margin = settings.false_alarm_margin * 3600.0 * settings.rate_hz
+        self._arl_high = settings.high_false_alarm_h * margin
+        self._arl_med = settings.medium_false_alarm_h * margin
+        self.drop_tests: dict[float, Cusum] = {}
+        self.possible = Cusum(1.0)
+        self.latency = Cusum(1.0)
+
+    def _calibrate(self) -> None:
+        assert self.model is not None
+        rows = np.concatenate(self._calib)
+        self._calib = []
+        ok = rows[:, 2] <= self.cfg.reject_noise_scale
+        a, lat = rows[ok, 0], rows[ok, 1]
+        self.reference = float(np.median(a))
+        self._n_ref = int(a.size)
+        self.sigma_ratio = _robust_sd(a) / self.reference
+        # tails heavier than Gaussian make the MAD-based sd low for a variance-based test:
+        # start the noise factor at the clipped second moment of the calibration sweeps
+        zs = np.clip((a / self.reference - 1.0) / self.sigma_ratio, -3.0, 3.0)
+        self.var_factor = float(np.mean(zs**2))
+        self._lat0 = float(np.median(lat))
+        self._sigma_l = _robust_sd(lat)
+        k = len(self.cfg.drop_designs) + 1  # the latency test shares the high false-alarm budget
+        self.drop_tests = {
+            d: Cusum(threshold_for_arl0(k * self._arl_high, d / self.sigma_ratio))
+            for d in self.cfg.drop_designs
+        }
+        self.possible = Cusum(
+            threshold_for_arl0(self._arl_med, self.cfg.possible_drop / self.sigma_ratio))
+        mu = self._lat_shift
+        self.latency = Cusum(threshold_for_arl0(k * self._arl_high, abs(mu) / self._sigma_l))
+
+    def _ref_inflation(self, delta: float, h: float) -> float:
+        """sd factor for a reference that is itself an estimate from n_ref sweeps.
+
+        A test of design `delta` decides over about n_d = 2 h sigma^2 / delta^2 sweeps; the
+        reference's error (sigma^2 / n_ref) is a bias shared by all of them, so the mean over
+        the run has variance sigma^2 (1 / n_d + 1 / n_ref) instead of sigma^2 / n_d. Early in a
+        case n_ref is small and this matters (false alarms at high noise); later it fades.
+        """
+        alpha = 1.0 / (self.cfg.reference_tau_s * self.cfg.rate_hz)
+        n_ref = min(float(self._n_ref), 2.0 / alpha)
+        n_d = 2.0 * h * self.sigma_ratio**2 / delta**2
+        return math.sqrt(1.0 + n_d / max(n_ref, 1.0))
+
+    @property
+    def _lat_shift(self) -> float:
+        """Mean of the latency statistic under the design shift, at the reference amplitude."""
+        assert self.model is not None
+        return self.model.mu_shift * self.reference
+
+    @property
+    def ready(self) -> bool:
+        return bool(self.drop_tests)
+
+    def push(self, sweeps: np.ndarray, t_s: np.ndarray) -> list[Condition]:
+        """sweeps (k, m) conditioned, in the analysis window; t_s (k,) stimulus times."""
+        sweeps = np.atleast_2d(np.asarray(sweeps, dtype=np.float64))
+        t_s = np.atleast_1d(np.asarray(t_s, dtype=np.float64))
+        if self.model is None:
+            need = self.cfg.baseline_sweeps - sum(len(b) for b in self._baseline)
+            self._baseline.append(sweeps[:need])
+            sweeps, t_s = sweeps[need:], t_s[need:]
+            if need <= len(self._baseline[-1]):
+                self.model = fit_template(
+                    np.concatenate(self._baseline), self.fs, self.cfg.latency_shift_ms,
+                    whiten=self.cfg.whiten,
+                )
+                self._baseline = []
+        if self.model is None or len(sweeps) == 0:
+            return []
+        a, lat, scale = self.model.estimate(sweeps)
+        if not self.ready:
+            need = self.cfg.calibration_sweeps - sum(len(c) for c in self._calib)
+            self._calib.append(np.c_[a, lat, scale][:need])
+            a, lat, scale = a[need:], lat[need:], scale[need:]
+            sweeps, t_s = sweeps[need:], t_s[need:]
+            if need <= len(self._calib[-1]):
+                self._calibrate()
+            if not self.ready or len(a) == 0:
+                return []
+        out: list[Condition] = []
+        for i in range(len(a)):
+            out += self._step(float(a[i]), float(lat[i]), float(scale[i]), sweeps[i], float(t_s[i]))
+        return out
+
+    def _step(
+        self, a: float, lat: float, scale: float, sweep: np.ndarray, t: float
+    ) -> list[Condition]:
+        self.n_seen += 1
+        if scale > self.cfg.reject_noise_scale:  # cautery, movement: no information, skip
+            self.n_rejected += 1
+            return []
+        # per-sweep residual energy is a chi-square with ~10 dof: weighting each sweep by it
+        # gives lucky-quiet sweeps far too much weight (heavy-tailed increments, false alarms).
+        # It only rejects gross artefacts (above); the noise level comes from var_factor.
+        noise = math.sqrt(self.var_factor)
+        sd = self.sigma_ratio * noise
+        z = a / self.reference
+        # Huber-style clip at 3 sd: ECG spikes and the edges of cautery bursts have heavier tails
+        # than the Gaussian the thresholds assume; a real drop shifts z by well under 1 sd
+        z = 1.0 + float(np.clip((z - 1.0) / sd, -3.0, 3.0)) * sd
+        z_arr = np.array([z])
+        sd_arr = np.array([sd])
+        # Kalman local-level trend on the amplitude ratio (for display and evidence)
+        q = (self.cfg.trend_q_per_s / self.cfg.rate_hz) ** 2 * self.cfg.rate_hz
+        self.kalman_p += q
+        gain = self.kalman_p / (self.kalman_p + sd**2)
+        self.kalman_x += gain * (z - self.kalman_x)
+        self.kalman_p *= 1.0 - gain
+
+        fired_high = [
+            d for d, c in self.drop_tests.items()
+            if c.update(_llr_drop(z_arr, sd_arr * self._ref_inflation(d, c.h), d)) >= 0
+        ]
+        dp = self.cfg.possible_drop
+        inflate = self._ref_inflation(dp, self.possible.h)
+        fired_med = self.possible.update(_llr_drop(z_arr, sd_arr * inflate, dp)) >= 0
+        sl = self._sigma_l * noise
+        dl = self._lat_shift
+        y = float(np.clip(lat - self._lat0, -3.0 * sl, 3.0 * sl))
+        fired_lat = self.latency.update(np.array([(dl / sl**2) * (y - dl / 2.0)])) >= 0
+
+        if not any(self._state.alarmed.values()):
+            alpha = 1.0 / (self.cfg.reference_tau_s * self.cfg.rate_hz)
+            zs = (z - 1.0) / (sd / noise)
+            self.var_factor += alpha * (min(zs * zs, 9.0) - self.var_factor)
+            # the reference follows slow anaesthetic fade (tau ~ 15 min) but only from sweeps
+            # older than the lag, so a drop is detected long before it can be absorbed. (Gating
+            # updates on "no test elevated" instead would bias it upward: low sweeps elevate.)
+            self._lagged.append(a)
+            if len(self._lagged) > self.cfg.reference_lag_s * self.cfg.rate_hz:
+                # a running mean until it holds as many sweeps as the EWMA, then the EWMA
+                self._n_ref += 1
+                old = self._lagged.popleft()
+                old = self.reference * (1.0 + float(np.clip(old / self.reference - 1.0,
+                                                            -3.0 * sd, 3.0 * sd)))
+                self.reference += max(alpha, 1.0 / self._n_ref) * (old - self.reference)
+        self._recent.append(sweep)
+        tests = [*self.drop_tests.values(), self.possible]
+        keep = max([c.run_length for c in tests] + [50])
+        if len(self._recent) > keep:
+            del self._recent[: len(self._recent) - keep]
+
+        out: list[Condition] = []
+        if fired_high and not self._state.alarmed.get("amplitude"):
+            d = max(fired_high)
+            out.append(self._condition("amplitude", Priority.HIGH, True, t, d, self.drop_tests[d]))
+            self._state.alarmed["amplitude"] = True
+        if fired_med and not self._state.alarmed.get("possible"):
+            out.append(self._condition("possible", Priority.MEDIUM, True, t,
+                                       self.cfg.possible_drop, self.possible))
+            self._state.alarmed["possible"] = True
+        if fired_lat and not self._state.alarmed.get("latency"):
+            out.append(self._condition("latency", Priority.HIGH, True, t, None, self.latency))
+            self._state.alarmed["latency"] = True
+        for test in [*tests, self.latency]:
+            if test.s >= test.h:
+                test.reset()  # its evidence is in the raised condition; accumulate anew
+        out += self._maybe_clear(t)
+        return out
+
+    def _maybe_clear(self, t: float) -> list[Condition]:
+        """Clear once the trend is back above the midpoint for `clear_after_sweeps` sweeps."""
+        if not any(self._state.alarmed.values()):
+            return []
+        tests = [*self.drop_tests.values(), self.possible, self.latency]
+        recovered = self.kalman_x > 1.0 - min(self.cfg.drop_designs) / 2.0 and all(
+            c.s < c.h / 2 for c in tests)
+        self._state.above_count = self._state.above_count + 1 if recovered else 0
+        if self._state.above_count < self.cfg.clear_after_sweeps:
+            return []
+        out = []
+        for name, on in self._state.alarmed.items():
+            if on:
+                prio = Priority.MEDIUM if name == "possible" else Priority.HIGH
+                out.append(self._condition(name, prio, False, t, None, None))
+        self._state = _State()
+        for c in tests:
+            c.reset()
+        return out
+
+    def _condition(self, name: str, prio: Priority, active: bool, t: float,
+                   delta: float | None, test: Cusum | None) -> Condition:
+        m = self.model
+        assert m is not None
+        ci = 1.96 * math.sqrt(self.kalman_p)
+        ev: dict[str, object] = {
+            "method": "template-matched GLS amplitude + CUSUM",
+            "amplitude_ratio": round(self.kalman_x, 4),
+            "amplitude_ratio_ci95": [round(self.kalman_x - ci, 4), round(self.kalman_x + ci, 4)],
+            "reference_ratio": round(self.reference, 4),
+            "sigma_a": round(self.sigma_ratio, 4),
+            "noise_factor": round(math.sqrt(self.var_factor), 3),
+            "whitened": m.whitened,
+            "sweeps_seen": self.n_seen,
+            "sweeps_rejected": self.n_rejected,
+        }
+        if test is not None:
+            n = max(test.run_length, 1)
+            short = np.mean(self._recent[-n:], axis=0) if self._recent else m.template * 0
+            ratio = float(short @ m.w_amp) / self.reference
+            scale = float(np.max(np.abs(short))) / 32767 or 1.0
+            ev.update({
+                "statistic": round(test.s, 3),
+                "threshold": round(test.h, 3),
+                "design_drop": delta,
+                "change_point_sweeps_ago": n,
+                "short_average": {
+                    "n_sweeps": n,
+                    "amplitude_ratio": round(ratio, 4),
+                    "encoding": "int16-le-base64",
+                    "scale_uv": scale,
+                    "data": base64.b64encode(
+                        np.round(short / scale).astype("<i2").tobytes()).decode(),
+                },
+            })
+        what = {"amplitude": "amplitude drop", "latency": "latency increase",
+                "possible": "possible amplitude change"}[name]
+        msg = (f"{self.site}: {what} (now {self.kalman_x:.0%} of baseline, 95% CI "
+               f"{self.kalman_x - ci:.0%}-{self.kalman_x + ci:.0%})" if active
+               else f"{self.site}: {what} cleared")
+        return Condition(
+            id=f"fast.{name}:{self.site}", kind=Kind.PHYSIOLOGICAL, priority=prio,
+            active=active, t_s=t, site=self.site, message=msg, evidence=ev,
+        )
