@@ -20,7 +20,7 @@ MOSQ_DIR="${IONM_MOSQ_DIR:-/etc/mosquitto}"
 BOOT_CONFIG="${IONM_BOOT_CONFIG:-/boot/firmware/config.txt}"
 [ -e "$BOOT_CONFIG" ] || [ ! -e /boot/config.txt ] || BOOT_CONFIG=/boot/config.txt  # pre-bookworm
 USER_NAME=ionm
-DEVICE_ID="${IONM_DEVICE_ID:-ionm-dev}"  # device.id in ionm.toml: the appliance's MQTT username
+DEVICE_ID="${IONM_DEVICE_ID:-}"  # device.id in ionm.toml: the appliance's MQTT username
 APT_PACKAGES=(python3 python3-venv python3-dev build-essential pkg-config libsystemd-dev
     swig liblgpio-dev mosquitto mosquitto-clients openssl)
 DRY_RUN=0
@@ -31,7 +31,7 @@ minimal_config() {
     cat <<EOF
 # /etc/ionm/ionm.toml written by deploy/install.sh; see the README for every key.
 [device]
-id = "$DEVICE_ID"
+id = "${DEVICE_ID:-ionm-dev}"
 
 [frontend]
 kind = "ads1299"
@@ -40,7 +40,7 @@ kind = "ads1299"
 directory = "/var/lib/ionm/cases"
 
 [mqtt]
-username = "$DEVICE_ID"
+username = "${DEVICE_ID:-ionm-dev}"
 password_file = "$CONF_DIR/mqtt-password"
 EOF
 }
@@ -134,12 +134,26 @@ fi
 run "$PREFIX/venv/bin/python" -m pip install -q --upgrade pip
 run "$PREFIX/venv/bin/python" -m pip install -q "$SRC"
 
+# the MQTT login is the device id of the config in use (existing, else the example)
+if [ -z "$DEVICE_ID" ]; then
+    for f in "$CONF_DIR/ionm.toml" "$SRC/deploy/config/ionm.toml"; do
+        if [ -r "$f" ]; then
+            DEVICE_ID="$(python3 -c 'import sys, tomllib
+print(tomllib.load(open(sys.argv[1], "rb")).get("device", {}).get("id", ""))' "$f" 2>/dev/null \
+                || true)"
+            break
+        fi
+    done
+fi
+DEVICE_ID="${DEVICE_ID:-ionm-dev}"
+echo "  device id / MQTT user: $DEVICE_ID"
+
 step "5. configuration in $CONF_DIR"
 run install -d -m 0750 -o root -g "$USER_NAME" "$CONF_DIR"
 if [ -e "$CONF_DIR/ionm.toml" ]; then
     skip "$CONF_DIR/ionm.toml exists (never overwritten)"
 else
-    example="$SRC/deploy/ionm.toml"
+    example="$SRC/deploy/config/ionm.toml"
     if [ -e "$example" ]; then
         run install -m 0640 -o root -g "$USER_NAME" "$example" "$CONF_DIR/ionm.toml"
     else

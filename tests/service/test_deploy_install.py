@@ -53,6 +53,11 @@ def test_deploy_install_dry_run_prints_steps_and_changes_nothing(tmp_path: Path)
     assert f"ionm.service {env['IONM_UNIT_DIR']}/ionm.service" in out
     assert "+ systemctl enable ionm.service" in out
     assert "dry run: nothing was changed" in out
+    example = REPO / "deploy" / "config" / "ionm.toml"  # copied when no ionm.toml exists
+    assert f"{example} {env['IONM_CONF_DIR']}/ionm.toml" in out
+    device_id = tomllib.loads(example.read_text())["device"]["id"]
+    assert f"device id / MQTT user: {device_id}" in out
+    assert f"passwd (user {device_id})" in out
     assert _snapshot(tmp_path) == before
 
 
@@ -74,6 +79,7 @@ def test_deploy_install_second_run_skips_what_is_done(tmp_path: Path) -> None:
     assert "ionm.service up to date" in out and "daemon-reload" not in out
     assert "openssl" not in out and "mosquitto_passwd" not in out
     assert "(already done: password file" in out
+    assert "device id / MQTT user: ionm-dev" in out  # the existing config names none
 
 
 def test_deploy_install_minimal_config_is_valid(tmp_path: Path) -> None:
