@@ -119,15 +119,15 @@ class Patient:
         self.events: deque[StimEvent] = deque(maxlen=events_kept)
         self._sample = 0
         n_ch = len(self.channel_names)
-        streams = [np.random.default_rng(s) for s in np.random.SeedSequence(seed).spawn(11)]
+        streams = [np.random.default_rng(s) for s in np.random.SeedSequence(seed).spawn(12)]
         (r_setup, r_eeg, r_emg, r_white, r_drift, r_stim, r_sweep, r_ecg, r_caut,
-         self._r_move, r_grid) = streams
+         self._r_move, r_grid, r_wander) = streams
         self._r_white, self._r_sweep, self._r_ecg, self._r_caut = r_white, r_sweep, r_ecg, r_caut
 
         kinds = [place_of(c).kind for c in self.channel_names]
         self._art_gain = np.array([[0.25 if k in ("scalp", "unknown") else 1.0] for k in kinds])
         scale = np.array([_NOISE_BY_KIND[k] for k in kinds])
-        var = r_setup.uniform(0.8, 1.25, (n_ch, 3))  # electrodes differ
+        var = r_setup.uniform(0.9, 1.12, (n_ch, 3))  # electrodes differ
         self._eeg = noise.PinkEeg(self.fs, ps.eeg_rms_uv * scale[:, 0] * var[:, 0], r_eeg,
                                   slope=ps.eeg_slope)
         emg_rms = np.where([k.startswith("muscle") for k in kinds], ps.muscle_emg_rms_uv,
@@ -144,6 +144,10 @@ class Patient:
         # look better here than in theatre
         self._grid_hz = noise.OffsetDrift(self.fs, np.zeros(1), MAINS_WANDER_HZ, 60.0, r_grid)
         self._grid_rad = 0.0
+        # background noise is not stationary: each electrode's EEG/EMG level wanders slowly
+        # (log-level SD `noise_wander`, minutes), as anaesthetic depth and muscle tone do
+        self._wander = noise.OffsetDrift(self.fs, np.zeros(n_ch), ps.noise_wander, 120.0,
+                                         r_wander, smooth_s=5.0)
 
         self._placements = self._place()
         self._interleaver = Interleaver([s.rate_hz for s in self.sites], min_gap_s=1.0 / self.fs,
@@ -286,6 +290,8 @@ class Patient:
 
         noise_level = self._noise_track.value(t) / 100.0
         uv = (self._eeg.generate(n) + self._emg.generate(n)) * noise_level
+        if self.settings.noise_wander > 0:
+            uv *= np.exp(self._wander.generate(n))
         uv += self._r_white.standard_normal((n, n_ch)).T * self.settings.amp_noise_uv
         uv += self._drift.generate(n)
         mains_amp = self._mains_amp[:, None] * (self._mains_track.value(t) / 100.0)[None, :]

@@ -44,6 +44,8 @@ class PatientSettings:
     eeg_slope: float = field(1.6, min=0.2, max=1.9, help="EEG power spectrum falls as 1/f**slope")
     emg_rms_uv: float = field(2.0, min=0.0, max=1e4, help="EMG RMS µV at cervical/Erb/popliteal")
     muscle_emg_rms_uv: float = field(8.0, min=0.0, max=1e4, help="EMG RMS µV at muscle channels")
+    noise_wander: float = field(0.15, min=0.0, max=1.0,
+                                help="SD of the slow log-level wander of EEG/EMG (minutes)")
     amp_noise_uv: float = field(0.7, min=0.0, max=100.0, help="white amplifier+electrode noise RMS")
     offset_uv: float = field(3000.0, min=0.0, max=1e6, help="largest electrode DC offset µV")
     drift_uv: float = field(200.0, min=0.0, max=1e6, help="SD of the slow offset wander µV")
