@@ -53,8 +53,9 @@ class LocalBroker:
         self.log = workdir / "mosquitto.log"
         self.conf.write_text(f"listener {self.port} 127.0.0.1\nallow_anonymous true\n"
                              f"persistence false\nlog_dest file {self.log}\n")
+        # own session: Ctrl-C reaches the appliance only, which then says goodbye over MQTT
         self.proc = subprocess.Popen([binary, "-c", str(self.conf)], stdout=subprocess.DEVNULL,
-                                     stderr=subprocess.PIPE)
+                                     stderr=subprocess.PIPE, start_new_session=True)
         deadline = time.monotonic() + 5.0
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:
