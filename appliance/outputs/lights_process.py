@@ -23,6 +23,7 @@ from typing import Any
 
 from appliance.alarms.events import Display
 from appliance.errors import ConfigError
+from appliance.outputs.gpio import GpioError
 from appliance.settings.lights import LightsSettings
 
 log = logging.getLogger(__name__)
@@ -51,9 +52,13 @@ def _child(settings: LightsSettings, q: Any, status: Any, parent_pid: int, realt
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the parent's; it sends "close"
     got = raise_priority() if realtime else "normal priority (realtime=False)"
     (log.warning if got.startswith("normal") else log.info)("lights process: %s", got)
-    status.put(got)
-    backend = backend_from_settings(settings)
-    lights = Lights.from_settings(settings, backend)
+    try:
+        backend = backend_from_settings(settings)
+        lights = Lights.from_settings(settings, backend)
+    except Exception as e:  # reported to the parent, which raises it: no silent dark lights
+        status.put(("error", f"{type(e).__name__}: {e}"))
+        return
+    status.put(("ok", got))
     try:
         while True:
             try:
@@ -85,6 +90,9 @@ class LightsProcess:
     With `source` (e.g. `manager.display`), a parent thread forwards the display whenever it
     changes (polled every `poll_s`). With `realtime` the child asks for SCHED_FIFO (or a lower
     nice value) where the OS allows it (see `raise_priority`).
+
+    The constructor waits until the child has opened its backend (about a second: spawn imports
+    numpy) and raises GpioError with the child's reason if it could not, e.g. RPi.GPIO missing.
     """
 
     def __init__(
@@ -93,6 +101,7 @@ class LightsProcess:
         source: Callable[[], Display] | None = None,
         poll_s: float = 0.05,
         realtime: bool = True,
+        start_timeout_s: float = 30.0,
     ) -> None:
         if settings.backend == "recording":
             raise ConfigError(
@@ -102,12 +111,21 @@ class LightsProcess:
         ctx = mp.get_context("spawn")  # no fork of a threaded parent
         self._q = ctx.Queue()
         self._status = ctx.Queue()
-        self._priority: str | None = None
         self._proc = ctx.Process(
             target=_child, args=(settings, self._q, self._status, os.getpid(), realtime),
             name="ionm-lights", daemon=True,
         )
         self._proc.start()
+        try:
+            result, detail = self._status.get(timeout=start_timeout_s)
+        except queue.Empty:
+            result, detail = "error", f"no word from it within {start_timeout_s:g} s"
+        if result != "ok":
+            self._proc.join(timeout=1.0)
+            if self._proc.is_alive():
+                self._proc.terminate()
+            raise GpioError(f"lights process failed to start: {detail}")
+        self._priority = detail
         self.n_dropped = 0
         self._stop = threading.Event()
         self._forwarder = None
@@ -117,13 +135,8 @@ class LightsProcess:
             )
             self._forwarder.start()
 
-    def priority(self, timeout_s: float = 20.0) -> str:
-        """The scheduling the child obtained (waits for it to start), e.g. 'SCHED_FIFO 10'."""
-        if self._priority is None:
-            try:
-                self._priority = self._status.get(timeout=timeout_s)
-            except queue.Empty:
-                return "unknown (lights process not started)"
+    def priority(self) -> str:
+        """The scheduling the child obtained, e.g. 'SCHED_FIFO 10'."""
         return self._priority
 
     def alive(self) -> bool:

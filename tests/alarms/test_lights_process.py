@@ -100,3 +100,11 @@ def test_child_goes_dark_when_its_parent_is_killed(tmp_path):
         assert t_s - t_kill < 0.6, name  # dark promptly, not frozen in its last state
     # red was flashing and cyan on until the parent died
     assert any(t.state for t in read_transitions(path, "cyan"))
+
+
+def test_child_that_cannot_open_its_backend_is_a_clear_error():
+    from appliance.outputs.gpio import GpioError
+
+    s = config.from_dict({"lights": {"backend": "rpi"}}).lights  # off a Pi: no RPi.GPIO
+    with pytest.raises(GpioError, match="lights process failed to start: .*rpi-lgpio"):
+        LightsProcess(s)
