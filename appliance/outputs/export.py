@@ -6,7 +6,8 @@ csv   trends.csv (one row per trend and component), alarms.csv (alarm events: ra
       acknowledged, ...), events.csv (every event, its JSON in a column), case.csv (key, value).
 edf   the raw segments as BDF+ (the 24-bit member of the EDF+ family; 16-bit EDF+ would lose the
       ADC's resolution), each copied up to its last whole record — a segment cut short by a
-      crash comes out with a consistent header — and checked readable before it is reported.
+      crash comes out with a consistent header — and checked readable before it is reported
+      (header, size and first/last record: memory stays bounded for an 8-hour case).
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from appliance.errors import RecordingError
-from appliance.frontend.bdf import COUNT_OFFSET, BdfReader, read_recording
+from appliance.frontend.bdf import COUNT_OFFSET, BdfReader
 from appliance.outputs import casestore
 
 TREND_COLUMNS = ["t_s", "t_utc", "site", "modality", "channel", "n_sweeps", "component",
@@ -109,7 +110,10 @@ def export_edf(case_dir: Path, out: Path) -> list[Path]:
                 left -= len(chunk)
             dst.seek(COUNT_OFFSET)
             dst.write(str(reader.n_records).ljust(8).encode("ascii"))
-        read_recording(dest)  # strict: the copy must be whole and consistent
+        check = BdfReader(dest)  # strict: header count and size agree, signals parse
+        if check.n_records:  # decode the first and last record (memory stays bounded)
+            check.read_records(0, 1)
+            check.read_records(check.n_records - 1, 1)
         written.append(dest)
     return written
 
