@@ -74,6 +74,9 @@ def plan_site(s: SiteSettings, a: AnalysisSettings, channel_names: tuple[str, ..
                           "frontend.sample_rate_hz or lower band_hz.")
     notch = a.notch_hz if s.notch_hz < 0 else s.notch_hz
     notch = notch if 0 < notch < 0.5 * fs_hz else None
+    if mod.family == "tcmep" and not s.d_wave and s.n_sweeps > 1:
+        raise ConfigError(f"{path}.n_sweeps: got {s.n_sweeps}, allowed: 0 or 1 — muscle MEPs "
+                          "are judged sweep by sweep, never averaged (d_wave = true averages).")
     n = s.n_sweeps or (mod.extra.get("d_wave_sweeps", mod.n_sweeps) if s.d_wave else mod.n_sweeps)
     upd = s.update_sweeps or (min(5, n) if s.d_wave else mod.update_sweeps)
     crit = dict(mod.criteria)

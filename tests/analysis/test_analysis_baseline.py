@@ -94,6 +94,14 @@ def test_analysis_config_errors_name_the_key(site, key):
     assert key in str(e.value)
 
 
+def test_analysis_muscle_mep_is_never_averaged():
+    with pytest.raises(ConfigError, match=r"analysis.sites\[0\].n_sweeps.*never averaged"):
+        Monitor(config.from_dict({
+            "frontend": {"channels": ["APB-R"], "sample_rate_hz": 8000},
+            "analysis": {"sites": [{"name": "R hand", "modality": "tcmep",
+                                    "channels": ["APB-R"], "n_sweeps": 4}]}}))
+
+
 def test_analysis_band_above_nyquist_is_cut_and_recorded():
     cfg = config.from_dict({"frontend": {"channels": ["Cz-A1"], "sample_rate_hz": 4000},
                             "analysis": {"sites": [{"name": "L ear", "modality": "baep",
