@@ -4,7 +4,9 @@ Blocks of `frontend.block_ms` come out as fast as they are asked for, or paced a
 rate (`frontend.realtime`). Stimulus events, in the block's `trigger` bits:
   - from a trigger channel when the file has one (label 'Status' as BioSemi writes it, or
     'Trigger'/'STI 014'): its low 16 bits, sample exact;
-  - otherwise from EDF+/BDF+ annotations: the texts "stim bit N" (what our BdfWriter writes),
+  - and from EDF+/BDF+ annotations, unless the trigger channel already shows the same bit within
+    2 samples (our own files carry both; a Status channel left at zero is filled): the texts
+    "stim bit N" (what our BdfWriter writes),
     "stimulus N", "trigger N", "bit N", "TN" (e.g. PhysioNet's T0/T1/T2) set bit N as a
     one-sample pulse at the annotation's onset; `annotation_bits` maps other texts explicitly
     (text -> bit); from_config adds each analysis site's name -> its trigger_bit (an
@@ -86,7 +88,8 @@ class RecordingFrontEnd:
         self.health = FrontEndHealth()
         self.finished = False
         self.n_samples = self.reader.n_samples
-        self.trigger_source = "channel" if self.reader.trigger_idx is not None else "annotations"
+        has_channel = self.reader.trigger_idx is not None
+        self.trigger_source = "channel" if has_channel else "annotations"
         self.annotations = self.reader.read_annotations()
         self.unmapped_annotations: dict[str, int] = {}
         self._event_samples, self._event_bits = self._annotation_events(annotation_bits)
@@ -119,8 +122,6 @@ class RecordingFrontEnd:
 
     def _annotation_events(self, mapping: Mapping[str, int] | None
                            ) -> tuple[np.ndarray, np.ndarray]:
-        if self.trigger_source == "channel":
-            return np.zeros(0, np.int64), np.zeros(0, np.uint16)
         samples, bits = [], []
         for a in self.annotations:
             bit = annotation_bit(a.text, mapping)
@@ -130,7 +131,11 @@ class RecordingFrontEnd:
             samples.append(int(round(a.onset_s * self.sample_rate_hz)))
             bits.append(1 << bit)
         order = np.argsort(samples, kind="stable")
-        return np.asarray(samples, np.int64)[order], np.asarray(bits, np.uint16)[order]
+        samples_a = np.asarray(samples, np.int64)[order]
+        bits_a = np.asarray(bits, np.uint16)[order]
+        if samples_a.size and self.trigger_source == "channel":
+            self.trigger_source = "channel+annotations"
+        return samples_a, bits_a
 
     def start(self) -> None:
         self._t0 = self.clock() - self._next_sample / self.sample_rate_hz
@@ -174,13 +179,18 @@ class RecordingFrontEnd:
         i = first - self._buf_first
         data = self._buf[0][:, i : i + n]
         sat = self._buf[2][:, i : i + n]
-        if self.trigger_source == "channel":
-            trig = self._buf[1][i : i + n] & self.trigger_mask
+        if self.reader.trigger_idx is not None:
+            trig = self._buf[1][i : i + n].copy()
         else:
             trig = np.zeros(n, np.uint16)
-            lo, hi = np.searchsorted(self._event_samples, [first, first + n])
-            np.bitwise_or.at(trig, self._event_samples[lo:hi] - first, self._event_bits[lo:hi])
-            trig &= self.trigger_mask
+        lo, hi = np.searchsorted(self._event_samples, [first, first + n])
+        for s, bit in zip(self._event_samples[lo:hi] - first, self._event_bits[lo:hi],
+                          strict=True):
+            # an annotated stimulus the trigger channel already shows (within 2 samples) is
+            # the same event; one it lacks (a Status channel left at zero) is added
+            if not (trig[max(0, s - 2) : s + 3] & bit).any():
+                trig[s] |= bit
+        trig &= self.trigger_mask
         self._next_sample = first + n
         self.health.samples += n
         return SampleBlock(data, trig.astype(np.uint16), sat, np.zeros(len(self._pick), bool),

@@ -63,7 +63,7 @@ def test_bdf_frontend_plays_file_with_events(tmp_path: Path, status: bool) -> No
     path = _file(tmp_path, status)
     fe = open_frontend(_cfg(path, trigger_mask=0x01))  # through C's factory
     assert isinstance(fe, RecordingFrontEnd)
-    assert fe.trigger_source == ("channel" if status else "annotations")
+    assert fe.trigger_source == ("channel+annotations" if status else "annotations")
     data, trig, firsts = _play(fe)
     uv, src_trig = _source()
     assert data.shape[1] == 4 * FS  # 3.5 s of samples, last record padded by the writer
@@ -74,6 +74,20 @@ def test_bdf_frontend_plays_file_with_events(tmp_path: Path, status: bool) -> No
     assert fe.finished and fe.read_block() is None
     if not status:
         assert fe.unmapped_annotations == {"alarm raised: x (high)": 1, "recording end": 1}
+
+
+def test_bdf_frontend_zero_status_channel_falls_back_to_annotations(tmp_path: Path) -> None:
+    """A Status channel left at zero while the stimuli are annotated (e.g. a converted file)."""
+    uv, src_trig = _source()
+    path = tmp_path / "zero-status.bdf"
+    w = BdfWriter(path, CHANNELS, FS, trigger_channel=True, annotate_triggers=False)
+    w.write_samples(uv)  # trigger bits all zero
+    for i in np.flatnonzero(src_trig & 1):
+        w.annotate(i / FS, 0.0, "stim bit 0")
+    w.close()
+    fe = open_frontend(_cfg(path))
+    _, trig, _ = _play(fe)
+    np.testing.assert_array_equal(np.flatnonzero(trig), np.flatnonzero(src_trig & 1))
 
 
 def test_bdf_frontend_events_from_foreign_edf_annotations(tmp_path: Path) -> None:
