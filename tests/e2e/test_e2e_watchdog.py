@@ -1,0 +1,61 @@
+"""WATCHDOG=1 only while data flow end to end: a front-end stall (scenario event in the simulated
+front end, inside the acquisition process) stops the watchdog and darkens the green lamp, raises
+tech.stall; when samples come back, both resume and the condition ends."""
+
+from __future__ import annotations
+
+import threading
+import time
+from pathlib import Path
+
+import numpy as np
+from e2e_helpers import config_dict, wait_for
+
+from appliance import config
+from appliance.outputs.gpio import RecordingBackend
+from appliance.service import Appliance
+
+STALL = """
+name = "e2e-stall"
+[[event]]
+type = "stall"
+at_s = 4.0
+duration_s = 3.0
+"""
+
+
+def test_e2e_stall_stops_watchdog_and_green_then_both_resume(tmp_path: Path, notify) -> None:
+    d = config_dict(tmp_path, None, realtime=True)
+    Path(d["frontend"]["scenario"]).write_text(STALL)
+    cfg = config.from_dict(d)
+    backend = RecordingBackend()
+    app = Appliance(cfg, tmp_path / "state", lights_backend=backend)
+    runner = threading.Thread(target=app.run, daemon=True)
+    runner.start()
+    try:
+        assert wait_for(lambda: "tech.stall" in app.timeline.raised_s, 30.0), (
+            app.timeline, app.status_line())
+        stalled = app.timeline.raised_s["tech.stall"]
+        assert wait_for(lambda: [1 for t, m in notify.messages
+                                 if m == "WATCHDOG=1" and t > stalled + 3.0], 10.0)
+        time.sleep(1.0)
+    finally:
+        app.request_stop()
+        runner.join(20.0)
+    assert not runner.is_alive()
+    ready = notify.first("READY=1")
+    wd = np.array([t for t, m in notify.messages if m == "WATCHDOG=1"])
+    assert wd.size >= 6 and wd.min() >= ready
+    # fed every 0.5 s before the stall, none from the stall until samples return (3 s stall,
+    # noticed after stall_s = 0.5 s), then fed again
+    before, after = wd[wd <= stalled], wd[wd > stalled]
+    assert before.size >= 3 and after.size >= 2
+    assert after[0] - stalled > 2.0, after[0] - stalled
+    assert np.max(np.diff(before)) < 1.0
+    # green dark during the stall, lit again after it
+    t_g, s_g = backend.edges("green", since_s=ready)
+    offs = t_g[~s_g]
+    assert np.any((offs > stalled - 1.0) & (offs < stalled + 1.0)), (t_g, s_g, stalled)
+    assert np.any(s_g[t_g > stalled + 2.0])
+    # the stall was a technical alarm while it lasted; it ended (not latching)
+    assert "tech.stall" not in {a["alarm_id"] for a in app.manager.active_set()}
