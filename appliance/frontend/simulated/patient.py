@@ -104,6 +104,9 @@ class _Placement:
 
 
 class Patient:
+    """A simulated patient on `channel_names` at `sample_rate_hz`, stimulated at `sites`
+    (SiteSettings), changed over time by `scenario`; see the module docstring."""
+
     def __init__(self, channel_names: Sequence[str], sample_rate_hz: float, sites: Sequence[Any],
                  scenario: Scenario | None = None, seed: int = 1,
                  events_kept: int | None = 1_000_000) -> None:
@@ -157,6 +160,7 @@ class Patient:
         self._amp_tracks: dict[tuple[int, str], Track] = {}
         self._lat_tracks: dict[tuple[int, str], tuple[Track, Track]] = {}
         sc = self.scenario
+
         def level(kind: str) -> Track:
             return Track([(e.at_s, e.ramp_s, e.to_percent) for _, e in sc.of_type(kind)])
 
