@@ -3,7 +3,9 @@
 Measured in the same run, so the ratios hold on a noisy machine:
   alarm latency   publish_alarm_event() -> a subscriber's on_message, p50/p99 (ms), one alarm
                   every 10 ms; peer: paho publish(qos=1) of the same payload from a loop_start
-                  client. The link's figure includes the outbox commit (synchronous=FULL).
+                  client. The link's figure includes the outbox commit; with the default
+                  mqtt.alarm_fsync = "after_publish" the fsync follows the publish call, the
+                  "fsync_first" figures are for "before_publish" (an fsync on the path).
   throughput      trends and waveforms in the shapes the analysis emits, for 8 channels with
                   every modality (4 sites x 2 channels), published as fast as the caller can;
                   rate = messages received / time to the last. Peer: raw paho, same messages.
@@ -157,20 +159,26 @@ def run(quick: bool = False) -> dict[str, Any]:
     n_updates = 5 if quick else 40
     broker = _Mosquitto()
     work = Path(tempfile.mkdtemp(prefix="ionm-bench-outbox-"))
-    cfg = from_dict({"device": {"id": "bench"},
-                     "mqtt": {"host": "127.0.0.1", "port": broker.port, "keepalive_s": 10,
-                              "inflight_window": 20},
-                     "analysis": {"sites": SITES}})
-    link = MqttLink(cfg, work / "outbox.db")
+
+    def cfg(device: str, fsync: str) -> Any:
+        return from_dict({"device": {"id": device},
+                          "mqtt": {"host": "127.0.0.1", "port": broker.port, "keepalive_s": 10,
+                                   "inflight_window": 20, "alarm_fsync": fsync},
+                          "analysis": {"sites": SITES}})
+
+    link = MqttLink(cfg("bench", "after_publish"), work / "outbox.db")
+    strict = MqttLink(cfg("strict", "before_publish"), work / "strict.db")
     raw = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, protocol=mqtt.MQTTv5)
     raw.max_inflight_messages_set(20)
     raw.max_queued_messages_set(0)
     try:
         link.start()
+        strict.start()
         raw.connect("127.0.0.1", broker.port)
         raw.loop_start()
         deadline = time.monotonic() + 5
-        while not link.stats()["connected"] and time.monotonic() < deadline:
+        while not (link.stats()["connected"] and strict.stats()["connected"]) and (
+                time.monotonic() < deadline):
             time.sleep(0.01)
         # alarm latency
         sink = _Sink(broker.port, "bench/raw/alarm")
@@ -181,6 +189,11 @@ def run(quick: bool = False) -> dict[str, Any]:
         link_lat = _latency(broker.port, lambda k: link.publish_alarm_event(_alarm(k)),
                             "ionm/v1/bench/alarm/event", n_alarms, sink)
         sink.close()
+        sink = _Sink(broker.port, "ionm/v1/strict/alarm/event")
+        strict_lat = _latency(broker.port, lambda k: strict.publish_alarm_event(_alarm(k)),
+                              "ionm/v1/strict/alarm/event", n_alarms, sink)
+        sink.close()
+        strict.stop()
         # throughput for the 8-channel, all-modality montage
         msgs = _montage_messages(n_updates)
         n = len(msgs)
@@ -199,6 +212,7 @@ def run(quick: bool = False) -> dict[str, Any]:
         sink.close()
     finally:
         link.stop()
+        strict.stop()
         raw.loop_stop()
         raw.disconnect()
         broker.close()
@@ -212,6 +226,8 @@ def run(quick: bool = False) -> dict[str, Any]:
         "mqtt_raw_paho_latency_p99_ms": _pct(raw_lat, 99),
         "mqtt_latency_p99_ratio_vs_raw": round(_pct(link_lat, 99) / _pct(raw_lat, 99), 2),
         "mqtt_alarms_received": f"{len(link_lat)}/{n_alarms}",
+        "mqtt_alarm_latency_fsync_first_p50_ms": _pct(strict_lat, 50),
+        "mqtt_alarm_latency_fsync_first_p99_ms": _pct(strict_lat, 99),
         "mqtt_montage": f"{channels} channels, {len(SITES)} modalities",
         "mqtt_required_msgs_per_s": required,
         "mqtt_sustained_msgs_per_s": round(link_rate, 1),

@@ -58,6 +58,13 @@ class MqttSettings:
     inflight_window: int = field(
         20, min=1, max=1000, help="unacknowledged outbox messages at once (capped by the broker)"
     )
+    alarm_fsync: str = field(
+        "after_publish", choices=("after_publish", "before_publish"),
+        help="alarm rows are always committed before their publish (kill -9 safe); "
+        "'after_publish' syncs them to storage right after handing them to the socket, "
+        "'before_publish' first (power-loss safe even without a PUBACK, adds an fsync to "
+        "alarm latency)",
+    )
     alarm_expiry_s: int = field(
         300, min=5, max=86_400, help="MQTT 5 message expiry of alarm events (stale: not sent)"
     )

@@ -83,8 +83,8 @@ def test_mqtt_fuzzed_commands_always_answered(tmp_path: Path, broker) -> None:
         corrs = [m.corr for m in sub.msgs]
         assert len(corrs) == len(set(corrs)) == next(counter)
         # and the link still publishes
-        link.publish_alarm_event({"type": "alarm_event", "event": "raised", "alarm_id": "a"})
         probe = Collector(broker.host, broker.port, f"{BASE}/alarm/event")
+        link.publish_alarm_event({"type": "alarm_event", "event": "raised", "alarm_id": "a"})
         assert probe.wait_for(lambda ms: len(ms) == 1, 5)
         probe.close()
         assert link.healthy()

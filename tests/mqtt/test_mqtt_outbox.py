@@ -60,7 +60,8 @@ def test_mqtt_drops_reported_in_health_and_alarms_kept(tmp_path: Path, mosq_dir:
         broker.start()
         assert sub.wait_for(lambda ms: any(m.topic == f"{BASE}/health" for m in ms)
                             and len(sub.on(f"{BASE}/alarm/event")) == 10
-                            and len(sub.on(f"{BASE}/waveform/ssep_upper/L_median")) >= 90, 10)
+                            and len(sub.on(f"{BASE}/waveform/ssep_upper/L_median")) >= 90, 15), (
+            {t: len(sub.on(t)) for t in {m.topic for m in sub.msgs}}, link.stats())
     finally:
         link.stop()
         sub.close()

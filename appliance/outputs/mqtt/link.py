@@ -5,6 +5,7 @@ in-memory queue and a byte on a wake-up socket — never a lock held by the netw
 The owner thread:
   1. drains the queue: assigns per-topic sequence numbers, wraps the envelope, commits QoS 1
      rows to the SQLite outbox (one transaction per batch) before anything is published;
+     alarm rows are fsynced right after their publish call (or before it: mqtt.alarm_fsync);
   2. connects with exponential backoff and +-25 % jitter; a fresh paho Client per connection,
      so no stale in-memory paho queue competes with the outbox after a reconnect;
      `on_pre_connect` bumps the persisted session counter and sets the death certificate as the
@@ -107,6 +108,7 @@ class MqttLink:
         self._acked: list[int] = []
         self._cursor: dict[Lane, int] = {}
         self._backlog_until = 0
+        self._sync_pending = False
         self._tokens = 0.0
         self._last_refill = 0.0
         self._last_health = 0.0
@@ -124,6 +126,10 @@ class MqttLink:
     # ---- public API (any thread, never blocks) ----------------------------------------------
 
     def start(self) -> None:
+        """Open the outbox (ConfigError if it cannot be) and start the owner thread. One-shot:
+        after stop(), make a new MqttLink."""
+        if self._thread is not None or self._stopping.is_set():
+            return
         self._outbox = Outbox(self.outbox_path, self.s.outbox_max_rows)
         self._outbox_ok = True
         self._session = self._outbox.counters.get("session", 0)
@@ -306,6 +312,9 @@ class MqttLink:
             self._pump()
             if now - self._last_health >= self.health_interval_s:
                 self._put(_Pub(self.topics.health, {"type": "health"}, None))
+        if self._sync_pending:  # alarm rows: power-loss safe right after they went out
+            self._sync_pending = False
+            self._outbox_sync()
         self._wait_io(0.25 if self._client is not None else
                       max(0.0, min(0.25, self._next_connect - now)))
         if self._lost:
@@ -333,7 +342,6 @@ class MqttLink:
             seqs[stream] = seq
             if p.body.get("type") == "health":
                 p.body["mqtt"] = self.stats()
-                self._last_health = time.monotonic()
             data = payloads.to_json(payloads.envelope(p.body, seq, self.device))
             if p.lane is None:
                 live.append((p, data))
@@ -342,7 +350,9 @@ class MqttLink:
                 exp = wall + p.expiry_s if p.expiry_s else None
                 rows.append(NewRow(p.lane, p.topic, data, 1, p.retain, exp))
         try:
-            ob.commit(rows, seqs, durable)
+            fsync_first = durable and self.s.alarm_fsync == "before_publish"
+            ob.commit(rows, seqs, fsync_first)
+            self._sync_pending |= durable and not fsync_first
             self._outbox_ok = True
         except Exception as e:
             # disk trouble: say so in health and the watchdog; still try to deliver live
@@ -366,6 +376,8 @@ class MqttLink:
         if info.rc == mqtt.MQTT_ERR_SUCCESS:
             self._direct.add(info.mid)
             self.counts["published"] += 1
+            if p.topic == self.topics.health:
+                self._last_health = time.monotonic()
 
     def _pump(self) -> None:
         ob, client = self._outbox, self._client
@@ -408,6 +420,15 @@ class MqttLink:
                 break  # strict class order: lower classes wait for room
         ob.delete(expired, reason="expired")
 
+    def _outbox_sync(self) -> None:
+        assert self._outbox is not None
+        try:
+            self._outbox.sync()
+        except Exception as e:
+            self.counts["outbox_errors"] += 1
+            self._outbox_ok = False
+            self.last_error = f"outbox sync: {e}"
+
     def _delete_acked(self) -> None:
         assert self._outbox is not None
         ids, self._acked = self._acked, []
@@ -441,7 +462,10 @@ class MqttLink:
                     pass
             except (BlockingIOError, OSError):
                 pass
-        if client is None or sock is None:
+        if client is None:
+            return
+        if sock is None:  # paho closed it (error path): reconnect
+            self._lost = True
             return
         rc = mqtt.MQTT_ERR_SUCCESS
         if sock in r or getattr(sock, "pending", lambda: 0)() > 0:
@@ -597,6 +621,8 @@ class MqttLink:
                     self._wait_io(0.05)
             if self._acked:  # PUBACKs read in the last iteration: their rows are done
                 self._delete_acked()
+            if self._sync_pending:
+                self._outbox_sync()
             if client is not None and self._connected:
                 # reason 4: the broker publishes the Will (death certificate) for us
                 client.disconnect(reasoncode=ReasonCode(PacketTypes.DISCONNECT, identifier=4))

@@ -1,9 +1,11 @@
 """Store-and-forward outbox: SQLite in WAL mode, owned by the link's thread (not thread-safe).
 
 A row is committed before its message is published and deleted when its PUBACK arrives, so
-whatever was not acknowledged survives a broker outage, a network cut and a kill -9.
-Alarm rows commit with synchronous=FULL (power-loss safe), the rest with NORMAL (process-crash
-safe). Rows are read back by class (alarm, trend, waveform), oldest first within a class.
+whatever was not acknowledged survives a broker outage, a network cut and a kill -9 (a commit in
+WAL mode with synchronous=NORMAL is in the OS once it returns). Alarm rows are also made
+power-loss safe with an fsync of the WAL (`sync()`, or `durable=True` on the commit), either
+right after their publish call or before it (mqtt.alarm_fsync). Rows are read back by class
+(alarm, trend, waveform), oldest first within a class.
 
 The same file keeps the persistent counters: per-topic sequence numbers, the session counter and
 the drop accounting, so none of them restart from zero after a restart.
@@ -12,6 +14,7 @@ the drop accounting, so none of them restart from zero after a restart.
 from __future__ import annotations
 
 import sqlite3
+import threading
 import time
 from dataclasses import dataclass
 from enum import IntEnum
@@ -68,12 +71,30 @@ class Outbox:
             self.db = sqlite3.connect(str(self.path), isolation_level=None,
                                       check_same_thread=False)
             self.db.execute("PRAGMA journal_mode=WAL")
+            # checkpoints (which fsync the database file) run on their own thread, so a slow
+            # SD card never stalls the link's thread mid-alarm
+            self.db.execute("PRAGMA wal_autocheckpoint=0")
             self.db.executescript(_SCHEMA)
         except (OSError, sqlite3.Error) as e:
             raise ConfigError(f"mqtt outbox {str(self.path)!r}: cannot open it ({e}).") from e
         self._sync = ""
         self.counters: dict[str, int] = dict(self.db.execute("SELECT name, value FROM counters"))
         self.rows = self._count()
+        self._stop = threading.Event()
+        self._checkpointer = threading.Thread(target=self._checkpoints, daemon=True,
+                                              name="ionm-mqtt-checkpoint")
+        self._checkpointer.start()
+
+    def _checkpoints(self, every_s: float = 2.0) -> None:
+        db = sqlite3.connect(str(self.path), isolation_level=None)
+        try:
+            while not self._stop.wait(every_s):
+                try:
+                    db.execute("PRAGMA wal_checkpoint(PASSIVE)")
+                except sqlite3.Error:
+                    pass  # busy: next time
+        finally:
+            db.close()
 
     def _count(self) -> int:
         return int(self.db.execute("SELECT COUNT(*) FROM outbox").fetchone()[0])
@@ -141,6 +162,15 @@ class Outbox:
                 n -= cur.rowcount
         return dropped
 
+    def sync(self) -> None:
+        """Make every committed row power-loss safe: a synchronous=FULL transaction fsyncs the
+        WAL, which holds the earlier NORMAL commits too."""
+        self._synchronous("FULL")
+        n = self.counters.get("syncs", 0) + 1
+        self.db.execute("INSERT INTO counters(name, value) VALUES ('syncs', ?) "
+                        "ON CONFLICT(name) DO UPDATE SET value = excluded.value", (n,))
+        self.counters["syncs"] = n
+
     def fetch(self, lane: Lane, after_id: int, limit: int) -> list[Row]:
         rows = self.db.execute(
             "SELECT id, lane, topic, payload, qos, retain, expires_at FROM outbox "
@@ -171,6 +201,8 @@ class Outbox:
         return int(self.db.execute("SELECT COALESCE(MAX(id), 0) FROM outbox").fetchone()[0])
 
     def close(self) -> None:
+        self._stop.set()
+        self._checkpointer.join(2.0)
         try:
             self.db.close()
         except sqlite3.Error:
