@@ -1,12 +1,14 @@
 """Measure the simulated patient the way issue 7 defines its noise, so docs quote real numbers:
 
     python -m appliance.frontend.simulated.measure [--seconds 120] [--seeds 1 2 3] [--json]
+    python -m appliance.frontend.simulated.measure --acquisition 30
 
 Per seed: EEG RMS (1-100 Hz) and SSEP-band RMS (30-1000 Hz) per channel; sigma_a, the per-sweep SD
 of the amplitude estimated by projecting each conditioned sweep (30-1000 Hz band-pass plus 50 Hz
 notch, zero phase) onto the true response shape, as a fraction of its amplitude; the sequential
 bound n* = 2 ln(ARL0) sigma_a^2 / delta^2 for a 60 % drop (ARL0 = sweeps in 8 h) in seconds; and
-how many times faster than real time the patient is generated.
+how many times faster than real time the patient is generated. --acquisition: the delay of
+blocks through the acquisition process (child read -> parent get_block), p50/p99/max.
 """
 
 from __future__ import annotations
@@ -66,13 +68,46 @@ def measure(seed: int, seconds: float, fs: int = 4000) -> dict:
     return out
 
 
+def acquisition_latency(seconds: float) -> dict:
+    """Blocks through the acquisition process in real time (8 ch, 4 kSPS, 16 ms blocks): the
+    delay from the child's read (block.t_monotonic_s) to the parent's get_block, and gaps."""
+    from appliance import config
+    from appliance.frontend.acquisition import Acquisition
+
+    sites = [{"name": s.name, "modality": s.modality, "channels": list(s.channels),
+              "trigger_bit": s.trigger_bit, "rate_hz": s.rate_hz} for s in SITES]
+    cfg = config.from_dict({"frontend": {"sample_rate_hz": 4000, "block_ms": 16.0},
+                            "analysis": {"sites": sites}})
+    delays, n = [], 0
+    with Acquisition(cfg) as acq:
+        t_end = None
+        while t_end is None or time.monotonic() < t_end:
+            b = acq.get_block(0.5)
+            if b is None:
+                continue
+            t_end = t_end or time.monotonic() + seconds
+            delays.append(time.monotonic() - b.t_monotonic_s)
+            n += b.n_samples
+        h = acq.health()
+    d_ms = np.array(delays) * 1000
+    return {"blocks": len(delays), "samples": n, "missed_samples": h.missed_samples,
+            "delay_ms_p50": round(float(np.percentile(d_ms, 50)), 2),
+            "delay_ms_p99": round(float(np.percentile(d_ms, 99)), 2),
+            "delay_ms_max": round(float(d_ms.max()), 2)}
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="python -m appliance.frontend.simulated.measure",
                                  description=__doc__)
     ap.add_argument("--seconds", type=float, default=120.0)
     ap.add_argument("--seeds", type=int, nargs="+", default=[1, 2, 3])
     ap.add_argument("--json", action="store_true")
+    ap.add_argument("--acquisition", type=float, metavar="SECONDS",
+                    help="instead: measure the acquisition process's block delay for SECONDS")
     args = ap.parse_args(argv)
+    if args.acquisition:
+        print(json.dumps(acquisition_latency(args.acquisition)))
+        return 0
     rows = [measure(s, args.seconds) for s in args.seeds]
     if args.json:
         print(json.dumps(rows, indent=1))
