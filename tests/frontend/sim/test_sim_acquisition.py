@@ -8,6 +8,7 @@ import os
 import signal
 import time
 
+import numpy as np
 import pytest
 
 from appliance.conditions import Kind, Priority
@@ -145,3 +146,21 @@ def test_front_end_that_cannot_open_is_lost_with_its_reason(make_cfg):
         conds = {c.id: c for c in acq.conditions(1.0) if c.active}
         assert acq.restarts >= 1 and "event[0].site" in conds["tech.frontend_lost"].message
         assert acq.health().reconnects == acq.restarts and not acq.health().connected
+
+
+def test_emulated_ads1299_through_the_factory_and_the_process(make_cfg):
+    """Patient -> register-level ADS1299 emulator (SPI, DRDY, status word GPIO) -> factory ->
+    acquisition process: contiguous blocks, stimuli latched as trigger bits at the site's rate."""
+    cfg = make_cfg(kind="ads1299-emulated")
+    with Acquisition(cfg) as acq:
+        blocks = [first_block(acq)]
+        more, seen, _ = pump(acq, 10.0, until=lambda bl, s: bl and bl[-1].end_sample >= 2500)
+    blocks += more
+    assert blocks[-1].end_sample >= 2500
+    assert all(b.first_sample == a.end_sample for a, b in zip(blocks, blocks[1:], strict=False))
+    trig = np.concatenate([b.trigger for b in blocks])
+    n_s = len(trig) / 1000.0
+    for bit, rate in ((0, 4.7), (1, 4.7), (2, 2.3)):  # sim_helpers.SITES
+        edges = np.count_nonzero(np.diff((trig >> bit) & 1) == 1)
+        assert abs(edges - rate * n_s) <= 2, (bit, edges, n_s)
+    assert not any(k.startswith(("tech.stall", "tech.frontend_lost")) for k in seen)
