@@ -9,7 +9,8 @@ Channel names are read the way a technologist writes them: the first electrode d
   ssep_upper   Erb same side: N9 · cervical: N13 · scalp opposite side: N20, P25
   ssep_lower   popliteal same side: N8 · lumbar: N22 · cervical: N30 ·
                scalp midline: P37, N45 (scalp same side: the same at 60 %)
-  baep         a channel with the same-side ear/mastoid (A1/M1 left, A2/M2 right): I, III, V, Vn
+  baep         a channel with the same-side ear/mastoid (A1/M1 left, A2/M2 right): I, III, V, Vn;
+               with the other ear: III (50 %), V and Vn (80 %), no wave I
   tcmep        muscle same side: MEP (hand muscles onset 22 ms, leg muscles 32 ms)
 
 A site's `channels` list restricts where its responses appear; a listed channel whose name is not
@@ -162,6 +163,8 @@ def components_for(modality: str, site_name: str, channel: str,
     elif modality == "baep":
         if (p.ear and _same(s, p.ear)) or (not p.ear and p.kind == "unknown" and listed):
             return [(c, 1.0) for c in BAEP.values()]
+        if p.ear:  # the other ear: no wave I (no near-field nerve), smaller III, V nearly intact
+            return [(BAEP["III"], 0.5), (BAEP["V"], 0.8), (BAEP["Vn"], 0.8)]
     elif modality == "tcmep":
         if p.kind.startswith("muscle") and _same(s, p.side):
             return [(MEP_UPPER if p.kind == "muscle_upper" else MEP_LOWER, 1.0)]

@@ -154,6 +154,10 @@ def test_channel_mapping_follows_names_and_sides():
     assert not any(ch in ("C3'-Fz", "Erb-R") for _, _, ch in got)  # ipsilateral / other side
     tib = {(c, ch) for _, c, ch in p.components("L tibial")}
     assert ("P37", "Cz'-Fz") in tib and ("N8", "Pf-L") in tib and ("N8", "Pf-R") not in tib
+    ears = Patient(("Cz-A1", "Cz-A2"), 8000, (SiteSettings("L ear", "baep", (), 0, 11.1),))
+    assert {c for _, c, ch in ears.components() if ch == "Cz-A1"} == {"I", "III", "V", "Vn"}
+    assert {c for _, c, ch in ears.components() if ch == "Cz-A2"} == {"III", "V", "Vn"}
+    assert ears.truth("L ear", "V", 1.0, channel="Cz-A2").amplitude_uv == pytest.approx(0.4)
     # an unrecognised name a site lists gets the main response
     q = Patient(("ch1",), 1000, (SiteSettings("L median", "ssep_upper", ("ch1",), 0, 4.7),))
     assert {c for _, c, _ in q.components()} == {"N20", "P25"}
