@@ -79,15 +79,17 @@ class LocalBroker:
 
 
 def demo_config(state_dir: Path, scenario: Path, mqtt_port: int | None,
-                realtime: bool = True) -> Any:
-    """deploy/config/demo.toml with the demo's paths and broker filled in."""
+                realtime: bool = True, base: Path = DEMO_CONFIG) -> Any:
+    """`base` (deploy/config/demo.toml) with the demo's paths and broker filled in."""
     from appliance import config
 
     try:
-        data = tomllib.loads(DEMO_CONFIG.read_text(encoding="utf-8"))
+        data = tomllib.loads(base.read_text(encoding="utf-8"))
     except OSError as e:
-        raise ConfigError(f"demo config {str(DEMO_CONFIG)!r}: cannot read it ({e.strerror}); "
+        raise ConfigError(f"demo config {str(base)!r}: cannot read it ({e.strerror}); "
                           "ionm demo runs from a source checkout.") from e
+    except tomllib.TOMLDecodeError as e:
+        raise ConfigError(f"demo config {str(base)!r}: not valid TOML ({e}).") from e
     if not scenario.is_file():
         raise ConfigError(f"frontend.scenario: {str(scenario)!r} does not exist.")
     data.setdefault("frontend", {}).update(scenario=str(scenario), realtime=realtime)
@@ -102,7 +104,8 @@ def demo_config(state_dir: Path, scenario: Path, mqtt_port: int | None,
 
 
 def main(argv: list[str]) -> int:
-    """`ionm demo [--seconds N] [--state-dir DIR] [--scenario FILE] [--no-mqtt] [--fast]`."""
+    """`ionm demo [--seconds N] [--state-dir DIR] [--scenario FILE] [--config FILE] [--no-mqtt]
+    [--fast]`."""
     from appliance.service import Appliance, install_signal_handlers
     from appliance.systemd import setup_logging
 
@@ -111,6 +114,8 @@ def main(argv: list[str]) -> int:
     ap.add_argument("--state-dir", default=None, help="where cases and the outbox go "
                     "(default: a new temporary folder, kept afterwards)")
     ap.add_argument("--scenario", default=str(DEFAULT_SCENARIO), help="scenario TOML")
+    ap.add_argument("--config", default=str(DEMO_CONFIG), help="base config (paths, lights "
+                    "and broker are filled in)")
     ap.add_argument("--no-mqtt", action="store_true", help="do not start a broker")
     ap.add_argument("--fast", action="store_true", help="run the patient faster than real time")
     args = ap.parse_args(argv)
@@ -130,7 +135,8 @@ def main(argv: list[str]) -> int:
             print(f"ionm demo: running WITHOUT MQTT (could not start mosquitto: {e})", flush=True)
     try:
         cfg = demo_config(state_dir, Path(args.scenario).resolve(),
-                          broker.port if broker else None, realtime=not args.fast)
+                          broker.port if broker else None, realtime=not args.fast,
+                          base=Path(args.config))
     except ConfigError as e:
         print(f"ionm demo: config error: {e}", file=sys.stderr)
         if broker:
