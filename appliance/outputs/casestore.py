@@ -55,10 +55,15 @@ def create(case_dir: Path, case_id: str, label: str, procedure: str, config: dic
     db.close()
 
 
-def mark_stopped(case_dir: Path) -> None:
-    with connect(case_dir) as db:
-        db.execute('UPDATE "case" SET stopped_utc = ? WHERE stopped_utc IS NULL', (utc_now(),))
-    db.close()
+def mark_stopped(case_dir: Path) -> bool:
+    try:
+        with connect(case_dir) as db:
+            db.execute('UPDATE "case" SET stopped_utc = ? WHERE stopped_utc IS NULL',
+                       (utc_now(),))
+        db.close()
+        return True
+    except (OSError, sqlite3.Error):
+        return False
 
 
 def case_info(case_dir: Path) -> dict[str, Any] | None:

@@ -22,6 +22,7 @@ import logging
 import queue
 import secrets
 import shutil
+import sqlite3
 import threading
 import time
 from dataclasses import dataclass
@@ -92,19 +93,31 @@ class CaseRecorder:
         self._next_disk_check = 0.0
         self._cond_active = False
         self._problem = ""
+        self._setup_error = ""  # the case folder/store could not be made
 
     # ------------------------------------------------------------------ lifecycle (caller thread)
 
     def start_case(self, label: str, procedure: str) -> str:
-        """Create the case folder and store; returns the case id."""
+        """Create the case folder and store; returns the case id. A folder or store that cannot
+        be made does not raise (monitoring must start anyway): nothing is recorded and
+        tech.storage says why."""
         if self.case_id is not None:
             raise RecordingError(f"case {self.case_id} is open; stop_case() it first.")
         now = dt.datetime.now(dt.UTC)
         case_id = f"{now:%Y%m%dT%H%M%SZ}-{secrets.token_hex(2)}"
         case_dir = self.root / case_id
-        case_dir.mkdir(parents=True)
-        casestore.create(case_dir, case_id, label, procedure, self.cfg.to_dict(),
-                         self.cfg.hash, self.settings.fsync)
+        try:
+            case_dir.mkdir(parents=True)
+            casestore.create(case_dir, case_id, label, procedure, self.cfg.to_dict(),
+                             self.cfg.hash, self.settings.fsync)
+        except (OSError, sqlite3.Error) as e:
+            log.error("case %s: cannot create %s (%s); monitoring without recording",
+                      case_id, case_dir, e, extra={"CASE_ID": case_id})
+            with self._lock:
+                self.case_id, self.case_dir = case_id, None
+                self._raw_failed = self._db_failed = True
+                self._setup_error = f"cannot create case folder {case_dir} ({e})"
+            return case_id
         self._open(case_id, case_dir, "start")
         self.record("case", {"event": "started", "label": label, "procedure": procedure})
         return case_id
@@ -114,7 +127,11 @@ class CaseRecorder:
         segment in the same folder, the old ones untouched. None when there is none."""
         if self.case_id is not None:
             return self.case_id
-        case_dir = casestore.find_open_case(self.root)
+        try:
+            case_dir = casestore.find_open_case(self.root)
+        except (OSError, sqlite3.Error) as e:
+            log.error("cannot look for an open case in %s: %s", self.root, e)
+            case_dir = None
         if case_dir is None:
             return None
         info = casestore.case_info(case_dir)
@@ -128,6 +145,7 @@ class CaseRecorder:
         self.case_id, self.case_dir = case_id, case_dir
         self._seg_reason = reason
         self._raw_failed = self._db_failed = False
+        self._setup_error = ""
         self._raw_queued = self._events_queued = 0
         self._q = queue.SimpleQueue()  # nothing left over from a previous case
         self._check_disk(force=True)
@@ -191,6 +209,9 @@ class CaseRecorder:
         if self.case_id is None:
             return False
         with self._lock:
+            if self._thread is None or self._db_failed:  # nobody to write it: count and go
+                self.stats.events_dropped += 1
+                return False
             if self._events_queued >= MAX_EVENTS_QUEUED:
                 self.stats.events_dropped += 1
                 self._last_drop_t = time.monotonic()
@@ -208,12 +229,12 @@ class CaseRecorder:
     def annotate(self, t_s: float, text: str) -> None:
         """An annotation in the raw recording (and in the store as kind 'annotation')."""
         self.record("annotation", {"t_s": t_s, "text": text})
-        if self.case_id is not None:
+        if self._thread is not None and not self._raw_failed:
             self._q.put(("annot", float(t_s), text))
 
     def save_state(self, key: str, data: dict[str, Any]) -> None:
         """Latest JSON under `key` (e.g. 'baselines', 'alarms'), what resume() restores."""
-        if self.case_id is not None:
+        if self._thread is not None and not self._db_failed:
             self._q.put(("state", key, json.dumps(data, default=str)))
 
     def state(self, key: str) -> dict[str, Any] | None:
@@ -256,9 +277,11 @@ class CaseRecorder:
         elif self._raw_paused:
             parts.append(f"disk nearly full ({self.stats.free_mb:.0f} MB free): raw recording "
                          "paused, events still stored")
-        if self._raw_failed:
+        if self._setup_error:
+            parts.append(f"nothing is being recorded: {self._setup_error}")
+        elif self._raw_failed:
             parts.append("raw recording failed (write error)")
-        if self._db_failed:
+        if self._db_failed and not self._setup_error:
             parts.append("case store failed (write error)")
         if time.monotonic() - self._last_drop_t < DROP_ALARM_S:
             parts.append(f"recording cannot keep up: {self.stats.blocks_dropped} blocks, "

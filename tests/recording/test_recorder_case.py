@@ -145,3 +145,23 @@ def test_recorder_slow_disk_raises_condition(tmp_path: Path) -> None:
     rec.stop_case()
     assert conds and conds[0].active and "cannot keep up" in conds[0].message
     assert conds[0].evidence["blocks_dropped"] == rec.stats.blocks_dropped > 0
+
+
+def test_recorder_unusable_directory_never_stops_monitoring(tmp_path: Path) -> None:
+    """recording.directory under a regular file (ENOTDIR, even for root): start_case returns,
+    nothing is recorded, every call stays harmless, tech.storage says why."""
+    (tmp_path / "not-a-dir").write_text("x")
+    rec = CaseRecorder(tmp_path / "not-a-dir" / "cases", recording_config())
+    assert rec.resume() is None
+    cid = rec.start_case("anon", "x")
+    assert cid and rec.case_id == cid
+    assert not any(rec.write_block(b) for b in blocks(5))
+    assert not rec.record("trend", {"type": "trend", "t_s": 1.0})
+    rec.save_state("alarms", {"latched": []})
+    rec.annotate(1.0, "note")
+    c = rec.conditions(1.0)[0]
+    assert c.active and c.id == "tech.storage"
+    assert "nothing is being recorded: cannot create case folder" in c.message
+    assert rec.stats.blocks_dropped == 5 and rec.stats.events_dropped >= 2
+    rec.stop_case()
+    assert rec.case_id is None
