@@ -15,10 +15,11 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "emulate": ("appliance.frontend.emulate:main", "serve a Cyton emulator on a pseudo-terminal"),
     "selftest": ("appliance.frontend.selftest:main", "ADS1299 self test: ID, test signal, noise"),
     "simulate": ("appliance.frontend.simulate:main", "write a simulated patient to BDF+"),
-    "bench": ("appliance.bench:main", "benchmarks (decode, pipeline, mqtt, detection, lights)"),
+    "bench": ("appliance.bench:main", "benchmarks (ionm bench --help lists the suites)"),
     "check-config": ("appliance.config:main", "validate a config file"),
     "export": ("appliance.outputs.export:main", "export a case as csv, json or edf"),
     "alarm": ("appliance.alarm_cli:main", "acknowledge / audio-pause a running appliance"),
+    "lights-check": ("appliance.outputs.lights_demo:main", "walk every light and the buzzer"),
 }
 
 

@@ -12,7 +12,7 @@ import importlib
 import json
 import sys
 
-SUITES = ("decode", "pipeline", "mqtt", "detection", "lights")
+SUITES = ("decode", "cyton", "pipeline", "recording", "mqtt", "lights", "detection")
 DEFAULT = ("decode", "pipeline")
 
 
