@@ -264,8 +264,12 @@ class Acquisition:
         deadline = self.clock() + (1.0 if timeout_s is None else max(0.0, timeout_s))
         while True:
             left = deadline - self.clock()
+            if self._conn.closed:  # child gone, restart pending: wait out the timeout, no spin
+                time.sleep(max(0.0, left))
+                self._update_state()
+                return None
             try:
-                if self._conn.closed or not self._conn.poll(max(0.0, left)):
+                if not self._conn.poll(max(0.0, left)):
                     self._update_state()
                     return None
                 msg = self._conn.recv()

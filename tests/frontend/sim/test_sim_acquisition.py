@@ -103,6 +103,7 @@ def test_stall_is_reported_escalates_and_clears_once(make_cfg):
 def test_dead_child_is_reported_then_restarted_and_the_stream_continues(make_cfg):
     with Acquisition(make_cfg()) as acq:
         before = [first_block(acq)]
+        killed_at = time.monotonic()
         os.kill(acq.pid, signal.SIGKILL)
         t = time.monotonic()
         while time.monotonic() - t < 3.0 and (b := acq.get_block(0.1)) is not None:
@@ -113,8 +114,7 @@ def test_dead_child_is_reported_then_restarted_and_the_stream_continues(make_cfg
         h = acq.health()
         assert not h.connected and h.last_error
         t = time.monotonic()
-        assert acq.get_block(0.3) is None and time.monotonic() - t < 0.45
-        killed_at = time.monotonic()
+        assert acq.get_block(0.3) is None and 0.25 <= time.monotonic() - t < 0.45  # no spin
         # restarted after its backoff; the new stream continues after a gap
         after, seen, _ = pump(acq, 25.0, until=lambda bl, s: len(bl) >= 5)
         outage_s = time.monotonic() - killed_at
