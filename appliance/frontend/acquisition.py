@@ -129,7 +129,10 @@ def _child_main(cfg: Any, conn: Any, stop: Any, backlog_s: float) -> None:
         batch = _Batcher(target)
         put(("info", tuple(fe.channel_names), fs), max_len)
         while not stop.is_set():
+            t0 = time.monotonic()
             blk = fe.read_block(timeout_s=0.1)
+            if blk is None:  # timeout, or a finite source at its end (returns at once): no spin
+                stop.wait(max(0.0, 0.1 - (time.monotonic() - t0)))
             ready = batch.push(blk) if blk is not None else [b for b in [batch.flush()] if b]
             for b in ready:
                 h = copy.copy(fe.health)

@@ -164,3 +164,21 @@ def test_emulated_ads1299_through_the_factory_and_the_process(make_cfg):
         edges = np.count_nonzero(np.diff((trig >> bit) & 1) == 1)
         assert abs(edges - rate * n_s) <= 2, (bit, edges, n_s)
     assert not any(k.startswith(("tech.stall", "tech.frontend_lost")) for k in seen)
+
+
+def _cpu_s(pid: int) -> float:
+    fields = open(f"/proc/{pid}/stat").read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")  # utime + stime
+
+
+def test_finite_source_that_ends_is_a_stall_and_the_child_does_not_spin(make_cfg):
+    with Acquisition(make_cfg("duration_s = 0.3\n"), lost_s=30.0) as acq:
+        blocks = [first_block(acq)]
+        more, seen, _ = pump(acq, 10.0, until=lambda bl, s: "tech.stall" in s)
+        blocks += more
+        assert blocks[-1].end_sample == 300 and seen["tech.stall"][0].active
+        cpu0, t0 = _cpu_s(acq.pid), time.monotonic()
+        time.sleep(1.0)
+        cpu_share = (_cpu_s(acq.pid) - cpu0) / (time.monotonic() - t0)
+        assert cpu_share < 0.2, cpu_share  # waiting, not polling flat out
+        assert not acq.health().connected
