@@ -73,3 +73,33 @@ def test_mqtt_drops_reported_in_health_and_alarms_kept(tmp_path: Path, mosq_dir:
     assert health["mqtt"]["dropped"]["alarm"] == 0
     waves = [m.body["t_s"] for m in sub.on(f"{BASE}/waveform/ssep_upper/L_median")]
     assert waves == [float(i) for i in range(60, 150)]  # the oldest 60 were dropped
+
+
+def test_mqtt_backlog_replay_is_rate_limited_and_live_health_flows(tmp_path: Path,
+                                                                   mosq_dir: Path) -> None:
+    broker = persistent_broker(mosq_dir)
+    broker.start()
+    sub = Collector(broker.host, broker.port, f"{BASE}/#", persistent=True, client_id="rl-sub")
+    broker.stop()
+    cfg = make_cfg(broker.host, broker.port, replay_rate_per_s=20.0, health_interval_s=0.5)
+    link = MqttLink(cfg, tmp_path / "outbox.db")
+    link.start()
+    try:
+        for i in range(60):
+            link.publish_alarm_event({"type": "alarm_event", "event": "raised",
+                                      "alarm_id": f"a{i}"})
+        broker.start()
+        assert sub.wait_for(lambda ms: len(sub.on(f"{BASE}/alarm/event")) >= 1, 10)
+        t_first = sub.on(f"{BASE}/alarm/event")[0].t_mono
+        assert sub.wait_for(lambda ms: len(sub.on(f"{BASE}/alarm/event")) >= 60, 10)
+    finally:
+        link.stop()
+        sub.close()
+        broker.stop()
+    events = sub.on(f"{BASE}/alarm/event")
+    early = [m for m in events if m.t_mono - t_first <= 1.0]
+    assert len(early) <= 40, "a 20/s replay should not deliver the backlog at once"
+    assert [m.body["alarm_id"] for m in events] == [f"a{i}" for i in range(60)]
+    # live-only messages are not held behind the backlog
+    health = [m.t_mono for m in sub.on(f"{BASE}/health")]
+    assert health and health[0] < events[-1].t_mono
