@@ -9,7 +9,8 @@ the lock. A one-way Pipe is a socketpair: the parent polls with a timeout, a dea
 EOF, and nothing is shared but the socket. The child never blocks its reader on the parent: a
 sender thread in the child drains a bounded deque into the pipe; if the parent falls more than
 `backlog_s` behind, the oldest blocks are dropped and the parent counts the gap in first_sample
-as missed samples.
+as missed samples. Exception: a simulated or recorded source with realtime = false (as fast as
+possible) waits for room instead, so an offline run loses nothing.
 
 Health the parent derives (never trusting the child to report its own death):
   missed samples   gaps in first_sample between consecutive blocks
@@ -103,19 +104,26 @@ def _child_main(cfg: Any, conn: Any, stop: Any, backlog_s: float) -> None:
                 if not out:
                     return
                 msg = out.popleft()
+                cv.notify_all()  # a lossless producer may be waiting for room
             try:
                 conn.send(msg)
             except (OSError, ValueError):  # parent gone: nothing left to do
                 stop.set()
                 return
 
+    # A source paced by hardware must never wait for the parent (drop the oldest instead); a file
+    # or a simulation read as fast as possible waits, so nothing is lost.
+    lossless = not cfg.frontend.realtime and cfg.frontend.kind in ("simulated", "recording")
+
     def put(msg: tuple, max_len: int) -> None:
         with cv:
+            while lossless and len(out) >= max_len and not stop.is_set():
+                cv.wait(0.1)
             if len(out) >= max_len:
                 out.popleft()
                 dropped[0] += 1
             out.append(msg)
-            cv.notify()
+            cv.notify_all()
 
     th = threading.Thread(target=sender, name="acq-sender", daemon=True)
     th.start()

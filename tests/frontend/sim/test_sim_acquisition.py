@@ -182,3 +182,14 @@ def test_finite_source_that_ends_is_a_stall_and_the_child_does_not_spin(make_cfg
         cpu_share = (_cpu_s(acq.pid) - cpu0) / (time.monotonic() - t0)
         assert cpu_share < 0.2, cpu_share  # waiting, not polling flat out
         assert not acq.health().connected
+
+
+def test_as_fast_as_possible_source_is_lossless_when_the_parent_lags(make_cfg):
+    with Acquisition(make_cfg(realtime=False), backlog_s=0.2) as acq:
+        blocks = [first_block(acq)]
+        time.sleep(1.5)  # the parent is busy; the child computes far ahead of it
+        more, _, _ = pump(acq, 10.0, until=lambda bl, s: bl and bl[-1].end_sample >= 20000)
+    blocks += more
+    assert blocks[-1].end_sample >= 20000
+    assert all(b.first_sample == a.end_sample for a, b in zip(blocks, blocks[1:], strict=False))
+    assert acq.missed_samples == 0
