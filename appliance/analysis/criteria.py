@@ -13,6 +13,8 @@ What the appliance can tell apart, and how it says so:
 - no stimulus for N periods       -> technical MEDIUM "<family>.no_stimulus:<site>"
 - noise as large as the alarm threshold
                                   -> technical LOW "<family>.cannot_see:<site>:<channel>"
+- a channel still without a usable baseline after a full window and K updates
+                                  -> technical LOW "<family>.no_baseline:<site>:<channel>"
 """
 
 from __future__ import annotations
@@ -55,9 +57,12 @@ class _State:
 
 
 class Criteria:
-    def __init__(self, rules: list[SiteRules], global_ratio: float = 0.75,
-                 report_every_s: float = 10.0) -> None:
+    def __init__(self, rules: list[SiteRules], global_ratio: float = 0.7,
+                 report_every_s: float = 10.0, split_half_r_min: float = 0.6) -> None:
         self.rules = {r.name: r for r in rules}
+        # halves confirm a change only while they agree with each other (r >= this): two
+        # noisy halves that both miss a peak are not evidence of a change
+        self.split_half_r_min = float(split_half_r_min)
         self.global_ratio = float(global_ratio)
         self.report_every_s = float(report_every_s)
         self._states: dict[str, _State] = {}
@@ -67,7 +72,10 @@ class Criteria:
 
     # -- one site's update ------------------------------------------------------------------
     def evaluate(self, site: str, points: list[TrendPoint], baselines: BaselineStore,
-                 halves: dict[str, tuple[Measure, Measure]], t_s: float) -> list[Condition]:
+                 halves: dict[str, tuple[Measure, Measure]], t_s: float,
+                 overdue: bool = False) -> list[Condition]:
+        """One update of `site`. overdue: the site has averaged long enough that every
+        channel should have its baseline by now (a channel without one cannot be judged)."""
         rules = self.rules[site]
         crit = rules.crit
         n_confirm = int(crit.get("confirm_updates", 2))
@@ -78,15 +86,27 @@ class Criteria:
 
         for p in points:
             base = baselines.get(site, p.channel)
-            if base is None or not base.found or base.amplitude_uv <= 0:
+            usable = base is not None and base.found and base.amplitude_uv > 0
+            cid = f"{rules.family}.no_baseline:{site}:{p.channel}"
+            if overdue or cid in self._states:
+                seen[cid] = (overdue and not usable,
+                             {"channel": p.channel, "n_sweeps": int(p.n_sweeps),
+                              "fsp": _r(p.fsp, 3), "split_half_r": _r(p.split_half_r, 3),
+                              "policy": baselines.policy},
+                             Kind.TECHNICAL, Priority.LOW,
+                             f"{site} {p.channel}: no usable baseline yet (Fsp "
+                             f"{p.fsp:.1f}): this channel is not being judged")
+            if not usable:
                 continue
             now = p.measure()
             role = rules.roles.get(p.channel, "")
+            agree = bool(np.isfinite(p.split_half_r) and p.split_half_r >= self.split_half_r_min)
+            p_halves = halves.get(p.channel) if agree else None
             ev = _evidence(p, base, crit)
             if role == "peripheral":
                 ratio_min = crit.get("peripheral_ratio_min", 0.5)
                 bad = now["amplitude_uv"] < ratio_min * base.amplitude_uv
-                split = _halves_agree(halves.get(p.channel),
+                split = _halves_agree(p_halves,
                                       lambda m, thr=ratio_min * base.amplitude_uv:
                                       m["amplitude_uv"] < thr)
                 cid = f"{rules.family}.stimulation:{site}"
@@ -107,8 +127,7 @@ class Criteria:
                 cid = f"{rules.family}.{name}:{site}:{p.channel}"
                 bad = name in violations
                 split = _halves_agree(
-                    halves.get(p.channel),
-                    lambda m, name=name, b=base_m: name in rules.judge(m, b, crit))
+                    p_halves, lambda m, name=name, b=base_m: name in rules.judge(m, b, crit))
                 msg = _message(rules, name, p, base, amp_ratio)
                 seen[cid] = (bad, {**ev, "split_half_agrees": split}, Kind.PHYSIOLOGICAL,
                              Priority.HIGH, msg)
@@ -121,10 +140,11 @@ class Criteria:
                              f"{site} {p.channel}: residual noise {p.residual_noise_uv:.2f} uV "
                              f"is as large as the alarm threshold ({thr:.2f} uV)")
 
-        if central:
-            worst = min(central, key=lambda c: c[0])
-            lat = max((c[1] for c in central if np.isfinite(c[1])), default=np.nan)
-            self._ratios[site] = (worst[0], lat, any(c[2] for c in central))
+        if central:  # the site's central channels together (their mean is steadier)
+            amp = float(np.mean([c[0] for c in central]))
+            lats = [c[1] for c in central if np.isfinite(c[1])]
+            lat = float(np.mean(lats)) if lats else np.nan
+            self._ratios[site] = (amp, lat, any(c[2] for c in central))
         is_global = self._is_global(site)
 
         for cid, (bad, ev, kind, prio, msg) in seen.items():

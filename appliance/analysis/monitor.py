@@ -62,7 +62,7 @@ class Monitor:
         self.criteria = Criteria(
             [SiteRules(p.site.name, p.modality.family, p.modality.name, p.judge, p.crit,
                        dict(zip(p.site.channels, p.roles, strict=True))) for p in self.plans],
-            a.global_ratio, a.update_interval_s)
+            a.global_ratio, a.update_interval_s, a.split_half_r_min)
         self.sweeps_accepted = 0
         self.last_update_t_s: float | None = None
         self.bad_blocks = 0
@@ -167,7 +167,10 @@ class Monitor:
         self._last_points[name] = pts
         out: list[Output] = [*pts, *waves]
         out += [BaselineEvent(t_s, b) for b in self.baselines.observe(pts)]
-        out += self.criteria.evaluate(name, pts, self.baselines, halves, t_s)
+        sp = self.sites[name]
+        overdue = sp.accepted >= sp.plan.n_sweeps + (
+            self.settings.baseline_updates + 1) * sp.plan.update_sweeps
+        out += self.criteria.evaluate(name, pts, self.baselines, halves, t_s, overdue)
         return out
 
     def _check(self, block: SampleBlock) -> str:

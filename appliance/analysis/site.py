@@ -264,15 +264,23 @@ class SitePipeline:
                                  spec.name, fit_ms=spec.fit_ms)
             comps[spec.name] = ComponentValue(pk.latency_ms, pk.amplitude_uv, pk.confidence,
                                               pk.found)
+        # The judged amplitude must not jump when noise hides one peak of a pair: a component
+        # not found contributes the trace's extreme of its polarity in its window instead
+        # (noise level when the response is really gone).
+        level = {spec.name: (comps[spec.name].amplitude_uv if comps[spec.name].found
+                             else self._extreme(trace, spec)) for spec in m.components}
         if m.pair:
-            a, b = comps[m.pair[0]], comps[m.pair[1]]
-            found = [v.amplitude_uv for v in (a, b) if v.found]
-            p2p = (abs(a.amplitude_uv - b.amplitude_uv) if len(found) == 2
-                   else abs(found[0]) if found else 0.0)
+            p2p = abs(level[m.pair[0]] - level[m.pair[1]])
         else:
-            v = comps[m.primary]
-            p2p = abs(v.amplitude_uv) if v.found else 0.0
+            spec = next(c for c in m.components if c.name == m.primary)
+            p2p = max(0.0, spec.polarity * level[m.primary])
         return comps, float(p2p)
+
+    def _extreme(self, trace: np.ndarray, spec) -> float:
+        sel = (self.t_ms >= spec.window_ms[0]) & (self.t_ms <= spec.window_ms[1])
+        if not sel.any():
+            return 0.0
+        return float(spec.polarity * np.max(spec.polarity * trace[sel]))
 
     def _mep(self, trace: np.ndarray, m: Measure,
              pre_rms_uv: float) -> tuple[dict[str, ComponentValue], float]:

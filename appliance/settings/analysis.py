@@ -100,7 +100,7 @@ class AnalysisSettings:
         "spine", choices=CASE_TYPES, help="tcMEP criterion: spine 80 % loss, cranial 50 %"
     )
     global_ratio: float = field(
-        0.75, min=0.1, max=1.0, help="every site below this amplitude fraction -> global change"
+        0.7, min=0.1, max=1.0, help="every site below this amplitude fraction -> global change"
     )
     stimulus_timeout_periods: float = field(
         5.0, min=1.5, max=100.0, help="no stimulus for this many periods -> technical condition"

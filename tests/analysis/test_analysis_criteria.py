@@ -86,7 +86,7 @@ def test_analysis_latency_shift_raises_latency_only():
 
 
 def test_analysis_global_fade_under_threshold_is_a_low_global_change_only():
-    fade = {"scale": lambda t: 0.65 if during(t) else 1.0}
+    fade = {"scale": lambda t: 0.55 if during(t) else 1.0}  # below 70 %, above 50 %
     conds = run(fade, dict(fade))
     tr = transitions(conds)
     assert set(tr) == {"ssep.global_change"}, tr

@@ -55,7 +55,7 @@ def _patient_run(duration_s: float, patient_scenario: dict, seed: int = 2) -> li
     while n < duration_s * FS:
         uv, trig = p.generate(step)
         blk = SampleBlock(uv, trig, np.zeros(uv.shape, bool), np.zeros(len(CH), bool), n, FS, 0)
-        out += [o.to_json() for o in mon.push(blk)]
+        out += [{"type": "condition", **o.to_json()} for o in mon.push(blk)]
         n += step
     return out, p
 
@@ -85,6 +85,10 @@ def test_analysis_no_response_never_reaches_fsp_nor_baseline():
     assert len(trends) >= 10 and trends[-1]["n_sweeps"] >= 500
     assert max(d["fsp"] for d in trends) < 3.1
     assert not [d for d in out if d["type"] == "baseline" and d["channel"] == "C4'-Fz"]
+    # ... and the monitor says so: this channel cannot be judged
+    said = [d for d in out if d["type"] == "condition" and d["active"]
+            and d["id"] == "ssep.no_baseline:L median:C4'-Fz"]
+    assert said and said[0]["kind"] == "technical" and said[0]["priority"] == "low"
 
 
 # -- tcMEP: single sweeps, never averaged ---------------------------------------------------
