@@ -152,9 +152,10 @@ class BdfReader:
                 f"{self.path}: corrupt header: {ns} signals but header size "
                 f"{self.header_bytes} (expected {256 * (ns + 1)})."
             )
-        if self.record_duration_s <= 0 and self.header_records != 0:
+        if not (np.isfinite(self.record_duration_s) and self.record_duration_s > 0):
             raise RecordingError(
-                f"{self.path}: corrupt header: data record duration {self.record_duration_s} s."
+                f"{self.path}: corrupt header: duration of a data record is "
+                f"{self.record_duration_s} s (must be a positive number)."
             )
         self.start_utc = self._start(head[168:176], head[176:184])
         return ns
@@ -202,7 +203,7 @@ class BdfReader:
                     f"{cols[3][i]!r}..{cols[4][i]!r}, digital {cols[5][i]!r}..{cols[6][i]!r}, "
                     f"samples per record {cols[8][i]!r}."
                 ) from None
-            if dmax <= dmin or nrec < 1 or pmax == pmin:
+            if dmax <= dmin or nrec < 1 or pmax == pmin or not np.isfinite([pmin, pmax]).all():
                 raise RecordingError(
                     f"{self.path}: corrupt header of signal {i} ({label!r}): digital range "
                     f"{dmin}..{dmax}, physical {pmin}..{pmax}, {nrec} samples per record."

@@ -155,7 +155,11 @@ def test_bdf_record_count_minus_one_and_tail_bytes(good_file: Path, tmp_path: Pa
         (0, b"PK\x03\x04", "not an EDF or BDF file"),
         (236, b"two     ", "number of data records"),
         (184, b"512     ", "header size"),
+        (244, b"nan     ", "duration of a data record"),
+        (244, b"0       ", "duration of a data record"),
         (256 + 16 * 5 + 80 * 5 + 8 * 5 + 8 * 5 * 2, b"abc     ", "corrupt header of signal 0"),
+        (256 + 16 * 5 + 80 * 5 + 8 * 5, b"nan     ", "corrupt header of signal 0"),
+        (256 + 16 * 5 + 80 * 5 + 8 * 5 + 8 * 5, b"1e999   ", "corrupt header of signal 0"),
     ],
 )
 def test_bdf_corrupt_header_is_named(
