@@ -67,7 +67,7 @@ def load_schemas() -> dict[str, jsonschema.protocols.Validator]:
     out = {}
     for name in doc["components"]["schemas"]:
         schema = {"$ref": f"#/components/schemas/{name}", "components": doc["components"]}
-        out[name] = jsonschema.Draft202012Validator(schema)
+        out[name] = jsonschema.Draft7Validator(schema)  # AsyncAPI Schema is a Draft 7 superset
     return out
 
 

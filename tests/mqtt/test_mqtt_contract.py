@@ -10,8 +10,10 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import yaml
 from mqtt_support import (
     BASE,
+    REPO,
     Collector,
     load_schemas,
     make_cfg,
@@ -25,6 +27,7 @@ from appliance.conditions import Condition, Kind, Priority
 from appliance.config import from_dict
 from appliance.errors import ConfigError
 from appliance.outputs.mqtt import MqttLink
+from appliance.outputs.mqtt.commands import COMMANDS
 from appliance.outputs.mqtt.topics import Topics, level
 from appliance.settings.alarms import AlarmSettings
 
@@ -199,3 +202,32 @@ def test_mqtt_config_refuses_plaintext_to_remote_broker(tmp_path: Path) -> None:
     bad_ca = from_dict({"mqtt": {"tls": True, "ca_file": str(tmp_path / "none.pem")}})
     with pytest.raises(ConfigError, match=r"mqtt\.ca_file"):
         MqttLink(bad_ca, tmp_path / "o.db")
+
+
+def test_mqtt_asyncapi_document_is_consistent_with_the_code() -> None:
+    doc = yaml.safe_load((REPO / "docs" / "asyncapi.yaml").read_text())
+    assert doc["asyncapi"].startswith("3.")
+
+    def refs(node: object) -> list[str]:
+        if isinstance(node, dict):
+            return [v for k, v in node.items() if k == "$ref"] + [
+                r for v in node.values() for r in refs(v)]
+        if isinstance(node, list):
+            return [r for v in node for r in refs(v)]
+        return []
+
+    for ref in refs(doc):
+        node: object = doc
+        for part in ref.removeprefix("#/").split("/"):
+            assert isinstance(node, dict) and part in node, f"dangling $ref {ref}"
+            node = node[part]
+    t = Topics("ionm/v1", "or1")
+    code = {t.status, t.health, t.case, t.alarm_event, t.alarm_active,
+            t.trend("ssep_upper", "L median"), t.waveform("ssep_upper", "L median"),
+            f"{t.cmd_prefix}neuro1/ping"}
+    sample = {"device": "or1", "modality": "ssep_upper", "site": "L_median",
+              "client": "neuro1", "command": "ping"}
+    documented = {ch["address"].format(**sample) for ch in doc["channels"].values()
+                  if ch["address"]}
+    assert documented == code
+    assert set(doc["channels"]["command"]["parameters"]["command"]["enum"]) == set(COMMANDS)
