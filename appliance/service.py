@@ -22,6 +22,7 @@ import logging
 import os
 import queue
 import signal
+import sqlite3
 import sys
 import threading
 import time
@@ -117,6 +118,7 @@ class Appliance:
         self.recorder: Any = None
         self.control: Any = None
         self._owned_backends: list[Any] = []
+        self._faults: list[Condition] = []
 
     # ------------------------------------------------------------------ start-up
 
@@ -183,14 +185,20 @@ class Appliance:
         directory = Path(self.cfg.recording.directory)
         if not directory.is_absolute():
             directory = self.state_dir / directory
-        self.recorder = CaseRecorder(directory, self.cfg)
-        case_id = self.recorder.resume()
-        if case_id is not None:
-            self.case_id = case_id
+        try:
+            self.recorder = CaseRecorder(directory, self.cfg)
+            self.case_id = self.recorder.resume()
+            resumed = self.case_id is not None
+            if not resumed:
+                self.case_id = self.recorder.start_case(self.cfg.device.id, "")
+                log.info("case %s started", self.case_id, extra={"CASE_ID": self.case_id})
+        except (OSError, sqlite3.Error, IonmError) as e:  # monitor on, without recording
+            self.recorder = self.case_id = None
+            self._fault("tech.storage", f"recording unavailable: cannot open a case in "
+                        f"{str(directory)!r} ({e}); monitoring goes on without recording")
+            return
+        if resumed:
             self._restore_case_state()
-        else:
-            self.case_id = self.recorder.start_case(self.cfg.device.id, "")
-            log.info("case %s started", self.case_id, extra={"CASE_ID": self.case_id})
 
     def _restore_case_state(self) -> None:
         """Baselines and latched alarms of a resumed case (the loop saves them on change)."""
@@ -218,8 +226,20 @@ class Appliance:
         from appliance.outputs.mqtt import MqttLink
 
         self.mqtt = MqttLink(self.cfg, self.state_dir / OUTBOX_NAME, on_command=self.command)
-        self.mqtt.start()
+        try:
+            self.mqtt.start()
+        except (OSError, sqlite3.Error) as e:  # outbox cannot be opened: monitor without MQTT
+            self.mqtt = None
+            self._fault("tech.mqtt", f"MQTT unavailable: outbox {OUTBOX_NAME} in "
+                        f"{str(self.state_dir)!r} cannot be opened ({e})")
+            return
         self._mqtt_down_since = self.clock()
+
+    def _fault(self, cid: str, message: str) -> None:
+        """A part that could not start: a technical alarm for as long as we run."""
+        log.error("%s", message)
+        self._faults.append(Condition(cid, Kind.TECHNICAL, Priority.MEDIUM, True, 0.0, "",
+                                      message, {}))
 
     def _start_control(self) -> None:
         from appliance.alarms.control import ControlServer, default_socket_path
@@ -322,6 +342,7 @@ class Appliance:
         if self.recorder is not None and not self._case_busy.is_set():
             conds += self.recorder.conditions(t)
         conds += self._mqtt_conditions(t)
+        conds += self._faults
         for c in conds:
             self.manager.update(c, cause="health")
         self.manager.tick()

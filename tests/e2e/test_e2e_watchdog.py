@@ -59,3 +59,30 @@ def test_e2e_stall_stops_watchdog_and_green_then_both_resume(tmp_path: Path, not
     assert np.any(s_g[t_g > stalled + 2.0])
     # the stall was a technical alarm while it lasted; it ended (not latching)
     assert "tech.stall" not in {a["alarm_id"] for a in app.manager.active_set()}
+
+
+def test_e2e_unusable_recording_directory_is_an_alarm_not_a_stop(tmp_path: Path,
+                                                                 notify) -> None:
+    """The case folder cannot be made (a file is in the way): monitoring starts anyway, with
+    tech.storage (medium) signalled, READY and WATCHDOG as usual."""
+    d = config_dict(tmp_path, None, realtime=True)
+    (tmp_path / "blocker").write_text("not a directory")
+    d["recording"]["directory"] = str(tmp_path / "blocker" / "cases")
+    backend = RecordingBackend()
+    cfg = config.from_dict(d)
+    app = Appliance(cfg, tmp_path / "state", lights_backend=backend)
+    runner = threading.Thread(target=app.run, daemon=True)
+    runner.start()
+    try:
+        assert wait_for(lambda: notify.first("READY=1") is not None
+                        and "tech.storage" in app.timeline.raised_s
+                        and [1 for _, m in notify.messages if m == "WATCHDOG=1"], 30.0)
+        active = {a["alarm_id"]: a for a in app.manager.active_set()}
+        assert active["tech.storage"]["priority"] == "medium"
+        assert "blocker" in active["tech.storage"]["message"]
+        assert wait_for(lambda: backend.levels[cfg.lights.cyan_pin], 2.0)  # technical
+        assert backend.levels[cfg.lights.green_pin] and app.blocks > 0  # still monitoring
+    finally:
+        app.request_stop()
+        runner.join(20.0)
+    assert not runner.is_alive()
