@@ -3,6 +3,7 @@ stable and reproducible; every replaced baseline is kept in the history."""
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import asdict, dataclass
 from typing import Any
 
@@ -74,6 +75,7 @@ class BaselineStore:
         self.current: dict[tuple[str, str], Baseline] = {}
         self.history: list[dict[str, Any]] = []
         self._stable: dict[tuple[str, str], int] = {}
+        self._recent: dict[tuple[str, str], list[TrendPoint]] = {}
 
     def get(self, site: str, channel: str) -> Baseline | None:
         return self.current.get((site, channel))
@@ -90,6 +92,15 @@ class BaselineStore:
             if old is not None:
                 self.history.append({**old.to_json(), "replaced_t_s": float(p.t_s)})
             b = Baseline.from_point(p, reason)
+            recent = self._recent.get(key, [])
+            if p.n_sweeps <= 1 and len(recent) > 1:
+                # single sweeps (tcMEP) vary 30-40 % from one to the next: the baseline is the
+                # median of the last k_updates responses, not whichever came last
+                amps = [r.peak_to_peak_uv for r in recent if r.found]
+                lats = [r.latency_ms for r in recent if r.found]
+                if amps:
+                    b = dataclasses.replace(b, amplitude_uv=float(np.median(amps)),
+                                            latency_ms=float(np.median(lats)))
             self.current[key] = b
             out.append(b)
         return out
@@ -100,6 +111,7 @@ class BaselineStore:
         ready = []
         for p in points:
             key = (p.site, p.channel)
+            self._recent[key] = (self._recent.get(key, []) + [p])[-self.k_updates:]
             n = self._stable.get(key, 0) + 1 if is_stable(p, self.fsp_min, self.r_min) else 0
             self._stable[key] = n
             if self.policy == "auto" and key not in self.current and n >= self.k_updates:

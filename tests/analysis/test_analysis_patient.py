@@ -52,3 +52,34 @@ def test_analysis_ssep_drop_scenario_raises_left_cortical_amplitude_only():
     raised = physio[0]
     assert raised["active"] and 180.0 < raised["t_s"] < 300.0  # the drop is at 180 s
     assert raised["priority"] == "high" and raised["evidence"]["amplitude_ratio"] < 0.5
+
+
+def test_analysis_tcmep_on_simulated_patient_median_baseline_and_loss():
+    from appliance import config
+    from appliance.frontend.simulated.scenario import from_dict
+
+    ch = ["APB-R"]
+    cfg = config.from_dict({"frontend": {"channels": ch, "sample_rate_hz": FS},
+                            "analysis": {"sites": [{"name": "R hand", "modality": "tcmep",
+                                                    "channels": ch, "trigger_bit": 2,
+                                                    "rate_hz": 0.5}]}})
+    sc = from_dict({"event": [{"type": "amplitude", "at_s": 100.0, "site": "R hand",
+                               "to_percent": 10.0}]})
+    p = Patient(ch, FS, cfg.analysis.sites, scenario=sc, seed=4)
+    mon = Monitor(cfg)
+    out, n = [], 0
+    while n < 140 * FS:
+        uv, trig = p.generate(4000)
+        blk = SampleBlock(uv, trig, np.zeros(uv.shape, bool), np.zeros(1, bool), n, FS, 0)
+        out += [{"type": "condition", **o.to_json()} for o in mon.push(blk)]
+        n += 4000
+    trends = [d for d in out if d["type"] == "trend"]
+    assert all(d["n_sweeps"] == 1 for d in trends) and len(trends) >= 65
+    base = next(d for d in out if d["type"] == "baseline")
+    truth = p.truth("R hand", "MEP", 10.0)
+    # the median of three single sweeps, each varying ~40 %: within 35 % of the mean response
+    assert abs(base["amplitude_uv"] - truth.amplitude_uv) < 0.35 * truth.amplitude_uv
+    conds = [d for d in out if d["type"] == "condition"]
+    assert conds and {c["id"] for c in conds} <= {"tcmep.amplitude:R hand:APB-R",
+                                                  "tcmep.lost:R hand:APB-R"}, conds
+    assert 100.0 < conds[0]["t_s"] < 110.0 and conds[0]["priority"] == "high"
