@@ -195,6 +195,7 @@ class Acquisition:
         self.missed_samples = 0
         self.stalls = 0
         self.restarts = 0
+        self._failed_starts = 0  # restarts in a row without a block: the backoff step
         self.error = ""
         self._expected: int | None = None
         self._offset = 0  # added to the current child's first_sample
@@ -318,6 +319,7 @@ class Acquisition:
         self._last_block_at = now
         self._stalled = False
         self._lost = False
+        self._failed_starts = 0
         self.error = ""
         corrupt = h.corrupt_frames + self._corrupt_base
         if corrupt > self._corrupt_seen:
@@ -338,12 +340,13 @@ class Acquisition:
     def _maybe_restart(self, now: float) -> None:
         if not (self.restart and self._lost and not self._stopping):
             return
-        wait = self.BACKOFF_S[min(self.restarts, len(self.BACKOFF_S) - 1)]
+        wait = self.BACKOFF_S[min(self._failed_starts, len(self.BACKOFF_S) - 1)]
         if now - self._lost_at < wait or self._proc.is_alive() and not self._conn.closed:
             return
         self._reap(0.2)
         self._corrupt_base = self._corrupt_seen
         self.restarts += 1
+        self._failed_starts += 1  # until a block arrives from the new child
         self._align = True
         self._spawn()
         self._lost_at = now  # the next attempt waits its backoff from here
