@@ -3,8 +3,10 @@ is counted, the counts survive a reopen and reach subscribers in the health mess
 
 from __future__ import annotations
 
+import sqlite3
 from pathlib import Path
 
+import pytest
 from mqtt_support import BASE, Collector, load_schemas, make_cfg, persistent_broker
 
 from appliance.outputs.mqtt import MqttLink
@@ -103,3 +105,13 @@ def test_mqtt_backlog_replay_is_rate_limited_and_live_health_flows(tmp_path: Pat
     # live-only messages are not held behind the backlog
     health = [m.t_mono for m in sub.on(f"{BASE}/health")]
     assert health and health[0] < events[-1].t_mono
+
+
+def test_mqtt_outbox_that_cannot_open_names_the_file(tmp_path: Path) -> None:
+    blocker = tmp_path / "not-a-dir"
+    blocker.write_text("x")
+    cfg = make_cfg("127.0.0.1", 1)
+    with pytest.raises(OSError, match="not-a-dir"):
+        MqttLink(cfg, blocker / "outbox.db").start()
+    with pytest.raises(sqlite3.Error, match="cannot open"):
+        MqttLink(cfg, tmp_path).start()  # a directory, not a database file

@@ -206,8 +206,9 @@ class CommandWorker:
             log.exception("could not queue the reply to %s", req.name)
 
     def stats(self) -> dict[str, int]:
-        ok = self.counts.get("ok", 0)
-        return {"ok": ok, "rejected": sum(self.counts.values()) - ok}
+        counts = dict(self.counts)  # a C-level copy: safe while the worker adds keys
+        ok = counts.get("ok", 0)
+        return {"ok": ok, "rejected": sum(counts.values()) - ok}
 
     def close(self) -> None:
         try:

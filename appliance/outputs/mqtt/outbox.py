@@ -20,8 +20,6 @@ from dataclasses import dataclass
 from enum import IntEnum
 from pathlib import Path
 
-from appliance.errors import ConfigError
-
 
 class Lane(IntEnum):
     """Replay class; lower goes first."""
@@ -66,8 +64,14 @@ class Outbox:
     def __init__(self, path: str | Path, max_rows: int) -> None:
         self.path = Path(path)
         self.max_rows = max_rows
+        # errors stay OSError / sqlite3.Error (the service then monitors without MQTT), with
+        # a message that names the file
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)
+        except OSError as e:
+            raise OSError(e.errno, f"mqtt outbox {str(self.path)!r}: cannot create its "
+                          f"directory ({e.strerror})") from e
+        try:
             self.db = sqlite3.connect(str(self.path), isolation_level=None,
                                       check_same_thread=False)
             self.db.execute("PRAGMA journal_mode=WAL")
@@ -75,8 +79,9 @@ class Outbox:
             # SD card never stalls the link's thread mid-alarm
             self.db.execute("PRAGMA wal_autocheckpoint=0")
             self.db.executescript(_SCHEMA)
-        except (OSError, sqlite3.Error) as e:
-            raise ConfigError(f"mqtt outbox {str(self.path)!r}: cannot open it ({e}).") from e
+        except sqlite3.Error as e:
+            raise sqlite3.OperationalError(
+                f"mqtt outbox {str(self.path)!r}: cannot open it ({e})") from e
         self._sync = ""
         self.counters: dict[str, int] = dict(self.db.execute("SELECT name, value FROM counters"))
         self.rows = self._count()
