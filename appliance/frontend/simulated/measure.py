@@ -2,6 +2,7 @@
 
     python -m appliance.frontend.simulated.measure [--seconds 120] [--seeds 1 2 3] [--json]
     python -m appliance.frontend.simulated.measure --acquisition 30
+    python -m appliance.frontend.simulated.measure --blocks
 
 Per seed: EEG RMS (1-100 Hz) and SSEP-band RMS (30-1000 Hz) per channel; sigma_a, the per-sweep SD
 of the amplitude estimated by projecting each conditioned sweep (30-1000 Hz band-pass plus 50 Hz
@@ -96,6 +97,33 @@ def acquisition_latency(seconds: float) -> dict:
             "delay_ms_max": round(float(d_ms.max()), 2)}
 
 
+def block_cost(seconds: float = 20.0) -> list[dict]:
+    """SimulatedFrontEnd as fast as possible, 8 ch, 4 sites, 16 ms blocks: cost per block."""
+    from appliance import config
+    from appliance.frontend.simulated.frontend import SimulatedFrontEnd
+
+    sites = [{"name": n, "modality": m, "channels": list(c), "trigger_bit": i, "rate_hz": r}
+             for i, (n, m, c, r) in enumerate((
+                 ("L median", "ssep_upper", ("C4'-Fz", "Cv5-Fz", "Erb-L"), 4.7),
+                 ("R median", "ssep_upper", ("C3'-Fz", "Cv5-Fz", "Erb-R"), 4.7),
+                 ("L tibial", "ssep_lower", ("Cz'-Fz", "Pf-L"), 2.3),
+                 ("R tibial", "ssep_lower", ("Cz'-Fz", "Pf-R"), 2.3)))]
+    rows = []
+    for fs in (250, 4000, 16000):
+        cfg = config.from_dict({"frontend": {"sample_rate_hz": fs, "realtime": False},
+                                "analysis": {"sites": sites}})
+        fe = SimulatedFrontEnd.from_config(cfg)
+        fe.start()
+        t, n, k = time.perf_counter(), 0, 0
+        while n < seconds * fs:
+            n += fe.read_block(0.1).n_samples
+            k += 1
+        dt = time.perf_counter() - t
+        rows.append({"sample_rate_hz": fs, "realtime_x": round(n / fs / dt, 1),
+                     "ms_per_16ms_block": round(dt / k * 1000, 3)})
+    return rows
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="python -m appliance.frontend.simulated.measure",
                                  description=__doc__)
@@ -104,7 +132,12 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--json", action="store_true")
     ap.add_argument("--acquisition", type=float, metavar="SECONDS",
                     help="instead: measure the acquisition process's block delay for SECONDS")
+    ap.add_argument("--blocks", action="store_true",
+                    help="instead: cost of a 16 ms simulated front-end block at 250/4k/16k SPS")
     args = ap.parse_args(argv)
+    if args.blocks:
+        print(json.dumps(block_cost()))
+        return 0
     if args.acquisition:
         print(json.dumps(acquisition_latency(args.acquisition)))
         return 0
