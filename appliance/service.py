@@ -525,11 +525,24 @@ class Appliance:
         self._publish_case(stopped=old)
         return {"case_id": old}
 
+    def _case_info(self) -> dict[str, Any] | None:
+        from appliance.outputs import casestore
+
+        case_dir = getattr(self.recorder, "case_dir", None)
+        try:
+            return casestore.case_info(Path(case_dir)) if case_dir else None
+        except (OSError, sqlite3.Error):
+            return None
+
     def _publish_case(self, stopped: str | None = None) -> None:
         if self.mqtt is None:
             return
         if self.case_id is not None:
             d = {"type": "case", "state": "running", "case_id": self.case_id}
+            info = self._case_info()  # read here: start-up or the case worker, never the loop
+            if info:
+                d.update(label=info["label"] or "", procedure=info["procedure"] or "",
+                         started_utc=_utc_z(info["started_utc"]))
         elif stopped is not None:
             d = {"type": "case", "state": "stopped", "case_id": stopped}
         else:
@@ -593,6 +606,11 @@ class Appliance:
             with contextlib.suppress(Exception):
                 b.close()
         log.info("stopped")
+
+
+def _utc_z(t: str | None) -> str | None:
+    """The store's ISO time with '+00:00' as MQTT's 'Z' form."""
+    return t.replace("+00:00", "Z") if t else None
 
 
 def _chain(src: Future, dst: Future) -> None:

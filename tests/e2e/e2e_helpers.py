@@ -11,7 +11,9 @@ import time
 from pathlib import Path
 from typing import Any
 
+import jsonschema
 import paho.mqtt.client as mqtt
+import yaml
 
 DROP_AT_S = 12.0
 DEVICE = "e2e-dev"
@@ -162,3 +164,25 @@ def wait_for(pred: Any, timeout_s: float, step_s: float = 0.05) -> bool:
             return True
         time.sleep(step_s)
     return bool(pred())
+
+
+def contract_errors(messages: list[tuple[float, str, dict[str, Any]]]) -> list[str]:
+    """Every message the appliance sent, checked against docs/asyncapi.yaml (Draft 7 schemas);
+    what fails."""
+    doc = yaml.safe_load((Path(__file__).resolve().parents[2] / "docs" / "asyncapi.yaml")
+                         .read_text())
+    names = {"alarm_event": "alarmEvent", "active_alarms": "activeAlarms",
+             "command_reply": "commandReply"}
+    errors = []
+    for _, topic, body in messages:
+        if "/cmd/" in topic:
+            continue  # the test's own requests
+        t = str(body.get("type"))
+        name = ("birth" if body.get("online") else "death") if t == "status" else names.get(t, t)
+        if name not in doc["components"]["schemas"]:
+            errors.append(f"{topic}: no schema for type {t!r}")
+            continue
+        v = jsonschema.Draft7Validator({"$ref": f"#/components/schemas/{name}",
+                                        "components": doc["components"]})
+        errors += [f"{topic}: {e.message}" for e in v.iter_errors(body)]
+    return errors

@@ -15,7 +15,7 @@ import time
 from pathlib import Path
 
 import numpy as np
-from e2e_helpers import DEVICE, DROP_AT_S, N_SWEEPS_S, config_dict, wait_for
+from e2e_helpers import DEVICE, DROP_AT_S, N_SWEEPS_S, config_dict, contract_errors, wait_for
 
 from appliance import config
 from appliance.outputs.gpio import RecordingBackend
@@ -107,6 +107,11 @@ def test_e2e_ssep_drop_reaches_red_light_and_mqtt_within_1_s(tmp_path: Path, bro
         app.request_stop()
         runner.join(20.0)
     assert not runner.is_alive()
+
+    # everything the appliance published keeps the documented contract
+    assert subscriber.of_type("health") and not contract_errors(subscriber.messages)
+    cases = [b for _, _, b in subscriber.of_type("case")]
+    assert cases[0]["label"] == DEVICE and cases[0]["started_utc"]
 
     # systemd: READY once analysing, STATUS lines, WATCHDOG only after READY, STOPPING at the end
     ready = notify.first("READY=1")

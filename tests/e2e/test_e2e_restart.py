@@ -79,12 +79,17 @@ def test_e2e_sigkill_mid_case_then_restart_resumes_case_baselines_and_alarms(
         duration_s = f.getFileDuration()
         c4 = f.readSignal(labels.index("C4'-Fz"))
         status = f.readSignal(labels.index("Status"), digital=True)
+        onsets, _, texts = f.readAnnotations()
     assert labels[:5] == d["frontend"]["channels"]
     gap_s = stream_at_kill_s - duration_s
     print(f"\nBDF+ after SIGKILL: {duration_s:.0f} s recorded, stream at kill "
           f"{stream_at_kill_s:.2f} s, lost {gap_s:.2f} s")
     assert gap_s <= 2.0, (duration_s, stream_at_kill_s)
     assert c4.size == duration_s * 2000 and 1.0 < np.std(c4) < 1e4
+    # the alarm is annotated in the raw recording where the stream was when it was raised
+    (_, raised_ev), = _raised(subscriber, "analysis")
+    at = [o for o, t in zip(onsets, texts, strict=True) if t.startswith("alarm raised: " + ALARM)]
+    assert at and abs(at[0] - raised_ev["t_s"]) < 1.0, (at, raised_ev["t_s"])
     n_stim = np.count_nonzero(np.diff(status.astype(np.int64) & 1) > 0)
     assert abs(n_stim - 9.7 * duration_s) <= 9.7 * 1.5  # bit 0: L median stimuli at 9.7 Hz
 
