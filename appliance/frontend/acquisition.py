@@ -86,10 +86,21 @@ class _Batcher:
         return b
 
 
-def _child_main(cfg: Any, conn: Any, stop: Any, backlog_s: float) -> None:
+def _open(cfg: Any, factory: str | None) -> Any:
+    """The front end: open_frontend(cfg), or `factory` ("module:function", called with cfg)."""
+    if not factory:
+        from appliance.frontend.factory import open_frontend
+
+        return open_frontend(cfg)
+    import importlib
+
+    mod, func = factory.split(":")
+    return getattr(importlib.import_module(mod), func)(cfg)
+
+
+def _child_main(cfg: Any, conn: Any, stop: Any, backlog_s: float, factory: str | None) -> None:
     """Acquisition process: open the front end, read, batch, hand blocks to the sender thread."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent stops us through `stop`
-    from appliance.frontend.factory import open_frontend
 
     out: deque[tuple] = deque()
     cv = threading.Condition()
@@ -129,7 +140,7 @@ def _child_main(cfg: Any, conn: Any, stop: Any, backlog_s: float) -> None:
     th.start()
     fe = None
     try:
-        fe = open_frontend(cfg)
+        fe = _open(cfg, factory)
         fe.start()
         fs = float(fe.sample_rate_hz)
         target = int(round(cfg.frontend.block_ms * fs / 1000.0))
@@ -171,14 +182,19 @@ class Acquisition:
     old one stopped, so first_sample stays increasing and the outage counts as missed samples
     (time elapsed x sample rate); health().reconnects counts restarts. A restarted simulated
     patient starts its scenario again from t = 0.
+
+    `frontend_factory` ("module:function", called with cfg in the child, returning a FrontEnd)
+    replaces factory.open_frontend, e.g. to open an emulator with faults injected.
     """
 
     BACKOFF_S = (1.0, 2.0, 5.0, 10.0)
 
     def __init__(self, cfg: Any, stall_s: float | None = None, lost_s: float = 5.0,
                  startup_s: float = 10.0, backlog_s: float = 5.0, window_s: float = 2.0,
-                 restart: bool = True, clock: Callable[[], float] = time.monotonic) -> None:
+                 restart: bool = True, frontend_factory: str | None = None,
+                 clock: Callable[[], float] = time.monotonic) -> None:
         self.cfg = cfg
+        self.frontend_factory = frontend_factory
         self.stall_s = cfg.frontend.stall_s if stall_s is None else stall_s
         self.lost_s, self.startup_s = lost_s, startup_s
         self.backlog_s, self.window_s = backlog_s, window_s
@@ -226,7 +242,8 @@ class Acquisition:
         self._conn, child_conn = ctx.Pipe(duplex=False)
         self._stop = ctx.Event()
         self._proc = ctx.Process(target=_child_main, name="ionm-acquisition", daemon=True,
-                                 args=(self.cfg, child_conn, self._stop, self.backlog_s))
+                                 args=(self.cfg, child_conn, self._stop, self.backlog_s,
+                                       self.frontend_factory))
         self._proc.start()
         child_conn.close()
         self._started_at = self.clock()

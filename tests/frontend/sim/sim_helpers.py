@@ -14,3 +14,14 @@ SITES = (
     SiteSettings("L tibial", "ssep_lower", ("Cz'-Fz", "Pf-L"), 2, 2.3),
 )
 SCENARIOS = Path(__file__).resolve().parents[3] / "deploy" / "scenarios"
+
+
+def corrupting_ads1299(cfg):
+    """The register-level ADS1299 emulator with 2 % of frames garbled (status nibble not 0xC),
+    opened in the acquisition child by Acquisition(frontend_factory="sim_helpers:...")."""
+    from appliance.frontend.ads1299.frontend import Ads1299FrontEnd
+
+    fe = Ads1299FrontEnd.from_config(cfg, emulated=True)
+    for chip in fe.board.chips:
+        chip.inject(corrupt_rate=0.02)
+    return fe

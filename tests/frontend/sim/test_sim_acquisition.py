@@ -193,3 +193,18 @@ def test_as_fast_as_possible_source_is_lossless_when_the_parent_lags(make_cfg):
     assert blocks[-1].end_sample >= 20000
     assert all(b.first_sample == a.end_sample for a, b in zip(blocks, blocks[1:], strict=False))
     assert acq.missed_samples == 0
+
+
+def test_corrupt_frames_from_the_emulated_chip_are_counted_and_reported(make_cfg):
+    acq = Acquisition(make_cfg(kind="ads1299-emulated"),
+                      frontend_factory="sim_helpers:corrupting_ads1299")
+    with acq:
+        first_block(acq)
+        _, seen, _ = pump(acq, 10.0, until=lambda bl, s: "tech.corrupt_frames" in s
+                          and sum(b.n_samples for b in bl) > 1000)
+        h = acq.health()
+    c = seen["tech.corrupt_frames"][0]
+    assert c.active and c.priority is Priority.LOW and c.evidence["corrupt_frames"] > 0
+    assert h.corrupt_frames >= c.evidence["corrupt_frames"]
+    # garbled frames are never delivered: the front end counts them and leaves a gap
+    assert 0 < h.missed_samples
