@@ -326,7 +326,7 @@ class Appliance:
                 self._record("baseline", d)
                 log.info("baseline %s %s: %.2f uV, %.2f ms", d.get("site"), d.get("channel"),
                          d.get("amplitude_uv") or 0.0, d.get("latency_ms") or 0.0,
-                         extra={"CASE_ID": self.case_id})
+                         extra={"CASE_ID": self.case_id or ""})
         if baselines_changed:
             self._save_baselines()
         if self.timeline.ready_s is None:
@@ -405,7 +405,7 @@ class Appliance:
         level = logging.WARNING if ev.event in ("raised", "escalated") else logging.INFO
         log.log(level, "alarm %s: %s (%s) %s [%s]", ev.event, ev.alarm_id or "-",
                 d["priority"], ev.message, ev.cause,
-                extra={"ALARM_ID": ev.alarm_id, "CASE_ID": self.case_id})
+                extra={"ALARM_ID": ev.alarm_id, "CASE_ID": self.case_id or ""})
 
     def _record(self, kind: str, d: dict[str, Any]) -> None:
         if self.recorder is not None and not self._case_busy.is_set():

@@ -4,6 +4,7 @@ tech.stall; when samples come back, both resume and the condition ends."""
 
 from __future__ import annotations
 
+import logging
 import threading
 import time
 from pathlib import Path
@@ -14,6 +15,7 @@ from e2e_helpers import config_dict, wait_for
 from appliance import config
 from appliance.outputs.gpio import RecordingBackend
 from appliance.service import Appliance
+from appliance.systemd import setup_logging
 
 STALL = """
 name = "e2e-stall"
@@ -61,15 +63,23 @@ def test_e2e_stall_stops_watchdog_and_green_then_both_resume(tmp_path: Path, not
     assert "tech.stall" not in {a["alarm_id"] for a in app.manager.active_set()}
 
 
-def test_e2e_unusable_recording_directory_is_an_alarm_not_a_stop(tmp_path: Path,
-                                                                 notify) -> None:
+def test_e2e_unusable_recording_directory_is_an_alarm_not_a_stop(tmp_path: Path, notify,
+                                                                 monkeypatch) -> None:
     """The case folder cannot be made (a file is in the way): monitoring starts anyway, with
-    tech.storage (medium) signalled, READY and WATCHDOG as usual."""
+    tech.storage (medium) signalled, READY and WATCHDOG as usual; logged to journald with the
+    alarm id as a structured field."""
     d = config_dict(tmp_path, None, realtime=True)
     (tmp_path / "blocker").write_text("not a directory")
     d["recording"]["directory"] = str(tmp_path / "blocker" / "cases")
     backend = RecordingBackend()
     cfg = config.from_dict(d)
+    # as under systemd: journald records with the alarm id as a field (the library's own seam
+    # replaces journal.send)
+    journal: list[tuple[str, dict]] = []
+    monkeypatch.setenv("INVOCATION_ID", "0123456789abcdef")
+    root = logging.getLogger()
+    level = root.level
+    handler = setup_logging("INFO", sender_function=lambda *a, **kw: journal.append((a[0], kw)))
     app = Appliance(cfg, tmp_path / "state", lights_backend=backend)
     runner = threading.Thread(target=app.run, daemon=True)
     runner.start()
@@ -85,4 +95,10 @@ def test_e2e_unusable_recording_directory_is_an_alarm_not_a_stop(tmp_path: Path,
     finally:
         app.request_stop()
         runner.join(20.0)
+        root.removeHandler(handler)
+        root.setLevel(level)
     assert not runner.is_alive()
+    raised = [kw for msg, kw in journal if msg.startswith("ionm.service: alarm raised")]
+    assert any(kw.get("ALARM_ID") == "tech.storage" and kw.get("SYSLOG_IDENTIFIER") == "ionm"
+               and kw.get("PRIORITY") == "4" for kw in raised), raised
+    assert any("NOT a certified medical device" in msg for msg, _ in journal)
