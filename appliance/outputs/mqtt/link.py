@@ -27,7 +27,7 @@ import socket
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -59,7 +59,6 @@ class _Pub:
     expiry_s: int | None = None
     stream: str = ""  # sequence counter name; '' = the topic
     correlation: bytes | None = None
-    extra: dict[str, Any] = field(default_factory=dict)
 
 
 def _refuse(name: str, args: dict[str, Any], client: str) -> dict[str, Any]:
@@ -104,7 +103,6 @@ class MqttLink:
         self._window = s.inflight_window
         self._broker_rmax = 20  # MQTT 5 Receive Maximum; mosquitto's default until told
         self._inflight: dict[int, int] = {}  # paho mid -> outbox row id
-        self._direct: set[int] = set()  # mids of live-only messages (round-trip evidence)
         self._acked: list[int] = []
         self._cursor: dict[Lane, int] = {}
         self._backlog_until = 0
@@ -374,7 +372,6 @@ class MqttLink:
             props.CorrelationData = p.correlation
         info = self._client.publish(p.topic, data, qos=1, retain=p.retain, properties=props)
         if info.rc == mqtt.MQTT_ERR_SUCCESS:
-            self._direct.add(info.mid)
             self.counts["published"] += 1
             if p.topic == self.topics.health:
                 self._last_health = time.monotonic()
@@ -553,7 +550,6 @@ class MqttLink:
                     reason: ReasonCode, props: Properties | None) -> None:
         self._last_roundtrip = time.monotonic()
         row = self._inflight.pop(mid, None)
-        self._direct.discard(mid)
         if reason.is_failure:
             # e.g. 135 not authorised: retrying would block the lane forever
             self.counts["refused_by_broker"] += 1
@@ -601,7 +597,6 @@ class MqttLink:
         self._connected = False
         self._lost = False
         self._inflight.clear()
-        self._direct.clear()
         self._schedule_reconnect()
 
     def _schedule_reconnect(self) -> None:
