@@ -119,6 +119,8 @@ class Appliance:
         self.control: Any = None
         self._owned_backends: list[Any] = []
         self._faults: list[Condition] = []
+        self.analysis_errors = 0
+        self._analysis_failing = False
 
     # ------------------------------------------------------------------ start-up
 
@@ -253,9 +255,11 @@ class Appliance:
     # ------------------------------------------------------------------ the loop
 
     def run(self, seconds: float | None = None) -> int:
-        """Start (unless started), loop until request_stop() or `seconds`, shut down. -> 0."""
+        """Start (unless started), loop until request_stop() or `seconds`, shut down.
+        Returns 0, or 1 when the loop itself failed (systemd's Restart=on-failure)."""
         next_health = next_status = next_mqtt_health = next_wd = 0.0
         wd_every = _watchdog_every_s()
+        code = 0
         try:
             if self.acquisition is None:
                 self.start()
@@ -281,9 +285,14 @@ class Appliance:
                 if self.mqtt is not None and now >= next_mqtt_health:
                     next_mqtt_health = now + self.cfg.mqtt.health_interval_s
                     self.mqtt.publish_health(self.health_report())
+        except IonmError:
+            raise  # start-up refused (config): the caller names it
+        except Exception:  # a bug in the loop: exit non-zero so systemd restarts us
+            log.exception("main loop failed")
+            code = 1
         finally:
             self.shutdown()
-        return 0
+        return code
 
     def request_stop(self) -> None:
         self._stop.set()
@@ -291,15 +300,24 @@ class Appliance:
     def _on_block(self, block: Any) -> None:
         if self.recorder is not None and not self._case_busy.is_set():
             self.recorder.write_block(block)  # queued: never waits on the disk
-        outputs = self.monitor.push(block)
-        now = self.clock()
         self.blocks += 1
         self._last_lead_off = block.lead_off
         self.fs_hz = block.sample_rate_hz
         self.stream_t_s = block.end_sample / block.sample_rate_hz
+        try:
+            outputs = self.monitor.push(block)
+            failed = None
+        except Exception as e:  # a bug, not bad input: say so loudly, keep the loop alive
+            outputs, failed = [], f"{type(e).__name__}: {e}"
+            self.analysis_errors += 1
+            if self.analysis_errors == 1 or self.analysis_errors % 1000 == 0:
+                log.exception("analysis failed on block %d (%d failures)", block.first_sample,
+                              self.analysis_errors)
+        now = self.clock()
         self._last_block_s = now
-        bad = (len(outputs) == 1 and isinstance(outputs[0], Condition)
-               and outputs[0].id == "analysis.bad_block")
+        outputs = self._analysis_condition(failed) + outputs
+        bad = failed is not None or (len(outputs) == 1 and isinstance(outputs[0], Condition)
+                                     and outputs[0].id == "analysis.bad_block")
         if not bad:  # a malformed block is counted by the Monitor, but it is not analysis
             self._last_analysis_s = now
         baselines_changed = False
@@ -333,6 +351,21 @@ class Appliance:
             self.timeline.ready_s = now
             self.notifier.ready()
             log.info("first block analysed: READY")
+
+    def _analysis_condition(self, failed: str | None) -> list[Condition]:
+        """tech.analysis (high) while Monitor.push raises: no analysis means no alarms. The green
+        lamp and the watchdog stop with it, so systemd restarts us if it persists."""
+        if failed is not None and not self._analysis_failing:
+            self._analysis_failing = True
+            return [Condition("tech.analysis", Kind.TECHNICAL, Priority.HIGH, True,
+                              self.stream_t_s, "", f"analysis failed: {failed}",
+                              {"errors": self.analysis_errors})]
+        if failed is None and self._analysis_failing:
+            self._analysis_failing = False
+            return [Condition("tech.analysis", Kind.TECHNICAL, Priority.HIGH, False,
+                              self.stream_t_s, "", "analysis running again",
+                              {"errors": self.analysis_errors})]
+        return []
 
     def _health(self) -> bool:
         """Feed health conditions to the alarm manager; renew the green light; return whether
