@@ -125,9 +125,9 @@ def main(argv: list[str]) -> int:
     broker: LocalBroker | None = None
     binary = None if args.no_mqtt else find_mosquitto()
     if binary is None:
-        why = "--no-mqtt" if args.no_mqtt else "no `mosquitto` binary found"
-        print(f"ionm demo: running WITHOUT MQTT ({why}; apt install mosquitto "
-              "mosquitto-clients to see the MQTT side)", flush=True)
+        why = "--no-mqtt" if args.no_mqtt else (
+            "no `mosquitto` binary found; `apt install mosquitto mosquitto-clients` adds it")
+        print(f"ionm demo: running WITHOUT MQTT ({why})", flush=True)
     else:
         try:
             broker = LocalBroker(binary, state_dir)
