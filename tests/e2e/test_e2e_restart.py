@@ -133,6 +133,10 @@ def test_e2e_sigkill_mid_case_then_restart_resumes_case_baselines_and_alarms(
     actives = [b for _, topic, b in subscriber.of_type("active_alarms")
                if topic == f"ionm/v1/{DEVICE}/alarm/active"]
     assert ALARM in [a["alarm_id"] for a in actives[-1]["alarms"]]
+    # both ends were announced: the broker's Will after SIGKILL, the death certificate at SIGTERM
+    assert wait_for(lambda: len([1 for _, t, b in subscriber.of_type("status")
+                                 if t == f"ionm/v1/{DEVICE}/status" and not b["online"]]) >= 2,
+                    5.0)
     # clean stop: every lamp dark at the end
     for name in ("red", "green", "cyan", "yellow"):
         tr = read_transitions(lights_file, name)
