@@ -155,6 +155,8 @@ class Monitor:
             elif sp.due(t_s, self.settings.update_interval_s):
                 pts, waves, halves = sp.measure_average(t_s)
                 out += self._update(name, pts, waves, halves, t_s)
+            if sp.plan.modality.family == "tcmep":
+                continue  # MEP runs come when the team triggers them: no rate to miss
             last = None if sp.last_stim_sample is None else sp.last_stim_sample / self.fs_hz
             out += self.criteria.stimulus(name, t_s, last, sp.n_stimuli,
                                           1.0 / sp.plan.site.rate_hz,

@@ -142,6 +142,17 @@ def test_analysis_tcmep_single_sweep_onset_amplitude_area():
     assert len([d for d in out if d["type"] == "waveform"]) == 4
 
 
+def test_analysis_tcmep_pauses_between_runs_are_not_a_lost_stimulus():
+    # two runs of 3 MEPs, 60 s apart: tcMEP is triggered by the team, never periodic
+    data, trig, _ = _mep_stream([1.0] * 3)
+    gap = np.zeros((1, 60 * 8000))
+    data = np.concatenate([data, gap, data], axis=1)
+    trig = np.concatenate([trig, np.zeros(60 * 8000, np.uint16), trig])
+    out = run_monitor(Monitor(_mep_cfg()), data, trig, 8000.0, block=800)
+    assert len([d for d in out if d["type"] == "trend"]) == 6
+    assert not [d for d in out if d["type"] == "condition"]
+
+
 @pytest.mark.parametrize("case_type, scale, fires", [
     ("spine", 0.1, True), ("spine", 0.4, False), ("cranial", 0.4, True), ("spine", 0.0, True),
 ])
