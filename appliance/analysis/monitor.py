@@ -43,8 +43,10 @@ class Monitor:
     """Runs every configured site on the blocks it is given.
 
     channel_names / sample_rate_hz default to cfg.frontend's; `ionm replay` passes the
-    recording's. Per-block cost: one edge scan and one slice per site, plus filtering of the
-    sweeps that completed in the block.
+    recording's. Per block: a few shape checks and an append. Per batch (`batch_ms`): one
+    decimation and one notch per sweep rate, then per site an edge scan and an epoch cut; the
+    waiting sweeps are filtered, checked and averaged in one call when an update is due.
+    Not thread-safe: one thread owns a Monitor.
     """
 
     def __init__(self, cfg, channel_names: tuple[str, ...] | None = None,
