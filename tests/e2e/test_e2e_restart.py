@@ -12,6 +12,7 @@ import sqlite3
 import subprocess
 import sys
 import time
+from datetime import datetime
 from pathlib import Path
 
 import numpy as np
@@ -88,6 +89,13 @@ def test_e2e_sigkill_mid_case_then_restart_resumes_case_baselines_and_alarms(
     assert c4.size == duration_s * 2000 and 1.0 < np.std(c4) < 1e4
     # the alarm is annotated in the raw recording where the stream was when it was raised
     (_, raised_ev), = _raised(subscriber, "analysis")
+    # lights in their own process (LightsProcess, file backend): red within 1 s of the raise
+    t_raise = datetime.fromisoformat(raised_ev["t_utc"].replace("Z", "+00:00")).timestamp()
+    rises = [json.loads(line)["t_unix"] for line in lights_file.read_text().splitlines()
+             if '"red"' in line and json.loads(line)["state"]]
+    red_delay_s = min(t for t in rises if t >= t_raise - 0.01) - t_raise
+    print(f"\nraise -> red lamp in the lights process: {red_delay_s * 1e3:.1f} ms")
+    assert red_delay_s <= 1.0
     at = [o for o, t in zip(onsets, texts, strict=True) if t.startswith("alarm raised: " + ALARM)]
     assert at and abs(at[0] - raised_ev["t_s"]) < 1.0, (at, raised_ev["t_s"])
     n_stim = np.count_nonzero(np.diff(status.astype(np.int64) & 1) > 0)
