@@ -6,7 +6,9 @@ What the appliance can tell apart, and how it says so:
 
 - one site changes                -> physiological HIGH "<family>.<criterion>:<site>:<channel>"
 - every site of a family changes  -> physiological "<family>.global_change" (LOW while within
-  (anaesthesia, temperature)         the site criteria, MEDIUM beyond them), never the sites' HIGH
+  (anaesthesia, temperature)         the site criteria, MEDIUM beyond them); the sites' HIGH
+                                     alarms are withheld only when upper and lower SSEP changed
+                                     together (every limb), never for both legs or both arms
 - the peripheral channel (Erb, popliteal) of a site is lost
                                   -> technical MEDIUM "<family>.stimulation:<site>"; the site's
                                      central changes are not raised as physiological meanwhile
@@ -145,7 +147,10 @@ class Criteria:
             lats = [c[1] for c in central if np.isfinite(c[1])]
             lat = float(np.mean(lats)) if lats else np.nan
             self._ratios[site] = (amp, lat, any(c[2] for c in central))
-        is_global = self._is_global(site)
+        # Demote a site's change to the global condition only when "every limb" changed: upper
+        # and lower SSEP together. Both legs alone may be the cord; both arms alone may be the
+        # cervical cord — then the sites' own alarms stand (the global condition is shown too).
+        is_global = self._is_global(site) and self._every_limb(rules.family)
 
         for cid, (bad, ev, kind, prio, msg) in seen.items():
             st = self._states.setdefault(cid, _State())
@@ -206,6 +211,10 @@ class Criteria:
         lat = all(self._ratios[s][1] > lat_global for s in sites)
         return amp or lat
 
+    def _every_limb(self, family: str) -> bool:
+        mods = {self.rules[s].modality for s in self._family_sites(family)}
+        return family == "ssep" and {"ssep_upper", "ssep_lower"} <= mods
+
     def _global(self, family: str, t_s: float, n_confirm: int) -> list[Condition]:
         sites = self._family_sites(family)
         if len(sites) < 2:
@@ -215,7 +224,8 @@ class Criteria:
         prio = Priority.MEDIUM if beyond else Priority.LOW
         ev = {"sites": {s: {"amplitude_ratio": _r(self._ratios[s][0], 3),
                             "latency_ratio": _r(self._ratios[s][1], 3)} for s in sites},
-              "global_ratio": self.global_ratio, "beyond_site_criteria": beyond}
+              "global_ratio": self.global_ratio, "beyond_site_criteria": beyond,
+              "site_alarms_suppressed": bool(bad and self._every_limb(family))}
         cid = f"{family}.global_change"
         st = self._states.setdefault(cid, _State())
         msg = (f"{family.upper()} changed on every site at once "

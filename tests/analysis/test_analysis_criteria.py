@@ -28,15 +28,22 @@ def during(t: float) -> bool:
     return CHANGE[0] <= t < CHANGE[1]
 
 
-def run(left: dict, right: dict | None = None, **analysis) -> list[dict]:
+# a lower-limb site on the second pair of channels (P37/N45 scalp, popliteal N8)
+LOWER_SITE = {"name": "L tibial", "modality": "ssep_lower", "channels": ["C3'-Fz", "Erb-R"],
+              "trigger_bit": 1, "rate_hz": 3.1, "n_sweeps": 60, "update_sweeps": 20}
+LOWER = {"C3'-Fz": [(37.5, 1.5, 2.0), (45.0, -1.5, 2.5)], "Erb-R": [(8.5, -4.0, 0.8)]}
+
+
+def run(left: dict, right: dict | None = None, lower: bool = False, **analysis) -> list[dict]:
     right = right or {}
-    sites = [
-        SynthSite(0, 4.7, {"C4'-Fz": CORTICAL, "Erb-L": ERB}, peripheral={"Erb-L"}, **left),
-        SynthSite(1, 4.7, {"C3'-Fz": CORTICAL, "Erb-R": ERB}, peripheral={"Erb-R"},
-                  phase_s=0.1, **right),
-    ]
+    second = (SynthSite(1, 3.1, LOWER, peripheral={"Erb-R"}, phase_s=0.1, **right) if lower
+              else SynthSite(1, 4.7, {"C3'-Fz": CORTICAL, "Erb-R": ERB}, peripheral={"Erb-R"},
+                             phase_s=0.1, **right))
+    sites = [SynthSite(0, 4.7, {"C4'-Fz": CORTICAL, "Erb-L": ERB}, peripheral={"Erb-L"},
+                       **left), second]
     data, trig = synth_stream(CH, FS, DURATION_S, sites, noise_uv=2.0, mains_uv=2.0)
-    mon = Monitor(upper_cfg(CH, SITES, FS, **analysis))
+    site_cfg = [SITES[0], LOWER_SITE] if lower else SITES
+    mon = Monitor(upper_cfg(CH, site_cfg, FS, **analysis))
     return [o for o in run_monitor(mon, data, trig, FS) if o["type"] == "condition"]
 
 
@@ -94,14 +101,32 @@ def test_analysis_global_fade_under_threshold_is_a_low_global_change_only():
     assert {c["priority"] for c in conds} == {"low"}
 
 
-def test_analysis_global_drop_beyond_criteria_is_not_a_site_alarm():
+def test_analysis_every_limb_dropping_together_is_global_not_a_site_alarm():
     fade = {"scale": lambda t: 0.3 if during(t) else 1.0}
-    conds = run(fade, dict(fade))
+    conds = run(fade, dict(fade), lower=True)
     tr = transitions(conds)
-    # both sites crossed 50 %, but together: anaesthesia or temperature, not the surgery
+    # arm and leg crossed 50 % together: anaesthesia or temperature, not the surgery
     assert not [i for i in tr if i.startswith("ssep.amplitude")], tr
     assert "ssep.global_change" in tr
-    assert "medium" in {c["priority"] for c in conds if c["id"] == "ssep.global_change"}
+    glob = [c for c in conds if c["id"] == "ssep.global_change" and c["active"]]
+    assert "medium" in {c["priority"] for c in glob}
+    assert any(c["evidence"]["site_alarms_suppressed"] for c in glob)
+
+
+def test_analysis_both_arms_dropping_still_alarm_each_site():
+    # both arms alone may be the cervical cord: the site alarms stand, the global note too
+    fade = {"scale": lambda t: 0.3 if during(t) else 1.0}
+    tr = transitions(run(fade, dict(fade)))
+    assert {"ssep.amplitude:L median:C4'-Fz", "ssep.amplitude:R median:C3'-Fz",
+            "ssep.global_change"} <= set(tr), tr
+    assert_raised_in_change_and_cleared(tr["ssep.amplitude:L median:C4'-Fz"])
+
+
+def test_analysis_one_leg_dropping_with_an_arm_stable_is_a_site_alarm():
+    conds = run({}, {"scale": lambda t: 0.25 if during(t) else 1.0}, lower=True)
+    tr = transitions(conds)
+    assert set(tr) == {"ssep.amplitude:L tibial:C3'-Fz"}, tr
+    assert next(c for c in conds if c["active"])["evidence"]["component"] == "P37"
 
 
 def test_analysis_lost_peripheral_response_is_a_stimulation_fault():
