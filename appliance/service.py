@@ -259,6 +259,8 @@ class Appliance:
         Returns 0, or 1 when the loop itself failed (systemd's Restart=on-failure)."""
         next_health = next_status = next_mqtt_health = next_wd = 0.0
         wd_every = _watchdog_every_s()
+        # renew the green lamp well within its time-out, whatever lights.monitoring_timeout_s is
+        health_every_s = min(HEALTH_EVERY_S, self.cfg.lights.monitoring_timeout_s / 3)
         code = 0
         try:
             if self.acquisition is None:
@@ -274,7 +276,7 @@ class Appliance:
                 self._run_commands()
                 now = self.clock()
                 if now >= next_health:
-                    next_health = now + HEALTH_EVERY_S
+                    next_health = now + health_every_s
                     flowing = self._health()
                     if flowing and wd_every is not None and now >= next_wd:
                         self.notifier.watchdog()
