@@ -9,7 +9,7 @@ import sys
 import time
 
 import numpy as np
-from conftest import N20, P25, SynthSite, run_monitor, synth_stream, upper_cfg
+from analysis_helpers import N20, P25, SynthSite, run_monitor, synth_stream, upper_cfg
 
 from appliance import config
 from appliance.analysis.monitor import Monitor

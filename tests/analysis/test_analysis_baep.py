@@ -4,7 +4,7 @@ rise alone does not (it rarely meant hearing loss)."""
 from __future__ import annotations
 
 import pytest
-from conftest import SynthSite, run_monitor, synth_stream
+from analysis_helpers import SynthSite, run_monitor, synth_stream
 
 from appliance import config
 from appliance.analysis.monitor import Monitor

@@ -7,7 +7,7 @@ import json
 
 import numpy as np
 import pytest
-from conftest import N20, P25, SynthSite, blocks, run_monitor, synth_stream, upper_cfg
+from analysis_helpers import N20, P25, SynthSite, blocks, run_monitor, synth_stream, upper_cfg
 
 from appliance import config
 from appliance.analysis.monitor import Monitor

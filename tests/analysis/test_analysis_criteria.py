@@ -5,7 +5,7 @@ on a stable patient."""
 from __future__ import annotations
 
 import pytest
-from conftest import N9, N20, P25, SynthSite, run_monitor, synth_stream, upper_cfg
+from analysis_helpers import N9, N20, P25, SynthSite, run_monitor, synth_stream, upper_cfg
 
 from appliance.analysis.monitor import Monitor
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from conftest import N9, N20, P25, SynthSite, run_monitor, synth_stream, upper_cfg
+from analysis_helpers import N9, N20, P25, SynthSite, run_monitor, synth_stream, upper_cfg
 
 from appliance.analysis.monitor import Monitor
 from appliance.frontend.block import SampleBlock

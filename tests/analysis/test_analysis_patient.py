@@ -7,7 +7,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
-from conftest import upper_cfg
+from analysis_helpers import upper_cfg
 
 from appliance.analysis.monitor import Monitor
 from appliance.frontend.block import SampleBlock

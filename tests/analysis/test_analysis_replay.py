@@ -11,7 +11,7 @@ from pathlib import Path
 import numpy as np
 import pyedflib
 import pytest
-from conftest import N9, N20, P25, SynthSite, synth_stream
+from analysis_helpers import N9, N20, P25, SynthSite, synth_stream
 
 FS = 4000
 CH = ["C4'-Fz", "Erb-L"]
