@@ -114,6 +114,7 @@ class Appliance:
         self.manager: Any = None
         self.lights: Any = None
         self.button: Any = None
+        self.stimulator: Any = None
         self.mqtt: Any = None
         self.recorder: Any = None
         self.control: Any = None
@@ -145,7 +146,26 @@ class Appliance:
         self._start_control()
         self.acquisition = Acquisition(cfg)
         self.acquisition.start()
+        self._start_stimulator()
         self.notifier.status(f"starting: {self._status_tail()}")
+
+    def _start_stimulator(self) -> None:
+        """frontend.stimulator: trigger the external isolated stimulator from GPIO outputs. The
+        line is looped back into a front-end input, so the ADC latches each stimulus on its
+        sample and the analysis never relies on this thread's timing (hw/stimulus.md)."""
+        if not self.cfg.frontend.stimulator:
+            return
+        from appliance.frontend.stimulus import StimulusScheduler
+        from appliance.outputs.gpio import backend_from_settings
+
+        backend = self._lights_backend
+        if backend is None:
+            backend = backend_from_settings(self.cfg.lights)
+            self._owned_backends.append(backend)
+        for site, pin in self.cfg.frontend.stim_pins.items():
+            backend.setup_output(pin, f"stim:{site}")
+        self.stimulator = StimulusScheduler.from_config(self.cfg, backend.output)
+        self.stimulator.start()
 
     def _start_lights(self) -> None:
         from appliance.outputs.button import Button
@@ -623,7 +643,8 @@ class Appliance:
             self.lights.set_monitoring(False)  # green dark at once: we no longer watch
         if self.acquisition is not None:
             self.acquisition.stop()
-        for part, how in ((self.button, "close"), (self.control, "close")):
+        for part, how in ((self.stimulator, "stop"), (self.button, "close"),
+                          (self.control, "close")):
             if part is not None:
                 with contextlib.suppress(Exception):
                     getattr(part, how)()

@@ -125,6 +125,17 @@ class StreamingFilter:
         self._zi = None
 
 
+def _padded(sweeps: np.ndarray, pad_samples: int) -> tuple[np.ndarray, int, int]:
+    """(sweeps as float64, pad, n_out) after checking the pads fit on both sides."""
+    x = np.asarray(sweeps, dtype=np.float64)
+    pad = int(pad_samples)
+    if pad < 0 or x.shape[-1] < 2 * pad:
+        raise ValueError(
+            f"pad_samples={pad_samples!r} must be >= 0 and fit twice in n_times={x.shape[-1]}"
+        )
+    return x, pad, x.shape[-1] - 2 * pad
+
+
 def zero_phase_sweeps(sweeps: np.ndarray, sos: np.ndarray, pad_samples: int) -> np.ndarray:
     """Forward-backward filter sweeps cut with `pad_samples` extra samples on each side.
 
@@ -133,13 +144,7 @@ def zero_phase_sweeps(sweeps: np.ndarray, sos: np.ndarray, pad_samples: int) -> 
     kept samples see real data on both sides instead of edge transients. Vectorised over
     every leading axis (sweeps, channels).
     """
-    x = np.asarray(sweeps, dtype=np.float64)
-    pad = int(pad_samples)
-    if pad < 0 or x.shape[-1] < 2 * pad:
-        raise ValueError(
-            f"pad_samples={pad_samples!r} must be >= 0 and fit twice in n_times={x.shape[-1]}"
-        )
-    n_out = x.shape[-1] - 2 * pad
+    x, pad, n_out = _padded(sweeps, pad_samples)
     if x.size == 0 or n_out == 0:
         return np.empty(x.shape[:-1] + (n_out,), dtype=np.float64)
     sos = np.atleast_2d(np.asarray(sos, dtype=np.float64))
@@ -162,13 +167,7 @@ def zero_phase_from_forward(sweeps: np.ndarray, sos: np.ndarray,
     `zero_phase_sweeps`, at a third of the per-sweep work. The pre-stimulus pad is not
     needed (it may be 0 on that side; it is ignored).
     """
-    x = np.asarray(sweeps, dtype=np.float64)
-    pad = int(pad_samples)
-    if pad < 0 or x.shape[-1] < 2 * pad:
-        raise ValueError(
-            f"pad_samples={pad_samples!r} must be >= 0 and fit twice in n_times={x.shape[-1]}"
-        )
-    n_out = x.shape[-1] - 2 * pad
+    x, pad, n_out = _padded(sweeps, pad_samples)
     if x.size == 0 or n_out == 0:
         return np.empty(x.shape[:-1] + (n_out,), dtype=np.float64)
     sos = np.atleast_2d(np.asarray(sos, dtype=np.float64))

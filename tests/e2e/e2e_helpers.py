@@ -157,6 +157,19 @@ class Subscriber:
 
 
 
+def start_appliance(d: dict[str, Any], tmp: Path) -> tuple[Any, Any, threading.Thread]:
+    """The real Appliance on config dict `d`, lamps on a RecordingBackend, run on a thread."""
+    from appliance import config
+    from appliance.outputs.gpio import RecordingBackend
+    from appliance.service import Appliance
+
+    backend = RecordingBackend()
+    app = Appliance(config.from_dict(d), tmp / "state", lights_backend=backend)
+    runner = threading.Thread(target=app.run, daemon=True)
+    runner.start()
+    return app, backend, runner
+
+
 def wait_for(pred: Any, timeout_s: float, step_s: float = 0.05) -> bool:
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:

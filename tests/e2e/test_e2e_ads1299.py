@@ -4,14 +4,9 @@ SPI interface (frontend.kind = "ads1299-emulated", the simulated patient as its 
 
 from __future__ import annotations
 
-import threading
 from pathlib import Path
 
-from e2e_helpers import CHANNELS, DROP_AT_S, N_SWEEPS_S, config_dict, wait_for
-
-from appliance import config
-from appliance.outputs.gpio import RecordingBackend
-from appliance.service import Appliance
+from e2e_helpers import CHANNELS, DROP_AT_S, N_SWEEPS_S, config_dict, start_appliance, wait_for
 
 ALARM = "ssep.amplitude:L median:C4'-Fz"
 
@@ -20,11 +15,7 @@ def test_e2e_ads1299_emulator_ssep_drop_turns_red_within_1_s(tmp_path: Path, not
     d = config_dict(tmp_path, None, realtime=True)
     d["frontend"]["kind"] = "ads1299-emulated"
     d["frontend"]["channels"] = [*CHANNELS, "X6", "X7", "X8"]  # the chip's 8 inputs
-    cfg = config.from_dict(d)
-    backend = RecordingBackend()
-    app = Appliance(cfg, tmp_path / "state", lights_backend=backend)
-    runner = threading.Thread(target=app.run, daemon=True)
-    runner.start()
+    app, backend, runner = start_appliance(d, tmp_path)
     try:
         assert wait_for(lambda: ALARM in app.timeline.detected_s, 60.0), app.status_line()
         detected = app.timeline.detected_s[ALARM]

@@ -15,7 +15,15 @@ import time
 from pathlib import Path
 
 import numpy as np
-from e2e_helpers import DEVICE, DROP_AT_S, N_SWEEPS_S, config_dict, contract_errors, wait_for
+from e2e_helpers import (
+    DEVICE,
+    DROP_AT_S,
+    N_SWEEPS_S,
+    config_dict,
+    contract_errors,
+    start_appliance,
+    wait_for,
+)
 
 from appliance import config
 from appliance.outputs.gpio import RecordingBackend
@@ -151,11 +159,7 @@ def test_e2e_mqtt_broker_down_is_a_technical_alarm_and_monitoring_goes_on(
     still fed (the outbox accepts); broker back: the alarm ends and the backlog is delivered."""
     d = config_dict(tmp_path, broker, realtime=True)
     d["mqtt"]["reconnect_max_s"] = 1.0  # reconnect soon after the broker is back
-    cfg = config.from_dict(d)
-    backend = RecordingBackend()
-    app = Appliance(cfg, tmp_path / "state", lights_backend=backend)
-    runner = threading.Thread(target=app.run, daemon=True)
-    runner.start()
+    app, backend, runner = start_appliance(d, tmp_path)
     try:
         assert wait_for(lambda: app.mqtt is not None and app.mqtt.stats()["connected"], 10.0)
         broker.stop()
@@ -168,7 +172,7 @@ def test_e2e_mqtt_broker_down_is_a_technical_alarm_and_monitoring_goes_on(
         time.sleep(1.5)
         assert app.blocks > blocks  # analysis goes on
         assert len([1 for t, m in notify.messages if m == "WATCHDOG=1" and t > t_down]) > n_wd
-        assert backend.levels[cfg.lights.green_pin]
+        assert backend.levels[app.cfg.lights.green_pin]
         broker.start()
         assert wait_for(lambda: "tech.mqtt" not in
                         {a["alarm_id"] for a in app.manager.active_set()}, 20.0)

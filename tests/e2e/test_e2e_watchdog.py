@@ -10,7 +10,7 @@ import time
 from pathlib import Path
 
 import numpy as np
-from e2e_helpers import config_dict, wait_for
+from e2e_helpers import config_dict, start_appliance, wait_for
 
 from appliance import config
 from appliance.outputs.gpio import RecordingBackend
@@ -29,11 +29,7 @@ duration_s = 3.0
 def test_e2e_stall_stops_watchdog_and_green_then_both_resume(tmp_path: Path, notify) -> None:
     d = config_dict(tmp_path, None, realtime=True)
     Path(d["frontend"]["scenario"]).write_text(STALL)
-    cfg = config.from_dict(d)
-    backend = RecordingBackend()
-    app = Appliance(cfg, tmp_path / "state", lights_backend=backend)
-    runner = threading.Thread(target=app.run, daemon=True)
-    runner.start()
+    app, backend, runner = start_appliance(d, tmp_path)
     try:
         assert wait_for(lambda: "tech.stall" in app.timeline.raised_s, 30.0), (
             app.timeline, app.status_line())
