@@ -49,6 +49,11 @@ class Broker:
             f"log_dest file {self.log}\n"
             "log_type error\nlog_type warning\nlog_type notice\n"
         )
+        if os.geteuid() == 0:
+            # as root mosquitto drops to user `mosquitto`, which cannot enter pytest's 0700 tmp
+            # folders: its persistence file (the persistent-session tests) would silently
+            # never be written. Keep root for these loopback-only test brokers.
+            base = "user root\n" + base
         # extra_conf may replace the listener block entirely (TLS tests)
         own_listener = "listener" in self.extra_conf
         self.conf.write_text(self.extra_conf if own_listener else base + self.extra_conf)
