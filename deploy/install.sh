@@ -180,8 +180,11 @@ if [ -e "$SRC/deploy/mosquitto/ionm.conf" ]; then
             -keyout "$mq/ca.key" -out "$mq/ca.crt"
         run openssl req -newkey rsa:3072 -nodes -subj "/CN=$(hostname)" \
             -keyout "$mq/server.key" -out "$mq/server.csr"
+        # clients that check the host name need it in subjectAltName, not just the CN
+        san="subjectAltName=DNS:$(hostname),DNS:$(hostname).local,DNS:localhost,IP:127.0.0.1"
         run openssl x509 -req -days 3650 -in "$mq/server.csr" -CA "$mq/ca.crt" \
-            -CAkey "$mq/ca.key" -CAcreateserial -out "$mq/server.crt"
+            -CAkey "$mq/ca.key" -CAcreateserial -out "$mq/server.crt" \
+            -extfile /dev/stdin <<<"$san"
         run chgrp mosquitto "$mq/server.key"
         run chmod 0640 "$mq/server.key"
         run chmod 0600 "$mq/ca.key"
