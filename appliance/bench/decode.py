@@ -15,6 +15,7 @@ import time
 
 import numpy as np
 
+from appliance.bench.timing import best_of
 from appliance.frontend.ads1299.decode import decode_frames, encode_frames
 
 RATE_HZ = 16_000
@@ -44,15 +45,6 @@ def naive_decode(raw: bytes, gain: float = 24.0) -> list[list[float] | None]:
     return out
 
 
-def _best_of(fn, repeats: int) -> float:
-    best = float("inf")
-    for _ in range(repeats):
-        t0 = time.perf_counter()
-        fn()
-        best = min(best, time.perf_counter() - t0)
-    return best
-
-
 def _emulated_frontend_factor(seconds: float) -> float:
     from appliance.frontend.ads1299.emulator import EmulatedBoard
     from appliance.frontend.ads1299.frontend import Ads1299FrontEnd
@@ -74,10 +66,10 @@ def run(quick: bool = False) -> dict[str, float | str]:
     # block-sized calls, as the front end decodes (16 ms blocks = 256 frames)
     block = 256 * 27
     blocks = [raw[i:i + block] for i in range(0, len(raw), block)]
-    t_blocks = _best_of(lambda: [decode_frames(b, N_CH, 24.0) for b in blocks], 3 if quick else 5)
-    t_whole = _best_of(lambda: decode_frames(raw, N_CH, 24.0), 3 if quick else 5)
+    t_blocks = best_of(lambda: [decode_frames(b, N_CH, 24.0) for b in blocks], 3 if quick else 5)
+    t_whole = best_of(lambda: decode_frames(raw, N_CH, 24.0), 3 if quick else 5)
     naive_raw = raw[: len(raw) // 4 if quick else len(raw) // 2]
-    t_naive = _best_of(lambda: naive_decode(naive_raw), 1 if quick else 2)
+    t_naive = best_of(lambda: naive_decode(naive_raw), 1 if quick else 2)
     naive_rate = (len(naive_raw) / 27) / t_naive
     n_frames = len(raw) / 27
     return {

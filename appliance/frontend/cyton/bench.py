@@ -19,6 +19,7 @@ import time
 
 import numpy as np
 
+from appliance.bench.timing import best_of
 from appliance.frontend.cyton import protocol as proto
 
 
@@ -48,15 +49,6 @@ def naive_parse(raw: bytes) -> list[list[int]]:
         else:
             i += 1
     return out
-
-
-def _best_of(fn, repeats: int) -> float:
-    best = float("inf")
-    for _ in range(repeats):
-        t0 = time.perf_counter()
-        fn()
-        best = min(best, time.perf_counter() - t0)
-    return best
 
 
 def _parse_reads(reads: list[bytes]) -> int:
@@ -90,12 +82,12 @@ def run(quick: bool = False) -> dict[str, float | str]:
     raw = _stream(seconds)
     read = 4 * proto.PACKET_BYTES
     reads = [raw[i : i + read] for i in range(0, len(raw), read)]
-    t_ours = _best_of(lambda: _parse_reads(reads), 3)
+    t_ours = best_of(lambda: _parse_reads(reads), 3)
     big = 250 * proto.PACKET_BYTES  # 1 s per read: catching up after the reader was held up
     big_reads = [raw[i : i + big] for i in range(0, len(raw), big)]
-    t_big = _best_of(lambda: _parse_reads(big_reads), 3)
+    t_big = best_of(lambda: _parse_reads(big_reads), 3)
     naive_raw = raw[: len(raw) // 10]
-    t_naive = _best_of(lambda: naive_parse(naive_raw), 2)
+    t_naive = best_of(lambda: naive_parse(naive_raw), 2)
     ours_pps = seconds * proto.SAMPLE_RATE_HZ / t_ours
     naive_pps = (len(naive_raw) / proto.PACKET_BYTES) / t_naive
     return {
