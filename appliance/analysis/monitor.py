@@ -16,6 +16,7 @@ import numpy as np
 from appliance.analysis.baseline import Baseline, BaselineStore
 from appliance.analysis.criteria import Criteria, SiteRules
 from appliance.analysis.decimate import Decimator
+from appliance.analysis.fast import FastSite, fast_enabled
 from appliance.analysis.site import SitePipeline, plan_site
 from appliance.conditions import Condition, Kind, Priority
 from appliance.dsp.filters import StreamingFilter, notch_sos
@@ -59,6 +60,11 @@ class Monitor:
         self.plans = [plan_site(s, a, self.channel_names, self.fs_hz, f"analysis.sites[{i}]")
                       for i, s in enumerate(a.sites)]
         self.sites = {p.site.name: SitePipeline(p, self.fs_hz) for p in self.plans}
+        # opt-in sweep-by-sweep detector beside the conventional criteria (docs/analysis.md)
+        self.fast = {p.site.name: FastSite(p, a, self.sites[p.site.name].t_ms,
+                                           self.sites[p.site.name].fs_sweep_hz,
+                                           f"analysis.sites[{i}]")
+                     for i, p in enumerate(self.plans) if fast_enabled(p, a)}
         self.baselines = BaselineStore(a.baseline_policy, a.baseline_updates, a.fsp_min,
                                        a.split_half_r_min)
         self.criteria = Criteria(
@@ -150,6 +156,8 @@ class Monitor:
             sweeps = sp.push(data, sat, first, block.trigger, block.first_sample, t_s,
                              self.settings.update_interval_s)
             self.sweeps_accepted += len(sweeps)
+            if name in self.fast:
+                out += self.fast[name].push(sweeps, sp.accepted_stim_s)
             if sp.single:
                 for sweep in sweeps:  # tcMEP: every sweep is an update (a handful per hour)
                     pts, waves = sp.measure_single(sweep, t_s)
@@ -212,4 +220,5 @@ class Monitor:
         self.baselines.restore(state)
 
     def active_condition_ids(self) -> list[str]:
-        return self.criteria.active_ids()
+        fast = [cid for f in self.fast.values() for cid in f.active]
+        return sorted([*self.criteria.active_ids(), *fast])

@@ -129,6 +129,8 @@ class SitePipeline:
         self.measures = [plan.modality.measure_for(r) for r in plan.roles]
         self.accepted = 0
         self._waiting: list[np.ndarray] = []
+        self._waiting_ev: list[np.ndarray] = []  # their stimulus samples at the sweep rate
+        self.accepted_stim_s = np.empty(0)  # stimulus times (s) of the last accepted sweeps
         self._n_waiting = 0
         self.since_update = 0
         self.last_update_t_s = 0.0
@@ -164,9 +166,10 @@ class SitePipeline:
         # the stimulus to the nearest sweep-rate sample (at q = 4, 16 kSPS: +-0.125 ms, SD
         # 0.07 ms, unbiased: far below the width of any SSEP peak)
         ev = (events + self.q // 2) // self.q if self.q > 1 else events
-        sweeps, _ = self.epocher.push(np.concatenate([x, sat]), first_sample, ev)
+        sweeps, ev_cut = self.epocher.push(np.concatenate([x, sat]), first_sample, ev)
         if len(sweeps):
             self._waiting.append(sweeps)
+            self._waiting_ev.append(ev_cut)
             self._n_waiting += len(sweeps)
         if self._n_waiting and (self.single or self._n_waiting >= MAX_WAITING
                                 or self.since_update + self._n_waiting >= self.plan.update_sweeps
@@ -177,7 +180,8 @@ class SitePipeline:
     def _drain(self) -> np.ndarray:
         sweeps = (self._waiting[0] if len(self._waiting) == 1
                   else np.concatenate(self._waiting))
-        self._waiting, self._n_waiting = [], 0
+        ev = np.concatenate(self._waiting_ev)
+        self._waiting, self._waiting_ev, self._n_waiting = [], [], 0
         sat_sweeps = sweeps[:, -1:, self.pad:sweeps.shape[-1] - self.pad] > 0
         y = sweeps[:, :-1]
         y = zero_phase_sweeps(y, self.sos, self.pad) if self.zero else y
@@ -185,6 +189,7 @@ class SitePipeline:
             y = y - y[..., :self.pre].mean(axis=-1, keepdims=True)
         keep, _ = self.rejector.check(y, sat_sweeps)
         y = y[keep]
+        self.accepted_stim_s = ev[keep] / self.fs_sweep_hz
         if not self.single:
             self.averager.add(y)
         self.accepted += len(y)

@@ -15,6 +15,7 @@ ROLES = ("auto", "cortical", "subcortical", "cervical", "peripheral", "muscle", 
 PHASES = ("zero", "causal")
 BASELINE_POLICIES = ("auto", "manual")
 CASE_TYPES = ("spine", "cranial")
+FAST_SITE = ("default", "on", "off")  # per-site fast detection: follow analysis.fast_detection
 # Keys a site's `criteria` table may override (fractions and milliseconds, see docs/analysis.md).
 CRITERIA_KEYS = (
     "amplitude_ratio_min",  # alarm when amplitude < this fraction of baseline (SSEP 0.5)
@@ -50,6 +51,9 @@ class SiteSettings:
     reject_uv: float = field(0.0, min=0.0, max=1e5, help="reject beyond +/- this µV; 0: default")
     d_wave: bool = field(False, help="tcMEP site records an epidural D-wave (averaged, <= 20)")
     criteria: dict[str, float] = field({}, help=f"criteria overrides; keys {CRITERIA_KEYS}")
+    fast_detection: str = field(
+        "default", choices=FAST_SITE, help="SSEP fast detector: default follows analysis's"
+    )
 
     def check(self, path: str) -> None:
         if self.roles and len(self.roles) != len(self.channels):
@@ -104,6 +108,15 @@ class AnalysisSettings:
     )
     stimulus_timeout_periods: float = field(
         5.0, min=1.5, max=100.0, help="no stimulus for this many periods -> technical condition"
+    )
+    fast_detection: bool = field(
+        False, help="SSEP sites also run the sweep-by-sweep fast detector (fast.* conditions)"
+    )
+    fast_baseline_sweeps: int = field(
+        600, min=50, max=20000, help="fast detector: sweeps for its template (~2 min at 4.7 Hz)"
+    )
+    fast_calibration_sweeps: int = field(
+        1500, min=50, max=50000, help="fast detector: sweeps scored out of sample before it arms"
     )
 
     def check(self, path: str) -> None:

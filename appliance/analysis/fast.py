@@ -1,0 +1,62 @@
+"""Opt-in fast detection for SSEP sites: the sweep-by-sweep detector of appliance/detection/
+fed by the site pipeline's own accepted sweeps, beside the conventional averages and criteria.
+
+`FastSite.push(sweeps, stim_s)` takes the accepted, conditioned sweeps of one update
+(k, n_ch, n_times) with their stimulus times (s since stream start), cuts the cortical channel to
+the detector's window and returns its `fast.<name>:<site>` Conditions (evidence + "channel").
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from appliance.conditions import Condition
+from appliance.detection.detector import DetectorSettings, SweepDetector
+from appliance.errors import ConfigError
+
+# per modality: (analysis window ms, latency design shift ms ~10 % of the primary component).
+# Upper: N20/P25 and around (as in the detection benchmark); lower: around P37/N45.
+FAST_WINDOWS_MS = {"ssep_upper": ((10.0, 45.0), 2.0), "ssep_lower": ((25.0, 70.0), 3.7)}
+
+
+def fast_enabled(plan, analysis) -> bool:
+    """Fast detection runs on SSEP sites that have it on (site 'on', or 'default' with
+    analysis.fast_detection) and have a cortical channel to feed it."""
+    site = plan.site
+    on = site.fast_detection == "on" or (site.fast_detection == "default"
+                                         and analysis.fast_detection)
+    return on and plan.modality.name in FAST_WINDOWS_MS and "cortical" in plan.roles
+
+
+class FastSite:
+    """One site's fast detector on its first cortical channel. Not thread-safe."""
+
+    def __init__(self, plan, analysis, t_ms: np.ndarray, fs_sweep_hz: float,
+                 path: str = "analysis.sites") -> None:
+        self.site = plan.site.name
+        self.row = plan.roles.index("cortical")
+        self.channel = plan.site.channels[self.row]
+        (lo, hi), shift_ms = FAST_WINDOWS_MS[plan.modality.name]
+        step_ms = 1e3 / fs_sweep_hz
+        if lo < t_ms[0] or hi > t_ms[-1] + step_ms:
+            raise ConfigError(f"{path}.window_ms: fast detection needs {lo:g}-{hi:g} ms after "
+                              f"the stimulus inside the sweep, which spans {t_ms[0]:g}-"
+                              f"{t_ms[-1] + step_ms:g} ms; widen window_ms or set "
+                              "fast_detection = \"off\" for this site.")
+        self.window = np.flatnonzero((t_ms >= lo) & (t_ms < hi))
+        cfg = DetectorSettings(rate_hz=plan.site.rate_hz,
+                               baseline_sweeps=analysis.fast_baseline_sweeps,
+                               calibration_sweeps=analysis.fast_calibration_sweeps,
+                               latency_shift_ms=shift_ms)
+        self.detector = SweepDetector(self.site, fs_sweep_hz, cfg)
+        self.active: set[str] = set()
+
+    def push(self, sweeps: np.ndarray, stim_s: np.ndarray) -> list[Condition]:
+        if not len(sweeps):
+            return []
+        x = sweeps[:, self.row][:, self.window]
+        out = self.detector.push(x, stim_s)
+        for c in out:
+            c.evidence["channel"] = self.channel
+            (self.active.add if c.active else self.active.discard)(c.id)
+        return out
