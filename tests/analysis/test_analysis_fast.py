@@ -14,6 +14,7 @@ Run as a script for the survey in docs/analysis.md: `python tests/analysis/test_
 
 from __future__ import annotations
 
+import json
 import sys
 
 import numpy as np
@@ -69,6 +70,7 @@ def test_analysis_fast_drop_raises_fast_amplitude_with_evidence():
     ev = raised["evidence"]
     assert all(k in ev for k in EVIDENCE), ev
     assert ev["channel"] == "C4'-Fz"
+    assert json.loads(json.dumps(raised)) == raised  # as `ionm replay` and MQTT carry it
     lo, hi = ev["amplitude_ratio_ci95"]
     assert lo < ev["amplitude_ratio"] < hi and hi < 0.9  # the trend shows the drop
     assert ev["statistic"] >= ev["threshold"] > 0
