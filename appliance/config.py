@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import tomllib
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -17,7 +16,7 @@ from appliance.settings.frontend import FrontendSettings
 from appliance.settings.lights import LightsSettings
 from appliance.settings.mqtt import MqttSettings
 from appliance.settings.recording import RecordingSettings
-from appliance.validate import build, field
+from appliance.validate import build, field, read_toml
 
 
 @dataclass(frozen=True)
@@ -55,16 +54,7 @@ def from_dict(data: dict[str, Any]) -> Config:
 
 
 def load(path: str | Path) -> Config:
-    p = Path(path)
-    try:
-        text = p.read_text(encoding="utf-8")
-    except OSError as e:
-        raise ConfigError(f"config file {str(p)!r}: cannot read it ({e.strerror}).") from e
-    try:
-        data = tomllib.loads(text)
-    except tomllib.TOMLDecodeError as e:
-        raise ConfigError(f"config file {str(p)!r}: not valid TOML ({e}).") from e
-    return from_dict(data)
+    return from_dict(read_toml(path, "config"))
 
 
 def main(argv: list[str]) -> int:

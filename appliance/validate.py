@@ -14,9 +14,11 @@ from __future__ import annotations
 
 import dataclasses
 import difflib
+import tomllib
 import types
 import typing
 from collections.abc import Mapping
+from pathlib import Path
 from typing import Any, TypeVar
 
 from appliance.errors import ConfigError
@@ -133,3 +135,16 @@ def field(default: Any = dataclasses.MISSING, *, help: str = "", **meta: Any) ->
         init = dict(default)
         return dataclasses.field(default_factory=lambda: dict(init), metadata=md)
     return dataclasses.field(default=default, metadata=md)
+
+
+def read_toml(path: str | Path, what: str) -> dict[str, Any]:
+    """The table in a TOML file; a ConfigError names the file (`what`: "config", "scenario")."""
+    p = Path(path)
+    try:
+        text = p.read_text(encoding="utf-8")
+    except OSError as e:
+        raise ConfigError(f"{what} file {str(p)!r}: cannot read it ({e.strerror}).") from e
+    try:
+        return tomllib.loads(text)
+    except tomllib.TOMLDecodeError as e:
+        raise ConfigError(f"{what} file {str(p)!r}: not valid TOML ({e}).") from e

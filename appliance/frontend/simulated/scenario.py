@@ -21,7 +21,6 @@ level from wherever it is to its target; the latest event that applies wins.
 
 from __future__ import annotations
 
-import tomllib
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -29,7 +28,7 @@ from typing import Any
 import numpy as np
 
 from appliance.errors import ConfigError
-from appliance.validate import _suggest, build, field
+from appliance.validate import _suggest, build, field, read_toml
 
 ANY = "*"
 
@@ -221,16 +220,7 @@ def _check_event(kind: str, ev: Any, path: str) -> None:
 
 
 def load_scenario(path: str | Path) -> Scenario:
-    p = Path(path)
-    try:
-        text = p.read_text(encoding="utf-8")
-    except OSError as e:
-        raise ConfigError(f"scenario file {str(p)!r}: cannot read it ({e.strerror}).") from e
-    try:
-        data = tomllib.loads(text)
-    except tomllib.TOMLDecodeError as e:
-        raise ConfigError(f"scenario file {str(p)!r}: not valid TOML ({e}).") from e
-    return from_dict(data, p.name)
+    return from_dict(read_toml(path, "scenario"), Path(path).name)
 
 
 class Track:
