@@ -88,3 +88,35 @@ def upper_cfg(channels, sites: list[dict], fs_hz: int = 4000, **analysis) -> con
         "frontend": {"channels": channels, "sample_rate_hz": fs_hz},
         "analysis": {"sites": sites, **analysis},
     })
+
+
+# Two median sites on the simulated patient (appliance.frontend.simulated), as the patient tests
+# and the fast-detection tests use them
+PATIENT_FS = 4000
+PATIENT_CH = ["C3'-Fz", "C4'-Fz", "Cv5-Fz", "Erb-L", "Erb-R"]
+PATIENT_SITES = [
+    {"name": "L median", "modality": "ssep_upper", "channels": ["C4'-Fz", "Cv5-Fz", "Erb-L"],
+     "trigger_bit": 0},
+    {"name": "R median", "modality": "ssep_upper", "channels": ["C3'-Fz", "Cv5-Fz", "Erb-R"],
+     "trigger_bit": 1},
+]
+
+
+def patient_conditions(cfg: config.Config, scenario, duration_s: float, seed: int):
+    """Stream the simulated patient through a real Monitor in 1-s blocks; returns (every
+    condition's JSON in order, the monitor)."""
+    from appliance.analysis.monitor import Monitor
+    from appliance.frontend.simulated.patient import Patient
+
+    ch = list(cfg.frontend.channels)
+    fs = cfg.frontend.sample_rate_hz
+    p = Patient(ch, fs, cfg.analysis.sites, scenario=scenario, seed=seed)
+    mon = Monitor(cfg)
+    out, n = [], 0
+    while n < duration_s * fs:
+        uv, trig = p.generate(fs)
+        blk = SampleBlock(uv, trig, np.zeros(uv.shape, bool), np.zeros(len(ch), bool), n, fs, 0)
+        out += [j for j in (o.to_json() for o in mon.push(blk)) if "id" in j]
+        n += fs
+    return out, mon
+

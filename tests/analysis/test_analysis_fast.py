@@ -17,24 +17,14 @@ from __future__ import annotations
 import json
 import sys
 
-import numpy as np
 import pytest
-from analysis_helpers import upper_cfg
+from analysis_helpers import PATIENT_CH, PATIENT_FS, PATIENT_SITES, patient_conditions, upper_cfg
 
 from appliance.analysis.monitor import Monitor
 from appliance.errors import ConfigError
-from appliance.frontend.block import SampleBlock
-from appliance.frontend.simulated.patient import Patient
 from appliance.frontend.simulated.scenario import from_dict
 
-FS = 4000
-CH = ["C3'-Fz", "C4'-Fz", "Cv5-Fz", "Erb-L", "Erb-R"]
-SITES = [
-    {"name": "L median", "modality": "ssep_upper", "channels": ["C4'-Fz", "Cv5-Fz", "Erb-L"],
-     "trigger_bit": 0},
-    {"name": "R median", "modality": "ssep_upper", "channels": ["C3'-Fz", "Cv5-Fz", "Erb-R"],
-     "trigger_bit": 1},
-]
+FS, CH, SITES = PATIENT_FS, PATIENT_CH, PATIENT_SITES
 DROP_AT_S, DURATION_S = 480.0, 840.0
 EVIDENCE = ("amplitude_ratio_ci95", "statistic", "threshold", "short_average", "channel")
 
@@ -43,15 +33,7 @@ def _run(seed: int, drop: bool, sites=SITES, **analysis) -> tuple[list[dict], Mo
     cfg = upper_cfg(CH, sites, FS, **analysis)
     ev = ([{"type": "amplitude", "at_s": DROP_AT_S, "site": "L median",
             "component": "cortical", "to_percent": 40.0}] if drop else [])
-    p = Patient(CH, FS, cfg.analysis.sites, scenario=from_dict({"event": ev}), seed=seed)
-    mon = Monitor(cfg)
-    out, n = [], 0
-    while n < DURATION_S * FS:
-        uv, trig = p.generate(4000)
-        blk = SampleBlock(uv, trig, np.zeros(uv.shape, bool), np.zeros(len(CH), bool), n, FS, 0)
-        out += [o.to_json() for o in mon.push(blk) if "id" in o.to_json()]
-        n += 4000
-    return out, mon
+    return patient_conditions(cfg, from_dict({"event": ev}), DURATION_S, seed)
 
 
 def _first(conds: list[dict], cid: str) -> dict | None:

@@ -7,35 +7,20 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
-from analysis_helpers import upper_cfg
+from analysis_helpers import PATIENT_CH, PATIENT_FS, PATIENT_SITES, patient_conditions, upper_cfg
 
 from appliance.analysis.monitor import Monitor
 from appliance.frontend.block import SampleBlock
 from appliance.frontend.simulated.patient import Patient
 from appliance.frontend.simulated.scenario import Scenario, load_scenario
 
-FS = 4000
-CH = ["C3'-Fz", "C4'-Fz", "Cv5-Fz", "Erb-L", "Erb-R"]
-SITES = [
-    {"name": "L median", "modality": "ssep_upper", "channels": ["C4'-Fz", "Cv5-Fz", "Erb-L"],
-     "trigger_bit": 0},
-    {"name": "R median", "modality": "ssep_upper", "channels": ["C3'-Fz", "Cv5-Fz", "Erb-R"],
-     "trigger_bit": 1},
-]
+FS, CH, SITES = PATIENT_FS, PATIENT_CH, PATIENT_SITES
 SCENARIOS = Path(__file__).resolve().parents[2] / "deploy" / "scenarios"
 
 
 def _conditions(scenario: Scenario, duration_s: float, seed: int) -> list[dict]:
     cfg = upper_cfg(CH, SITES, FS)
-    p = Patient(CH, FS, cfg.analysis.sites, scenario=scenario, seed=seed)
-    mon = Monitor(cfg)
-    out, n = [], 0
-    while n < duration_s * FS:
-        uv, trig = p.generate(4000)
-        blk = SampleBlock(uv, trig, np.zeros(uv.shape, bool), np.zeros(len(CH), bool), n, FS, 0)
-        out += [o.to_json() for o in mon.push(blk) if "id" in o.to_json()]
-        n += 4000
-    return out
+    return patient_conditions(cfg, scenario, duration_s, seed)[0]
 
 
 def test_analysis_stable_simulated_patient_ten_minutes_without_alarm():
