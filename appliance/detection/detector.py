@@ -14,13 +14,13 @@ from __future__ import annotations
 
 import base64
 import math
-from collections import deque
 from dataclasses import dataclass, field
 
 import numpy as np
 
 from appliance.conditions import Condition, Kind, Priority
 from appliance.detection.cusum import Cusum, threshold_for_arl0
+from appliance.detection.reference import TrackedReference
 from appliance.detection.template import TemplateModel, _robust_sd, fit_template
 
 
@@ -41,6 +41,11 @@ class DetectorSettings:
     latency_shift_ms: float = 2.0  # ~10 % of an N20 at 20 ms
     reference_tau_s: float = 600.0  # slow tracking: absorbs anaesthetic fade, not a 60-s drop
     reference_lag_s: float = 180.0  # the reference only sees sweeps older than this
+    # the reference extrapolates its slope over this window, clipped to the fastest global
+    # drift it follows: anaesthetic fade (30 %/h in the benchmark's worst case) and cooling
+    slope_window_s: float = 1200.0
+    max_fade_per_h: float = 0.4  # fraction of the calibration amplitude
+    max_latency_drift_per_h: float = 1.0  # in design shifts (2 ms) per hour
     reject_noise_scale: float = 25.0  # sweeps this much noisier than baseline are skipped
     clear_after_sweeps: int = 30
     trend_q_per_s: float = 0.05  # Kalman process sd per second (fraction of baseline)
@@ -73,17 +78,16 @@ class SweepDetector:
         self.model: TemplateModel | None = None
         self._baseline: list[np.ndarray] = []
         self._calib: list[np.ndarray] = []  # rows of (a, lat, scale)
-        self.reference = 1.0
+        self._amp_ref: TrackedReference | None = None
+        self._lat_ref: TrackedReference | None = None
         self.sigma_ratio = float("nan")  # per-sweep sd of the amplitude / baseline amplitude
         self._sigma_l = float("nan")
-        self._lat0 = 0.0
-        self._n_ref = 0
         self.n_seen = 0
         self.n_rejected = 0
         self._recent: list[np.ndarray] = []  # sweeps of the current CUSUM run, for evidence
-        self._lagged: deque[float] = deque()
-        # noise level relative to calibration, tracked on every sweep outside alarms
+        # noise levels relative to calibration, tracked on every sweep outside alarms
         self.var_factor = 1.0
+        self.var_factor_l = 1.0
         self.kalman_x = 1.0
         self.kalman_p = 1.0
         self._state = _State()
@@ -100,15 +104,26 @@ class SweepDetector:
         self._calib = []
         ok = rows[:, 2] <= self.cfg.reject_noise_scale
         a, lat = rows[ok, 0], rows[ok, 1]
-        self.reference = float(np.median(a))
-        self._n_ref = int(a.size)
-        self.sigma_ratio = _robust_sd(a) / self.reference
-        # tails heavier than Gaussian make the MAD-based sd low for a variance-based test:
-        # start the noise factor at the clipped second moment of the calibration sweeps
-        zs = np.clip((a / self.reference - 1.0) / self.sigma_ratio, -3.0, 3.0)
-        self.var_factor = float(np.mean(zs**2))
-        self._lat0 = float(np.median(lat))
+        cfg = self.cfg
+        per_h = 3600.0 * cfg.rate_hz
+        ref = float(np.median(a))
+        self.sigma_ratio = _robust_sd(a) / ref
         self._sigma_l = _robust_sd(lat)
+        # tails heavier than Gaussian make the MAD-based sd low for a variance-based test:
+        # start the noise factors at the clipped second moments of the calibration sweeps
+        zs = np.clip((a / ref - 1.0) / self.sigma_ratio, -3.0, 3.0)
+        self.var_factor = float(np.mean(zs**2))
+        lat0 = float(np.median(lat))
+        ys = np.clip((lat - lat0) / self._sigma_l, -3.0, 3.0)
+        self.var_factor_l = float(np.mean(ys**2))
+        common = dict(n=int(a.size), tau_obs=cfg.reference_tau_s * cfg.rate_hz,
+                      lag_obs=int(cfg.reference_lag_s * cfg.rate_hz),
+                      slope_window_obs=int(cfg.slope_window_s * cfg.rate_hz))
+        self._amp_ref = TrackedReference(ref, max_slope_per_obs=cfg.max_fade_per_h * ref / per_h,
+                                         **common)
+        mu = self.model.mu_shift * ref
+        self._lat_ref = TrackedReference(
+            lat0, max_slope_per_obs=cfg.max_latency_drift_per_h * abs(mu) / per_h, **common)
         k = len(self.cfg.drop_designs) + 1  # the latency test shares the high false-alarm budget
         self.drop_tests = {
             d: Cusum(threshold_for_arl0(k * self._arl_high, d / self.sigma_ratio))
@@ -116,21 +131,24 @@ class SweepDetector:
         }
         self.possible = Cusum(
             threshold_for_arl0(self._arl_med, self.cfg.possible_drop / self.sigma_ratio))
-        mu = self._lat_shift
         self.latency = Cusum(threshold_for_arl0(k * self._arl_high, abs(mu) / self._sigma_l))
 
-    def _ref_inflation(self, delta: float, h: float) -> float:
-        """sd factor for a reference that is itself an estimate from n_ref sweeps.
+    @staticmethod
+    def _ref_inflation(ref: TrackedReference, standardised_shift: float, h: float) -> float:
+        """sd factor for a reference that is itself an estimate.
 
-        A test of design `delta` decides over about n_d = 2 h sigma^2 / delta^2 sweeps; the
+        A test of standardised design shift d decides over about n_d = 2 h / d^2 sweeps; the
         reference's error (sigma^2 / n_ref) is a bias shared by all of them, so the mean over
         the run has variance sigma^2 (1 / n_d + 1 / n_ref) instead of sigma^2 / n_d. Early in a
         case n_ref is small and this matters (false alarms at high noise); later it fades.
         """
-        alpha = 1.0 / (self.cfg.reference_tau_s * self.cfg.rate_hz)
-        n_ref = min(float(self._n_ref), 2.0 / alpha)
-        n_d = 2.0 * h * self.sigma_ratio**2 / delta**2
-        return math.sqrt(1.0 + n_d / max(n_ref, 1.0))
+        n_d = 2.0 * h / standardised_shift**2
+        return math.sqrt(1.0 + n_d / ref.n_effective)
+
+    @property
+    def reference(self) -> float:
+        """The amplitude the tests compare with (1.0 before calibration)."""
+        return self._amp_ref.value if self._amp_ref is not None else 1.0
 
     @property
     def _lat_shift(self) -> float:
@@ -198,33 +216,34 @@ class SweepDetector:
         self.kalman_x += gain * (z - self.kalman_x)
         self.kalman_p *= 1.0 - gain
 
+        amp_ref, lat_ref = self._amp_ref, self._lat_ref
+        assert amp_ref is not None and lat_ref is not None
         fired_high = [
             d for d, c in self.drop_tests.items()
-            if c.update(_llr_drop(z_arr, sd_arr * self._ref_inflation(d, c.h), d)) >= 0
+            if c.update(_llr_drop(z_arr, sd_arr * self._ref_inflation(amp_ref, d / sd, c.h),
+                                  d)) >= 0
         ]
         dp = self.cfg.possible_drop
-        inflate = self._ref_inflation(dp, self.possible.h)
+        inflate = self._ref_inflation(amp_ref, dp / sd, self.possible.h)
         fired_med = self.possible.update(_llr_drop(z_arr, sd_arr * inflate, dp)) >= 0
-        sl = self._sigma_l * noise
+        noise_l = math.sqrt(self.var_factor_l)
         dl = self._lat_shift
-        y = float(np.clip(lat - self._lat0, -3.0 * sl, 3.0 * sl))
+        sl = self._sigma_l * noise_l * self._ref_inflation(lat_ref, abs(dl) / (
+            self._sigma_l * noise_l), self.latency.h)
+        y = float(np.clip(lat - lat_ref.value, -3.0 * sl, 3.0 * sl))
         fired_lat = self.latency.update(np.array([(dl / sl**2) * (y - dl / 2.0)])) >= 0
 
         if not any(self._state.alarmed.values()):
             alpha = 1.0 / (self.cfg.reference_tau_s * self.cfg.rate_hz)
             zs = (z - 1.0) / (sd / noise)
             self.var_factor += alpha * (min(zs * zs, 9.0) - self.var_factor)
-            # the reference follows slow anaesthetic fade (tau ~ 15 min) but only from sweeps
-            # older than the lag, so a drop is detected long before it can be absorbed. (Gating
-            # updates on "no test elevated" instead would bias it upward: low sweeps elevate.)
-            self._lagged.append(a)
-            if len(self._lagged) > self.cfg.reference_lag_s * self.cfg.rate_hz:
-                # a running mean until it holds as many sweeps as the EWMA, then the EWMA
-                self._n_ref += 1
-                old = self._lagged.popleft()
-                old = self.reference * (1.0 + float(np.clip(old / self.reference - 1.0,
-                                                            -3.0 * sd, 3.0 * sd)))
-                self.reference += max(alpha, 1.0 / self._n_ref) * (old - self.reference)
+            ys = (lat - lat_ref.value) / self._sigma_l
+            self.var_factor_l += alpha * (min(ys * ys, 9.0) - self.var_factor_l)
+            # the references follow slow fade and drift but only from sweeps older than the
+            # lag, so a drop is detected long before it can be absorbed. (Gating updates on
+            # "no test elevated" instead would bias them upward: low sweeps elevate.)
+            amp_ref.push(a, 3.0 * sd * amp_ref.value)
+            lat_ref.push(lat, 3.0 * self._sigma_l * noise_l)
         self._recent.append(sweep)
         tests = [*self.drop_tests.values(), self.possible]
         keep = max([c.run_length for c in tests] + [50])
