@@ -7,6 +7,16 @@ transients) plus the cortical N20/P25 response with sweep-to-sweep amplitude (15
 (0.2 ms) jitter. The standard conditioning (band-pass 30-1000 Hz + 50 Hz notch, zero-phase on
 the padded segment) is applied, and the analysis window is cut out.
 
+Multichannel cases (`channels=3`) record the same response through three derivations sharing a
+reference electrode, as a lower-limb SSEP montage does: Cz'-Fpz (the standard P37 derivation,
+channel 0, the one the conventional method and the bound's sigma_a use), C3'-Fpz and C4'-Fpz.
+Noise is simulated per electrode (EEG with a spatial correlation exp(-distance / 5 cm), an
+independent EMG/amplifier floor) and differenced, so the derivations share their reference's
+noise. Mains, ECG, cautery and movement hit all channels at once with per-derivation gains. The
+response's scalp field differs between patients (the tibial P37 is often largest ipsilateral
+and reversed contralateral — "paradoxical lateralisation"), so each case draws its own
+topography; channel 0's response keeps `amplitude_uv`.
+
 Sweeps are produced in chunks so an 8-hour case never sits in memory at once.
 """
 
@@ -41,6 +51,27 @@ class Case:
     cautery_per_h: float = 6.0  # bursts per hour, each 2-8 s
     movement_per_h: float = 4.0
     amplitude_uv: float = 1.5  # N20 and P25 each; peak-to-peak ~3 µV
+    channels: int = 1  # 1: one derivation; 3: the montage below
+
+
+# electrodes of the multichannel montage, on a flattened scalp (cm), and the derivations
+ELECTRODES = ("Fpz", "Cz'", "C3'", "C4'")
+_POS_CM = np.array([[0.0, 16.0], [0.0, 0.0], [-7.0, 0.0], [7.0, 0.0]])
+DERIVATIONS = ((1, 0), (2, 0), (3, 0))  # (active, reference): Cz'-Fpz, C3'-Fpz, C4'-Fpz
+EEG_SPACE_CONSTANT_CM = 5.0
+
+
+def topography(rng: np.random.Generator) -> np.ndarray:
+    """Response weight per electrode: Cz' 1, Fpz small, the laterals anywhere from reversed to
+    as large as Cz' (drawn per case)."""
+    return np.array([rng.uniform(-0.3, 0.1), 1.0, rng.uniform(-0.9, 0.9),
+                     rng.uniform(-0.9, 0.9)])
+
+
+def derivation_gains(weights: np.ndarray) -> np.ndarray:
+    """Response gain per derivation, channel 0 (the standard derivation) scaled to 1."""
+    g = np.array([weights[a] - weights[b] for a, b in DERIVATIONS])
+    return g / g[0]
 
 
 def t_ms() -> np.ndarray:
@@ -90,7 +121,11 @@ def _pink(rng: np.random.Generator, k: int, n: int, exponent: float) -> np.ndarr
 
 
 def sweeps(case: Case, seed: int, chunk: int = 4000) -> Iterator[tuple[np.ndarray, np.ndarray]]:
-    """Yield (conditioned sweeps (k, m) in the analysis window, stimulus times (k,) s)."""
+    """Yield (conditioned sweeps (k, m) in the analysis window, stimulus times (k,) s); with
+    `case.channels` > 1 the sweeps are (k, channels, m)."""
+    if case.channels > 1:
+        yield from _montage_sweeps(case, seed, chunk)
+        return
     rng = np.random.default_rng(seed)
     n_sweeps = int(case.duration_s * case.rate_hz)
     # stimulus times: the site's rate +-5 % jitter (stimulators randomise to avoid mains lock)
@@ -152,3 +187,69 @@ def true_template() -> np.ndarray:
     r = _response(1, np.zeros(1), np.array([Case("x").amplitude_uv]), t_full)
     y = signal.sosfiltfilt(conditioning_sos(), r, axis=1)
     return y[0, pad : pad + t_seg.size][window_slice()]
+
+
+def _montage_sweeps(case: Case, seed: int,
+                    chunk: int) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+    """The multichannel cases (module docstring): per-electrode noise, differenced."""
+    if case.channels != len(DERIVATIONS):
+        raise ValueError(f"channels: {case.channels} not supported; 1 or {len(DERIVATIONS)}")
+    rng = np.random.default_rng(seed)
+    n_sweeps = int(case.duration_s * case.rate_hz)
+    period = 1.0 / case.rate_hz
+    t_stim = np.cumsum(period * (1.0 + 0.05 * rng.uniform(-1, 1, n_sweeps)))
+    hours = case.duration_s / 3600.0
+    bursts = _events(rng, case.cautery_per_h * hours, case.duration_s, (2.0, 8.0))
+    moves = _events(rng, case.movement_per_h * hours, case.duration_s, (0.5, 2.0))
+    gains = derivation_gains(topography(rng))
+    n_d, n_e = len(DERIVATIONS), len(ELECTRODES)
+    diff = np.zeros((n_d, n_e))
+    for i, (a, b) in enumerate(DERIVATIONS):
+        diff[i, a], diff[i, b] = 1.0, -1.0
+    dist = np.linalg.norm(_POS_CM[:, None] - _POS_CM[None], axis=2)
+    mix = np.linalg.cholesky(np.exp(-dist / EEG_SPACE_CONSTANT_CM))
+    # per electrode: the standard derivation (far apart, nearly independent ends) keeps the
+    # single-channel cases' 25 µV EEG and 9 µV floor
+    eeg_e = 25.0 / np.sqrt(2.0 * (1.0 - np.exp(-dist[1, 0] / EEG_SPACE_CONSTANT_CM)))
+    floor_e = 9.0 / np.sqrt(2.0)
+    # artefact gains per derivation (fixed for the case; channel 0 as in the 1-channel cases)
+    mains_g = np.r_[1.0, rng.uniform(0.5, 1.5, n_d - 1)]
+    ecg_g = np.r_[1.0, rng.uniform(-1.5, 1.5, n_d - 1)]
+    t_seg = t_ms()
+    pad = int(PAD_S * FS_HZ)
+    n_seg = t_seg.size + 2 * pad
+    t_full = (np.arange(n_seg) - pad - int(PRE_MS * FS_HZ / 1000)) / FS_HZ * 1000
+    tsec = t_full / 1000.0
+    sos = conditioning_sos()
+    win = window_slice()
+    ns = case.noise_scale
+    for i0 in range(0, n_sweeps, chunk):
+        ts = t_stim[i0 : i0 + chunk]
+        k = ts.size
+        ratio, shift = truth(case, ts)
+        ampl = case.amplitude_uv * ratio * (1 + 0.15 * rng.standard_normal(k))
+        lat = shift + 0.2 * rng.standard_normal(k)
+        resp = _response(k, lat, ampl, t_full)  # (k, n) at gain 1
+        eeg = _pink(rng, k * n_e, n_seg, 2.0).reshape(k, n_e, n_seg)
+        el = ns * eeg_e * np.einsum("ij,kjn->kin", mix, eeg)
+        el += ns * floor_e * rng.standard_normal((k, n_e, n_seg))
+        x = np.einsum("de,ken->kdn", diff, el) + gains[None, :, None] * resp[:, None, :]
+        for f0, amp in ((50.0, 20.0), (150.0, 4.0)):
+            ph = rng.uniform(0, 2 * np.pi, (k, 1))
+            x += ns * amp * mains_g[None, :, None] * np.sin(
+                2 * np.pi * f0 * tsec[None, :] + ph)[:, None, :]
+        has = rng.random(k) < 0.4
+        pos = rng.uniform(t_full[0], t_full[-1], k)
+        qrs = has[:, None] * np.exp(-0.5 * ((t_full[None, :] - pos[:, None]) / 3.0) ** 2)
+        x += ns * 15.0 * ecg_g[None, :, None] * qrs[:, None, :]
+        for start, dur in bursts:
+            hit = (ts >= start) & (ts < start + dur)
+            if hit.any():
+                x[hit] += 2000.0 * rng.standard_normal((int(hit.sum()), n_d, n_seg))
+        for start, dur in moves:
+            hit = (ts >= start) & (ts < start + dur)
+            if hit.any():
+                ph = rng.uniform(0, 2 * np.pi, (int(hit.sum()), 1))
+                x[hit] += 300.0 * np.sin(2 * np.pi * 2.0 * tsec[None, :] + ph)[:, None, :]
+        y = signal.sosfiltfilt(sos, x, axis=-1)
+        yield y[:, :, pad : pad + t_seg.size][:, :, win], ts

@@ -161,7 +161,8 @@ class SweepDetector:
         return bool(self.drop_tests)
 
     def push(self, sweeps: np.ndarray, t_s: np.ndarray) -> list[Condition]:
-        """sweeps (k, m) conditioned, in the analysis window; t_s (k,) stimulus times."""
+        """sweeps (k, m) or (k, n_channels, m) conditioned, in the analysis window; t_s (k,)
+        stimulus times. Several channels are one response seen by several derivations."""
         sweeps = np.atleast_2d(np.asarray(sweeps, dtype=np.float64))
         t_s = np.atleast_1d(np.asarray(t_s, dtype=np.float64))
         if self.model is None:
@@ -177,6 +178,8 @@ class SweepDetector:
         if self.model is None or len(sweeps) == 0:
             return []
         a, lat, scale = self.model.estimate(sweeps)
+        # channels one after the other (the template model's layout) for the evidence traces
+        sweeps = sweeps.reshape(sweeps.shape[0], -1)
         if not self.ready:
             need = self.cfg.calibration_sweeps - sum(len(c) for c in self._calib)
             self._calib.append(np.c_[a, lat, scale][:need])
@@ -316,6 +319,7 @@ class SweepDetector:
                 "change_point_sweeps_ago": n,
                 "short_average": {
                     "n_sweeps": n,
+                    "n_channels": m.n_channels,  # the trace holds them one after the other
                     "amplitude_ratio": round(ratio, 4),
                     "encoding": "int16-le-base64",
                     "scale_uv": scale,

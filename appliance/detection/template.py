@@ -11,6 +11,11 @@ Ledoit-Wolf shrinkage (Ledoit & Wolf 2004, J. Multivariate Anal. 88:365) because
 Latency: a shift tau of the template changes the sweep by d = s(t - tau) - s(t). The projection
 of x onto d, made orthogonal to s in the whitened space (so an amplitude change does not leak
 into it), is 0 without a shift and `mu_shift` with the shift.
+
+Several channels (derivations) of one response: a sweep (n_channels, m) is one vector of
+n_channels x m samples, each channel in its own smooth basis, and C spans the channels too, so
+the estimate is the optimal spatio-temporal filter: it weights each derivation by its SNR and
+cancels noise that derivations share (their common reference electrode).
 """
 
 from __future__ import annotations
@@ -53,6 +58,7 @@ class TemplateModel:
     sigma_l   per-sweep sd of the latency statistic on the baseline
     mu_shift  mean of the latency statistic for the design shift `shift_ms`
     r_median  median whitened residual energy per sample on the baseline (noise scale)
+    n_channels channels per sweep; template and weights hold them one after the other
     """
 
     template: np.ndarray
@@ -66,14 +72,16 @@ class TemplateModel:
     shift_ms: float
     r_median: float
     whitened: bool
+    n_channels: int = 1
 
     def estimate(self, sweeps: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """(k, m) sweeps -> amplitude ratio (k,), latency statistic (k,), noise scale (k,).
+        """(k, m) or (k, n_channels, m) sweeps -> amplitude (k,), latency statistic (k,),
+        noise scale (k,).
 
         noise scale is the whitened residual energy relative to the baseline's median: 1.0 for
         a sweep as noisy as baseline, >> 1 during cautery or movement.
         """
-        x = np.asarray(sweeps, dtype=np.float64)
+        x = _flat(sweeps)
         a = x @ self.w_amp
         lat = x @ self.w_lat
         wr = (x - a[:, None] * self.template[None, :]) @ self.chol_inv.T
@@ -81,10 +89,17 @@ class TemplateModel:
         return a, lat, energy / self.r_median
 
 
+def _flat(sweeps: np.ndarray) -> np.ndarray:
+    """(k, m) or (k, n_channels, m) -> (k, n_channels * m) float64."""
+    x = np.asarray(sweeps, dtype=np.float64)
+    return x.reshape(x.shape[0], -1) if x.ndim == 3 else x
+
+
 def _shift(s: np.ndarray, shift_samples: float) -> np.ndarray:
-    """s(t - tau) by linear interpolation (values outside the window are zero)."""
-    t = np.arange(s.size, dtype=np.float64)
-    return np.interp(t - shift_samples, t, s, left=0.0, right=0.0)
+    """s(t - tau) of each row by linear interpolation (values outside the window are zero)."""
+    t = np.arange(s.shape[-1], dtype=np.float64)
+    return np.stack([np.interp(t - shift_samples, t, row, left=0.0, right=0.0)
+                     for row in np.atleast_2d(s)])
 
 
 def dct_basis(m: int, k: int) -> np.ndarray:
@@ -95,23 +110,27 @@ def dct_basis(m: int, k: int) -> np.ndarray:
     return basis * np.sqrt(2.0 / m)
 
 
-def _fit(x: np.ndarray, sample_rate_hz: float, shift_ms: float, whiten: bool, k: int) -> dict:
+def _fit(x: np.ndarray, sample_rate_hz: float, shift_ms: float, whiten: bool, k: int,
+         n_ch: int = 1) -> dict:
     """GLS weights in a k-dimensional smooth basis. The template is a noisy average: in the full
     m-sample space, C^-1 amplifies the template's own noise and the weights fit that noise
     (out-of-sample amplitudes collapse towards 0). In k ~ 10 smooth dimensions the template noise
     is small and C is well estimated from a few hundred sweeps."""
-    m = x.shape[1]
-    basis = dct_basis(m, min(k, m))
+    m = x.shape[1] // n_ch
+    basis = np.kron(np.eye(n_ch), dct_basis(m, min(k, m)))  # block-diagonal: per channel
     y = x @ basis
     sy = y.mean(axis=0)
     resid = y - sy
     c = ledoit_wolf(resid) if whiten else np.eye(y.shape[1]) * float(np.mean(resid**2))
+    if n_ch > 1:
+        sy = _shrink_blocks(sy, c / len(y), n_ch)
     chol_inv = np.linalg.inv(np.linalg.cholesky(c))
     cinv = chol_inv.T @ chol_inv
     cs = cinv @ sy
     wy = cs / float(sy @ cs)
     template = basis @ sy
-    shifted = basis.T @ _shift(template, shift_ms * 1e-3 * sample_rate_hz)
+    shifted = basis.T @ _shift(template.reshape(n_ch, m),
+                               shift_ms * 1e-3 * sample_rate_hz).ravel()
     d = shifted - sy
     # orthogonalise d against s in the C^-1 inner product so amplitude changes don't leak
     d_perp = d - (float(d @ cs) / float(sy @ cs)) * sy
@@ -120,6 +139,26 @@ def _fit(x: np.ndarray, sample_rate_hz: float, shift_ms: float, whiten: bool, k:
     wl = cd / dd if dd > 0 else np.zeros_like(cd)
     return {"template": template, "w_amp": basis @ wy, "w_lat": basis @ wl,
             "chol_inv": chol_inv @ basis.T, "mu_shift": float(shifted @ wl)}
+
+
+def _shrink_blocks(sy: np.ndarray, c_mean: np.ndarray, n_ch: int) -> np.ndarray:
+    """Positive-part James-Stein shrinkage of each channel's template block towards zero.
+
+    A derivation that sees little or none of the response still gets a template: the average of
+    its noise. The GLS weights would then add that channel's noise for nothing (two pure-noise
+    channels cost ~25 % of the variance). Shrinking each block by max(0, 1 - (k - 2) / q), q
+    its squared norm whitened by the mean's own covariance (a chi-square with k dof when the
+    block holds no response), removes such blocks and leaves strong ones nearly intact.
+    """
+    k = sy.size // n_ch
+    out = sy.copy()
+    for b in range(n_ch):
+        blk = slice(b * k, (b + 1) * k)
+        q = float(sy[blk] @ np.linalg.solve(c_mean[blk, blk], sy[blk]))
+        out[blk] *= max(0.0, 1.0 - (k - 2) / q) if q > 0 else 0.0
+    if not np.any(out):  # nothing anywhere: keep the raw estimate rather than a zero template
+        return sy
+    return out
 
 
 def _apply(p: dict, x: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -144,19 +183,22 @@ def fit_template(
     whiten: bool = True,
     n_basis: int = 10,
 ) -> TemplateModel:
-    """Fit the template model on conditioned baseline sweeps (n_sweeps, m) inside the window.
+    """Fit the template model on conditioned baseline sweeps (n_sweeps, m) or
+    (n_sweeps, n_channels, m) inside the window.
 
     The noise figures and the reference amplitude are cross-fitted — a model fitted on the even
     sweeps is scored on the odd ones and vice versa — because in-sample figures are optimistic
     (a template projected on the sweeps it was averaged from always scores 1.0), and an
     optimistic sigma means false alarms.
     """
-    x = clean_baseline(np.asarray(baseline_sweeps, dtype=np.float64))
-    full = _fit(x, sample_rate_hz, shift_ms, whiten, n_basis)
+    raw = np.asarray(baseline_sweeps)
+    n_ch = raw.shape[1] if raw.ndim == 3 else 1
+    x = clean_baseline(_flat(raw))
+    full = _fit(x, sample_rate_hz, shift_ms, whiten, n_basis, n_ch)
     a_parts, l_parts, e_parts = [], [], []
     for fit_rows, test_rows in ((slice(0, None, 2), slice(1, None, 2)),
                                 (slice(1, None, 2), slice(0, None, 2))):
-        half = _fit(x[fit_rows], sample_rate_hz, shift_ms, whiten, n_basis)
+        half = _fit(x[fit_rows], sample_rate_hz, shift_ms, whiten, n_basis, n_ch)
         a, lat, e = _apply(half, x[test_rows])
         a_parts.append(a)
         l_parts.append(lat)
@@ -174,6 +216,7 @@ def fit_template(
         shift_ms=shift_ms,
         r_median=float(np.median(np.concatenate(e_parts))),
         whitened=whiten,
+        n_channels=n_ch,
     )
 
 
