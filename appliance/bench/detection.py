@@ -57,14 +57,44 @@ def variant_names(reject_uv: float | None = None) -> list[str]:
 
 
 def seeds(case: cases.Case, quick: bool) -> range:
-    """Stable and fade cases get many hours (false-alarm rates); drop cases ~10 seeds."""
+    """Stable and fade cases get many hours (false-alarm rates: 48 h, 32 h for the slower
+    multichannel cases); change cases 12 seeds."""
     stable = case.change_at_s is None
     if quick:
         return range(1, 5) if stable else range(1, 3)
-    return range(1, 25) if stable else range(1, 11)
+    if stable:
+        return range(1, 25) if case.channels == 1 else range(1, 17)
+    return range(1, 13)
 
 
 def scenarios(quick: bool) -> list[cases.Case]:
+    return _single_channel(quick) + _montage(quick)
+
+
+def _montage(quick: bool) -> list[cases.Case]:
+    """The same changes seen through three derivations (cases.py): the fast detector combines
+    them, the conventional method and the bound's sigma_a use the standard derivation."""
+    C = cases.Case
+    out: list[cases.Case] = []
+    for ns in (0.5,) if quick else (0.5, 0.7):
+        tag = f"n{ns:g}-3ch"
+        for d in (0.6,) if quick else (0.5, 0.6, 1.0):
+            out.append(C(f"drop{int(d * 100)}-abrupt-{tag}", drop=d, noise_scale=ns,
+                         duration_s=1500, channels=3))
+        if not quick:
+            out.append(C(f"drop60-ramp60s-{tag}", drop=0.6, ramp_s=60.0, noise_scale=ns,
+                         duration_s=1500, channels=3))
+            out.append(C(f"latency+10%-{tag}", latency_shift_ms=2.0, noise_scale=ns,
+                         duration_s=1500, channels=3))
+        out.append(C(f"stable-{tag}", change_at_s=None, noise_scale=ns,
+                     duration_s=1800 if quick else 7200, channels=3))
+    if not quick:
+        out.append(C("fade30%/h-n0.5-3ch", change_at_s=None, fade_per_h=0.3, duration_s=7200,
+                     noise_scale=0.5, channels=3))
+    return out
+
+
+def _single_channel(quick: bool) -> list[cases.Case]:
     C = cases.Case
     out: list[cases.Case] = []
     noises = (0.5,) if quick else (0.5, 0.7)
@@ -102,6 +132,7 @@ def run_case(case: cases.Case, seed: int, settings: DetectorSettings | None = No
     n_stable = 0
     evidence_ok = True
     for x, t in cases.sweeps(case, seed):
+        x0 = x if x.ndim == 2 else x[:, 0]  # the standard derivation
         for c in det.push(x, t):
             if not c.active:
                 continue
@@ -109,15 +140,16 @@ def run_case(case: cases.Case, seed: int, settings: DetectorSettings | None = No
                 "amplitude_ratio_ci95", "statistic", "threshold", "short_average"))
             (fast_high if c.priority.name == "HIGH" else fast_med).append(c.t_s)
         for d in convs:
-            for k, times in d.push_all(x, t).items():
+            for k, times in d.push_all(x0, t).items():
                 variants[variant_name(d.s.n_average, k, d.s.reject_uv)] += times
         before = t < case.change_at_s if case.change_at_s is not None else np.ones(t.size, bool)
         if n_stable < 3000 and before.any():
-            stable_rows.append(x[before][: 3000 - n_stable])
+            stable_rows.append(x0[before][: 3000 - n_stable])
             n_stable += int(before.sum())
     sigma_a = bounds.sigma_a_standard(np.concatenate(stable_rows), tmpl)
     return {"fast_high": fast_high, "fast_med": fast_med, "conv": variants[STANDARD],
-            "conv_variants": variants, "sigma_a": sigma_a, "evidence_ok": evidence_ok,
+            "conv_variants": variants, "sigma_a": sigma_a,
+            "sigma_fast": det.sigma_ratio if det.ready else None, "evidence_ok": evidence_ok,
             "hours": case.duration_s / 3600.0}
 
 
@@ -170,7 +202,13 @@ def summarise(case: cases.Case, runs: list[dict],
     rate = case.rate_hz
     arl0 = bounds.arl0_sweeps(rate)
     sigma_a = float(np.median([r["sigma_a"] for r in runs]))
+    # the fast detector's own per-sweep sd (out of sample, whitened, channels combined): the
+    # noise it actually faces; gain = (sigma_a / sigma_fast)^2, as in sweeps saved
+    fast = [r["sigma_fast"] for r in runs if r.get("sigma_fast") is not None]
+    sigma_fast = float(np.median(fast)) if fast else float("nan")
     row: dict[str, object] = {"scenario": case.name, "sigma_a": round(sigma_a, 2),
+                              "sigma_fast": round(sigma_fast, 2),
+                              "noise_power_gain": round((sigma_a / sigma_fast) ** 2, 2),
                               "seeds": len(runs)}
     onset = case.change_at_s
 
@@ -283,19 +321,22 @@ def run(quick: bool = False, processes: int | None = None) -> dict:
     runs: dict[str, list[dict]] = {c.name: [] for c in scen}
     for (c, _, _), r in zip(jobs, results, strict=True):
         runs[c.name].append(r)
-    # the stable scenario of each noise level picks that level's matched variant
-    matched: dict[float, dict[str, tuple[str | None, dict]]] = {}
+    # the stable scenario of each noise level (and montage) picks its matched variant
+    matched: dict[tuple[float, int], dict[str, tuple[str | None, dict]]] = {}
     rows: dict[str, dict] = {}
     for c in scen:
         if _is_stable(c):
             row = summarise(c, runs[c.name])
-            matched[c.noise_scale] = {pre: matched_variant(row, r) for pre, r in FAMILIES}
-            rows[c.name] = summarise(c, runs[c.name], matched[c.noise_scale])
+            key = (c.noise_scale, c.channels)
+            matched[key] = {pre: matched_variant(row, r) for pre, r in FAMILIES}
+            rows[c.name] = summarise(c, runs[c.name], matched[key])
     for c in scen:
         if c.name not in rows:
-            m = matched.get(c.noise_scale) if c.change_at_s is not None else None
+            m = (matched.get((c.noise_scale, c.channels)) if c.change_at_s is not None
+                 else None)
             rows[c.name] = summarise(c, runs[c.name], m)
     return {"detection": [rows[c.name] for c in scen],
-            "detection_conv_matched": {f"n{ns:g}": {pre: v for pre, (v, _) in m.items()}
-                                       for ns, m in matched.items()},
+            "detection_conv_matched": {
+                f"n{ns:g}" + ("" if ch == 1 else f"-{ch}ch"): {pre: v for pre, (v, _) in m.items()}
+                for (ns, ch), m in matched.items()},
             "detection_wall_s": round(time.perf_counter() - t0, 1)}
