@@ -2,8 +2,10 @@
 fed by the site pipeline's own accepted sweeps, beside the conventional averages and criteria.
 
 `FastSite.push(sweeps, stim_s)` takes the accepted, conditioned sweeps of one update
-(k, n_ch, n_times) with their stimulus times (s since stream start), cuts the cortical channel to
-the detector's window and returns its `fast.<name>:<site>` Conditions (evidence + "channel").
+(k, n_ch, n_times) with their stimulus times (s since stream start), cuts the site's cortical
+channels to the detector's window and returns its `fast.<name>:<site>` Conditions (evidence +
+"channel", the first cortical channel, and "channels", all of them). With several cortical
+derivations the detector combines them (GLS across channels, docs/detection.md).
 """
 
 from __future__ import annotations
@@ -29,13 +31,14 @@ def fast_enabled(plan, analysis) -> bool:
 
 
 class FastSite:
-    """One site's fast detector on its first cortical channel. Not thread-safe."""
+    """One site's fast detector on its cortical channels. Not thread-safe."""
 
     def __init__(self, plan, analysis, t_ms: np.ndarray, fs_sweep_hz: float,
                  path: str = "analysis.sites") -> None:
         self.site = plan.site.name
-        self.row = plan.roles.index("cortical")
-        self.channel = plan.site.channels[self.row]
+        self.rows = [i for i, role in enumerate(plan.roles) if role == "cortical"]
+        self.channels = [plan.site.channels[i] for i in self.rows]
+        self.channel = self.channels[0]
         (lo, hi), shift_ms = FAST_WINDOWS_MS[plan.modality.name]
         step_ms = 1e3 / fs_sweep_hz
         if lo < t_ms[0] or hi > t_ms[-1] + step_ms:
@@ -54,9 +57,10 @@ class FastSite:
     def push(self, sweeps: np.ndarray, stim_s: np.ndarray) -> list[Condition]:
         if not len(sweeps):
             return []
-        x = sweeps[:, self.row][:, self.window]
-        out = self.detector.push(x, stim_s)
+        x = sweeps[:, self.rows][:, :, self.window]
+        out = self.detector.push(x if len(self.rows) > 1 else x[:, 0], stim_s)
         for c in out:
             c.evidence["channel"] = self.channel
+            c.evidence["channels"] = self.channels
             (self.active.add if c.active else self.active.discard)(c.id)
         return out

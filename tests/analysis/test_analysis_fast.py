@@ -66,6 +66,20 @@ def test_analysis_fast_drop_raises_fast_amplitude_with_evidence():
     assert any(c["id"].startswith("ssep.amplitude:L median") for c in conds), conds
 
 
+def test_analysis_fast_combines_every_cortical_channel_of_a_site():
+    two = [{**SITES[0], "channels": ["C4'-Fz", "C3'-Fz", "Cv5-Fz", "Erb-L"]}, SITES[1]]
+    conds, mon = _run(5, drop=True, sites=two, fast_detection=True)
+    site = mon.fast["L median"]
+    assert site.channels == ["C4'-Fz", "C3'-Fz"] and site.detector.model.n_channels == 2
+    raised = _first(conds, "fast.amplitude:L median")
+    assert raised is not None and raised["t_s"] > DROP_AT_S, conds
+    ev = raised["evidence"]
+    assert ev["channel"] == "C4'-Fz" and ev["channels"] == ["C4'-Fz", "C3'-Fz"]
+    short = ev["short_average"]
+    assert short["n_channels"] == 2
+    assert len(short["data"]) == 4 * -(-2 * site.window.size * 2 // 3)  # base64 of 2 x int16
+
+
 def test_analysis_fast_stable_patient_no_fast_high_alarm():
     conds, mon = _run(5, drop=False, fast_detection=True)
     assert all(f.detector.ready for f in mon.fast.values())  # it did monitor, armed
