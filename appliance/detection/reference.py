@@ -45,13 +45,18 @@ class TrackedReference:
         2 ((lag + tau) / W)^2 of the level's own variance."""
         n = min(float(self.n), 2.0 * self.tau_obs)
         if self.slope_active:
-            w = (len(self._history) - 1) * _SLOPE_STEP
-            n /= 1.0 + 2.0 * ((self.lag_obs + self.tau_obs) / w) ** 2
+            n /= 1.0 + 2.0 * ((self.lag_obs + self.tau_obs) / self._span_obs) ** 2
         return max(n, 1.0)
 
     @property
+    def _span_obs(self) -> int:
+        return (len(self._history) - 1) * _SLOPE_STEP
+
+    @property
     def slope_active(self) -> bool:
-        return len(self._history) == self._history.maxlen
+        """From half the window on (a fade runs from the start of a case: waiting for the whole
+        window leaves its first half hour uncorrected); the sd inflation follows the span."""
+        return 2 * (len(self._history) - 1) >= self._history.maxlen - 1
 
     def push(self, x: float, clip: float) -> None:
         """Queue observation x; the one leaving the lag moves the level (clipped to +-clip
@@ -64,10 +69,9 @@ class TrackedReference:
         self.n += 1
         self.level += max(1.0 / self.tau_obs, 1.0 / self.n) * (old - self.level)
         self._fed += 1
-        if self._fed % _SLOPE_STEP == 0 and self.n >= self.tau_obs:
+        if self._fed % _SLOPE_STEP == 0:
             self._history.append(self.level)
             if self.slope_active:
-                w = (len(self._history) - 1) * _SLOPE_STEP
                 limit = self.max_slope_per_obs
-                self.slope = float(np.clip((self._history[-1] - self._history[0]) / w,
-                                           -limit, limit))
+                self.slope = float(np.clip(
+                    (self._history[-1] - self._history[0]) / self._span_obs, -limit, limit))

@@ -41,8 +41,8 @@ def _first(conds: list[dict], cid: str) -> dict | None:
 
 
 def test_analysis_fast_drop_raises_fast_amplitude_with_evidence():
-    # seed 5: one where the fast alarm comes first; over 12 seeds it does in 5 (docs/analysis.md)
-    conds, mon = _run(5, drop=True, fast_detection=True)
+    # seed 3: one where the fast alarm comes first; over 12 seeds it does in 5 (docs/analysis.md)
+    conds, mon = _run(3, drop=True, fast_detection=True)
     fast = [c for c in conds if c["id"].startswith("fast.")]
     assert all(c["t_s"] > DROP_AT_S for c in fast), fast  # nothing before the drop
     raised = _first(conds, "fast.amplitude:L median")

@@ -51,10 +51,10 @@ def test_an_abrupt_drop_is_not_absorbed_during_the_lag():
     assert abs(ref.slope) <= 0.4 / PER_H + 1e-15
 
 
-@pytest.mark.parametrize("seed", [12, 22])
+@pytest.mark.parametrize("seed", [14, 22])
 def test_no_false_alarm_through_a_30pct_per_h_fade(seed):
-    """Seeds on which the reference without the slope raises false high alarms (two each in
-    2 h); with it they stay quiet. Over 24 seeds the slope cut them from 22 to 7 in 48 h."""
+    """Seeds on which the reference without the slope raises a false high alarm in 2 h; with it
+    they stay quiet (over 24 seeds, 48 h: 6 false alarms without the slope, 3 with it)."""
     case = cases.Case("fade", change_at_s=None, fade_per_h=0.3, duration_s=7200,
                       noise_scale=0.5)
     r = run_case(case, seed, DetectorSettings())
