@@ -110,6 +110,16 @@ def _response(n: int, lat_shift_ms: np.ndarray, ampl: np.ndarray, t: np.ndarray)
     return ampl[:, None] * wave
 
 
+def _jittered_response(case: Case, ts: np.ndarray, rng: np.random.Generator,
+                       t_full: np.ndarray) -> np.ndarray:
+    """The response at stimulus times ts: the case's truth with 15 % amplitude and 0.2 ms
+    latency jitter per sweep; (k, n)."""
+    ratio, shift = truth(case, ts)
+    ampl = case.amplitude_uv * ratio * (1 + 0.15 * rng.standard_normal(ts.size))
+    lat = shift + 0.2 * rng.standard_normal(ts.size)
+    return _response(ts.size, lat, ampl, t_full)
+
+
 def _pink(rng: np.random.Generator, k: int, n: int, exponent: float) -> np.ndarray:
     """(k, n) Gaussian noise with a 1/f^exponent power spectrum, unit variance."""
     spec = np.fft.rfft(rng.standard_normal((k, n)), axis=1)
@@ -120,6 +130,26 @@ def _pink(rng: np.random.Generator, k: int, n: int, exponent: float) -> np.ndarr
     return x / x.std(axis=1, keepdims=True)
 
 
+def _axes() -> tuple[np.ndarray, int, np.ndarray]:
+    """(sweep times ms, pad samples, padded segment times ms): each sweep is cut from a
+    segment padded on both sides so the zero-phase conditioning has no edge transients there."""
+    t_seg = t_ms()
+    pad = int(PAD_S * FS_HZ)
+    n_seg = t_seg.size + 2 * pad
+    return t_seg, pad, (np.arange(n_seg) - pad - int(PRE_MS * FS_HZ / 1000)) / FS_HZ * 1000
+
+
+def _schedule(case: Case, rng: np.random.Generator) -> tuple[np.ndarray, list, list]:
+    """Stimulus times (the site's rate +-5 % jitter: stimulators randomise to avoid mains
+    lock), cautery bursts and movements, as (start s, duration s)."""
+    n_sweeps = int(case.duration_s * case.rate_hz)
+    t_stim = np.cumsum((1.0 / case.rate_hz) * (1.0 + 0.05 * rng.uniform(-1, 1, n_sweeps)))
+    hours = case.duration_s / 3600.0
+    bursts = _events(rng, case.cautery_per_h * hours, case.duration_s, (2.0, 8.0))
+    moves = _events(rng, case.movement_per_h * hours, case.duration_s, (0.5, 2.0))
+    return t_stim, bursts, moves
+
+
 def sweeps(case: Case, seed: int, chunk: int = 4000) -> Iterator[tuple[np.ndarray, np.ndarray]]:
     """Yield (conditioned sweeps (k, m) in the analysis window, stimulus times (k,) s); with
     `case.channels` > 1 the sweeps are (k, channels, m)."""
@@ -127,26 +157,16 @@ def sweeps(case: Case, seed: int, chunk: int = 4000) -> Iterator[tuple[np.ndarra
         yield from _montage_sweeps(case, seed, chunk)
         return
     rng = np.random.default_rng(seed)
-    n_sweeps = int(case.duration_s * case.rate_hz)
-    # stimulus times: the site's rate +-5 % jitter (stimulators randomise to avoid mains lock)
-    period = 1.0 / case.rate_hz
-    t_stim = np.cumsum(period * (1.0 + 0.05 * rng.uniform(-1, 1, n_sweeps)))
-    hours = case.duration_s / 3600.0
-    bursts = _events(rng, case.cautery_per_h * hours, case.duration_s, (2.0, 8.0))
-    moves = _events(rng, case.movement_per_h * hours, case.duration_s, (0.5, 2.0))
-    t_seg = t_ms()
-    pad = int(PAD_S * FS_HZ)
-    n_seg = t_seg.size + 2 * pad
-    t_full = (np.arange(n_seg) - pad - int(PRE_MS * FS_HZ / 1000)) / FS_HZ * 1000
+    t_stim, bursts, moves = _schedule(case, rng)
+    n_sweeps = t_stim.size
+    t_seg, pad, t_full = _axes()
+    n_seg = t_full.size
     sos = conditioning_sos()
     win = window_slice()
     for i0 in range(0, n_sweeps, chunk):
         ts = t_stim[i0 : i0 + chunk]
         k = ts.size
-        ratio, shift = truth(case, ts)
-        ampl = case.amplitude_uv * ratio * (1 + 0.15 * rng.standard_normal(k))
-        lat = shift + 0.2 * rng.standard_normal(k)
-        x = _response(k, lat, ampl, t_full)
+        x = _jittered_response(case, ts, rng, t_full)
         ns = case.noise_scale
         x += ns * 25.0 * _pink(rng, k, n_seg, 2.0)  # EEG (broadband RMS), mostly below 30 Hz
         x += ns * 9.0 * rng.standard_normal((k, n_seg))  # EMG + amplifier floor
@@ -180,10 +200,7 @@ def _events(rng: np.random.Generator, n_mean: float, duration_s: float,
 
 def true_template() -> np.ndarray:
     """The noiseless, conditioned response at baseline amplitude inside the analysis window."""
-    pad = int(PAD_S * FS_HZ)
-    t_seg = t_ms()
-    n_seg = t_seg.size + 2 * pad
-    t_full = (np.arange(n_seg) - pad - int(PRE_MS * FS_HZ / 1000)) / FS_HZ * 1000
+    t_seg, pad, t_full = _axes()
     r = _response(1, np.zeros(1), np.array([Case("x").amplitude_uv]), t_full)
     y = signal.sosfiltfilt(conditioning_sos(), r, axis=1)
     return y[0, pad : pad + t_seg.size][window_slice()]
@@ -195,12 +212,8 @@ def _montage_sweeps(case: Case, seed: int,
     if case.channels != len(DERIVATIONS):
         raise ValueError(f"channels: {case.channels} not supported; 1 or {len(DERIVATIONS)}")
     rng = np.random.default_rng(seed)
-    n_sweeps = int(case.duration_s * case.rate_hz)
-    period = 1.0 / case.rate_hz
-    t_stim = np.cumsum(period * (1.0 + 0.05 * rng.uniform(-1, 1, n_sweeps)))
-    hours = case.duration_s / 3600.0
-    bursts = _events(rng, case.cautery_per_h * hours, case.duration_s, (2.0, 8.0))
-    moves = _events(rng, case.movement_per_h * hours, case.duration_s, (0.5, 2.0))
+    t_stim, bursts, moves = _schedule(case, rng)
+    n_sweeps = t_stim.size
     gains = derivation_gains(topography(rng))
     n_d, n_e = len(DERIVATIONS), len(ELECTRODES)
     diff = np.zeros((n_d, n_e))
@@ -215,10 +228,8 @@ def _montage_sweeps(case: Case, seed: int,
     # artefact gains per derivation (fixed for the case; channel 0 as in the 1-channel cases)
     mains_g = np.r_[1.0, rng.uniform(0.5, 1.5, n_d - 1)]
     ecg_g = np.r_[1.0, rng.uniform(-1.5, 1.5, n_d - 1)]
-    t_seg = t_ms()
-    pad = int(PAD_S * FS_HZ)
-    n_seg = t_seg.size + 2 * pad
-    t_full = (np.arange(n_seg) - pad - int(PRE_MS * FS_HZ / 1000)) / FS_HZ * 1000
+    t_seg, pad, t_full = _axes()
+    n_seg = t_full.size
     tsec = t_full / 1000.0
     sos = conditioning_sos()
     win = window_slice()
@@ -226,10 +237,7 @@ def _montage_sweeps(case: Case, seed: int,
     for i0 in range(0, n_sweeps, chunk):
         ts = t_stim[i0 : i0 + chunk]
         k = ts.size
-        ratio, shift = truth(case, ts)
-        ampl = case.amplitude_uv * ratio * (1 + 0.15 * rng.standard_normal(k))
-        lat = shift + 0.2 * rng.standard_normal(k)
-        resp = _response(k, lat, ampl, t_full)  # (k, n) at gain 1
+        resp = _jittered_response(case, ts, rng, t_full)  # (k, n) at gain 1
         eeg = _pink(rng, k * n_e, n_seg, 2.0).reshape(k, n_e, n_seg)
         el = ns * eeg_e * np.einsum("ij,kjn->kin", mix, eeg)
         el += ns * floor_e * rng.standard_normal((k, n_e, n_seg))
