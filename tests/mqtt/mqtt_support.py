@@ -194,3 +194,11 @@ def start_publisher(host: str, port: int, outbox: Path, *extra: str) -> subproce
         p.kill()
         raise RuntimeError(f"publisher did not start: {line!r}")
     return p
+
+
+def kill_publishers(*procs: subprocess.Popen[str] | None) -> None:
+    """SIGKILL and reap the publishers still running (None: never started)."""
+    for p in procs:
+        if p is not None and p.poll() is None:
+            p.kill()
+            p.wait(5)

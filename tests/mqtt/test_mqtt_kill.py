@@ -10,7 +10,7 @@ import sqlite3
 import time
 from pathlib import Path
 
-from mqtt_support import BASE, Collector, start_publisher
+from mqtt_support import BASE, Collector, kill_publishers, start_publisher
 from mqtt_support import persistent_broker as make_broker
 
 TRENDS = [f"{BASE}/trend/ssep_upper/L_median", f"{BASE}/trend/ssep_lower/R_tibial"]
@@ -53,10 +53,7 @@ def test_mqtt_sigkill_outbox_replays_unacknowledged(tmp_path: Path, mosq_dir: Pa
         assert sub.wait_for(
             lambda ms: any(m.topic == TRENDS[0] and m.body["t_s"] >= 100005 for m in ms), 10)
     finally:
-        for p in (proc, second):
-            if p is not None and p.poll() is None:
-                p.kill()
-                p.wait(5)
+        kill_publishers(proc, second)
         sub.close()
         broker.stop()
     by_topic = sub.by_topic()
@@ -98,10 +95,7 @@ def test_mqtt_last_will_on_sigkill_and_next_session_higher(tmp_path: Path, broke
         assert birth2["session"] > first["session"]
         assert birth2["seq"] > death["seq"]
     finally:
-        for p in (proc, second):
-            if p is not None and p.poll() is None:
-                p.kill()
-                p.wait(5)
+        kill_publishers(proc, second)
         sub.close()
 
 
