@@ -237,8 +237,8 @@ class SweepDetector:
         fired_med = self.possible.update(_llr_drop(z_arr, sd_arr * inflate, dp)) >= 0
         noise_l = math.sqrt(self.var_factor_l)
         dl = self._lat_shift
-        sl = self._sigma_l * noise_l * self._ref_inflation(lat_ref, abs(dl) / (
-            self._sigma_l * noise_l), self.latency.h)
+        sl = self._sigma_l * noise_l
+        sl *= self._ref_inflation(lat_ref, abs(dl) / sl, self.latency.h)
         y = float(np.clip(lat - lat_ref.value, -k * sl, k * sl))
         fired_lat = self.latency.update(np.array([(dl / sl**2) * (y - dl / 2.0)])) >= 0
 

@@ -5,7 +5,7 @@ The detector tests each sweep against this level. It learns only from observatio
 change is tested for `lag_obs` sweeps before any of it can be absorbed.
 
 An EWMA of a ramp trails it by tau, and the lag adds to that: under a 30 %/h fade the level would
-sit ~6 % above the truth, a bias the drop tests accumulate into false alarms. So the level's
+sit ~4 % above the truth, a bias the drop tests accumulate into false alarms. So the level's
 slope over `slope_window_obs` carries it forward by lag + tau. The slope is clipped to the
 fastest physiological drift we accept as "global" (`max_slope_per_obs`, in the level's units),
 which also bounds how much of a real drop the extrapolation can absorb.

@@ -81,11 +81,9 @@ class TemplateModel:
         noise scale is the whitened residual energy relative to the baseline's median: 1.0 for
         a sweep as noisy as baseline, >> 1 during cautery or movement.
         """
-        x = _flat(sweeps)
-        a = x @ self.w_amp
-        lat = x @ self.w_lat
-        wr = (x - a[:, None] * self.template[None, :]) @ self.chol_inv.T
-        energy = np.einsum("ij,ij->i", wr, wr) / wr.shape[1]
+        p = {"w_amp": self.w_amp, "w_lat": self.w_lat, "template": self.template,
+             "chol_inv": self.chol_inv}
+        a, lat, energy = _apply(p, _flat(sweeps))
         return a, lat, energy / self.r_median
 
 
@@ -162,6 +160,8 @@ def _shrink_blocks(sy: np.ndarray, c_mean: np.ndarray, n_ch: int) -> np.ndarray:
 
 
 def _apply(p: dict, x: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Amplitude, latency statistic and whitened residual energy per sample of sweeps x (k, n)
+    under the fitted weights p (`_fit`'s keys)."""
     a = x @ p["w_amp"]
     lat = x @ p["w_lat"]
     r = (x - a[:, None] * p["template"][None, :]) @ p["chol_inv"].T

@@ -35,7 +35,7 @@ def test_slope_removes_the_lag_under_a_30pct_per_h_fade():
     # low noise: the bias is deterministic, the extrapolated slope's noise would only hide it
     err_slope = _feed(_reference(0.4), truth, 0.3, 1)[last_30_min] - truth[last_30_min]
     err_plain = _feed(_reference(0.0), truth, 0.3, 1)[last_30_min] - truth[last_30_min]
-    # the plain EWMA trails the fade by ~(lag + tau) x its slope: ~+3 % of baseline here
+    # the plain EWMA trails the fade by ~(lag + tau) x its slope: ~+4 % of baseline here
     assert np.mean(err_plain) > 0.025
     assert abs(np.mean(err_slope)) < 0.25 * np.mean(err_plain)
 
