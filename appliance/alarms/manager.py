@@ -225,7 +225,7 @@ class AlarmManager:
                 return []  # an end we never saw start, or already ended: nothing changes
             a.active = False
             a.cleared_utc, a.cleared_t_s = self._utc(), self._clock()
-            a.evidence = dict(c.evidence) or a.evidence
+            a.message, a.evidence = c.message or a.message, dict(c.evidence) or a.evidence
             if a.latches and not a.acknowledged:
                 return [self._event("cleared", a, cause, latched=True)]
             del self._alarms[a.id]
@@ -242,10 +242,11 @@ class AlarmManager:
                 events += self._resume(cause)
             return events
         events = []
+        # The new text before any event: a re-raised alarm reports what is true now.
+        a.message, a.evidence, a.site = c.message or a.message, dict(c.evidence), c.site
         if not a.active:  # a latched alarm whose condition comes back
             a.active, a.acknowledged, a.cleared_utc, a.cleared_t_s = True, False, None, None
             events.append(self._event("raised", a, cause))
-        a.message, a.evidence, a.site = c.message or a.message, dict(c.evidence), c.site
         if c.priority > a.priority:
             a.priority = c.priority
             a.acknowledged = False
