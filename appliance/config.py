@@ -8,6 +8,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
+from appliance import config_rules
 from appliance.errors import ConfigError
 from appliance.settings.alarms import AlarmSettings
 from appliance.settings.analysis import AnalysisSettings
@@ -30,14 +31,7 @@ class Config:
     recording: RecordingSettings = field(RecordingSettings())
 
     def check(self, path: str) -> None:
-        names = set(self.frontend.channels)
-        for i, site in enumerate(self.analysis.sites):
-            for ch in site.channels:
-                if ch not in names:
-                    raise ConfigError(
-                        f"analysis.sites[{i}].channels: got {ch!r}, allowed: one of "
-                        f"frontend.channels {sorted(names)}."
-                    )
+        config_rules.check(self)  # rules between sections: what run/replay would reject
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -54,7 +48,10 @@ def from_dict(data: dict[str, Any]) -> Config:
 
 
 def load(path: str | Path) -> Config:
-    return from_dict(read_toml(path, "config"))
+    """The config in a TOML file, checked whole: ranges, rules between sections, named files."""
+    cfg = from_dict(read_toml(path, "config"))
+    config_rules.check_files(cfg)
+    return cfg
 
 
 def main(argv: list[str]) -> int:

@@ -4,16 +4,23 @@ Every error names the key (as a dotted path), the value received and what is all
 like MNE's validators:
 "frontend.kind: got 'cyto', allowed: 'ads1299', 'cyton', ... Did you mean 'cyton'?"
 
-Field constraints go in dataclass field metadata:
-    min / max      numeric bounds (inclusive)
+Field constraints go in dataclass field metadata (every number has min and max; a test walks
+the settings dataclasses and fails on a numeric field without them):
+    min / max      numeric bounds (inclusive); of the items for lists and tables of numbers
+    special        values allowed outside [min, max] with their meaning, e.g. {0: "default"}
+    integer        a table of numbers whose item must be whole (e.g. confirm_updates)
+    keys           a table's allowed keys, each with its own metadata (min, max, integer, help)
+    min_items / max_items   list length bounds
     choices        allowed values
     help           one line shown in errors and docs
+NaN and +-inf (TOML allows them) are never a valid number.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import difflib
+import math
 import tomllib
 import types
 import typing
@@ -54,6 +61,10 @@ def _convert(tp: Any, value: Any, path: str, meta: Mapping[str, Any]) -> Any:
     if origin in (tuple, list):
         if not isinstance(value, list | tuple):
             _fail(path, value, "a list")
+        lo_n, hi_n = meta.get("min_items", 0), meta.get("max_items")
+        if len(value) < lo_n or (hi_n is not None and len(value) > hi_n):
+            many = f"{lo_n} to {hi_n} items" if hi_n is not None else f"at least {lo_n} item"
+            _fail(path, list(value), f"a list of {many}" + ("s" if hi_n or lo_n > 1 else ""))
         item_tp = args[0] if args else Any
         items = [_convert(item_tp, v, f"{path}[{i}]", meta) for i, v in enumerate(value)]
         return tuple(items)
@@ -61,7 +72,14 @@ def _convert(tp: Any, value: Any, path: str, meta: Mapping[str, Any]) -> Any:
         if not isinstance(value, Mapping):
             _fail(path, value, "a table")
         vt = args[1] if len(args) == 2 else Any
-        return {str(k): _convert(vt, v, f"{path}.{k}", meta) for k, v in value.items()}
+        keys = meta.get("keys")
+        out = {}
+        for k, v in value.items():
+            if keys is not None and k not in keys:
+                raise ConfigError(f"{path}.{k}: unknown key; allowed keys: {', '.join(keys)}."
+                                  + _suggest(k, keys))
+            out[str(k)] = _convert(vt, v, f"{path}.{k}", keys[k] if keys is not None else meta)
+        return out
     if tp is Any:
         return value
     if tp is bool:
@@ -76,6 +94,10 @@ def _convert(tp: Any, value: Any, path: str, meta: Mapping[str, Any]) -> Any:
     if tp is float:
         if isinstance(value, bool) or not isinstance(value, int | float):
             _fail(path, value, "a number")
+        if not math.isfinite(value):
+            _fail(path, value, f"a finite number ({_range_text(meta)})")
+        if meta.get("integer") and value != int(value):
+            _fail(path, value, f"a whole number ({_range_text(meta)})")
         _check_range(float(value), path, meta)
         return float(value)
     if tp is str:
@@ -85,12 +107,19 @@ def _convert(tp: Any, value: Any, path: str, meta: Mapping[str, Any]) -> Any:
     raise TypeError(f"validate: unsupported field type {tp!r} at {path}")
 
 
+def _range_text(meta: Mapping[str, Any]) -> str:
+    lo, hi = meta.get("min"), meta.get("max")
+    text = f"a value from {'-inf' if lo is None else lo} to {'inf' if hi is None else hi}"
+    special = meta.get("special") or {}
+    return text + "".join(f", or {k!r} ({v})" for k, v in special.items())
+
+
 def _check_range(value: float, path: str, meta: Mapping[str, Any]) -> None:
+    if value in (meta.get("special") or {}):
+        return
     lo, hi = meta.get("min"), meta.get("max")
     if (lo is not None and value < lo) or (hi is not None and value > hi):
-        lo_s = "-inf" if lo is None else lo
-        hi_s = "inf" if hi is None else hi
-        _fail(path, value, f"a value from {lo_s} to {hi_s}")
+        _fail(path, value, _range_text(meta))
 
 
 def build(cls: type[T], data: Any, path: str) -> T:
@@ -141,9 +170,17 @@ def read_toml(path: str | Path, what: str) -> dict[str, Any]:
     """The table in a TOML file; a ConfigError names the file (`what`: "config", "scenario")."""
     p = Path(path)
     try:
-        text = p.read_text(encoding="utf-8")
+        raw = p.read_bytes()
     except OSError as e:
         raise ConfigError(f"{what} file {str(p)!r}: cannot read it ({e.strerror}).") from e
+    try:
+        text = raw.decode("utf-8-sig")  # a UTF-8 byte-order mark (Windows editors) is accepted
+    except UnicodeDecodeError as e:
+        line = raw[: e.start].count(b"\n") + 1
+        raise ConfigError(
+            f"{what} file {str(p)!r}: not UTF-8 text (byte 0x{raw[e.start]:02x} on line {line}); "
+            "save it as UTF-8 (e.g. a Latin-1 'é' in a comment)."
+        ) from e
     try:
         return tomllib.loads(text)
     except tomllib.TOMLDecodeError as e:

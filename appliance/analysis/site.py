@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from dataclasses import dataclass
 
@@ -21,9 +22,12 @@ from appliance.dsp.filters import (
 from appliance.dsp.reject import Rejector
 from appliance.errors import ConfigError
 from appliance.modalities import registry
-from appliance.modalities.base import Measure, Modality, role_from_name
+from appliance.modalities.base import Component, Measure, Modality, role_from_name
 from appliance.settings.analysis import AnalysisSettings, SiteSettings
 
+MIN_WINDOW_SAMPLES = 8  # an analysis window shorter than this at the sweep rate measures nothing
+MIN_COMPONENT_SAMPLES = 4  # a component window must hold a peak and its neighbours
+MAX_UPDATE_S = 120.0  # an update (update_sweeps / rate_hz) may take at most this long
 MAX_WAITING = 64  # raw sweeps held back for one vectorised filter call (bounds memory)
 MEP_ONSET_UV = 20.0  # tcMEP onset threshold floor (µV); 5 x pre-stimulus RMS when larger
 
@@ -72,6 +76,12 @@ def plan_site(s: SiteSettings, a: AnalysisSettings, channel_names: tuple[str, ..
         raise ConfigError(f"{path}.band_hz: [{lo:g}, {want_hi:g}] Hz needs a sample rate of at "
                           f"least {want_hi / 0.45 / 2:g} Hz, got {fs_hz:g} Hz; raise "
                           "frontend.sample_rate_hz or lower band_hz.")
+    fs_sweep_hz = fs_hz / sweep_decimation(fs_hz, hi, s.phase == "zero")
+    if (pre_ms + post_ms) * fs_sweep_hz / 1e3 < MIN_WINDOW_SAMPLES:
+        raise ConfigError(f"{path}.window_ms: got {[pre_ms, post_ms]}, allowed: a window of at "
+                          f"least {MIN_WINDOW_SAMPLES} samples at {fs_sweep_hz:g} Hz "
+                          f"({MIN_WINDOW_SAMPLES * 1e3 / fs_sweep_hz:g} ms).")
+    mod = with_component_windows(mod, s.components, post_ms, fs_sweep_hz, f"{path}.components")
     notch = a.notch_hz if s.notch_hz < 0 else s.notch_hz
     notch = notch if 0 < notch < 0.5 * fs_hz else None
     if mod.family == "tcmep" and not s.d_wave and s.n_sweeps > 1:
@@ -79,6 +89,10 @@ def plan_site(s: SiteSettings, a: AnalysisSettings, channel_names: tuple[str, ..
                           "are judged sweep by sweep, never averaged (d_wave = true averages).")
     n = s.n_sweeps or (mod.extra.get("d_wave_sweeps", mod.n_sweeps) if s.d_wave else mod.n_sweeps)
     upd = s.update_sweeps or (min(5, n) if s.d_wave else mod.update_sweeps)
+    if upd / s.rate_hz > MAX_UPDATE_S:
+        raise ConfigError(f"{path}.update_sweeps: {upd} sweeps at rate_hz {s.rate_hz:g} take "
+                          f"{upd / s.rate_hz:.0f} s, allowed: an update at least every "
+                          f"{MAX_UPDATE_S:g} s (fewer update_sweeps or a higher rate_hz).")
     crit = dict(mod.criteria)
     if mod.family == "tcmep":
         from appliance.modalities.tcmep import CASE_AMPLITUDE_RATIO_MIN
@@ -93,6 +107,38 @@ def plan_site(s: SiteSettings, a: AnalysisSettings, channel_names: tuple[str, ..
                     cumulative, float(reject), crit)
 
 
+def sweep_decimation(fs_hz: float, hi_hz: float, zero_phase: bool) -> int:
+    """Sweeps are analysed at fs / q, the lowest whole fraction of the rate that still samples
+    the band at >= 4x its upper edge (SSEP at 16 kSPS: 4 kSPS); q = 1 for causal filtering."""
+    return max(1, int(fs_hz // (4.0 * hi_hz))) if zero_phase else 1
+
+
+def with_component_windows(mod: Modality, windows: dict[str, tuple[float, ...]], post_ms: float,
+                           fs_sweep_hz: float, path: str) -> Modality:
+    """`mod` with the named components searched in `windows` (ms after the stimulus) instead of
+    its defaults; every window lies inside the analysis window and holds a few samples."""
+    if not windows:
+        return mod
+    known = {c.name for m in mod.measures.values() for c in m.components}
+    min_ms = MIN_COMPONENT_SAMPLES * 1e3 / fs_sweep_hz
+    for name, (lo, hi) in windows.items():
+        if name not in known:
+            raise ConfigError(f"{path}.{name}: unknown component, allowed for {mod.name}: "
+                              f"{', '.join(sorted(known))}.")
+        if hi > post_ms or hi - lo < min_ms:
+            raise ConfigError(f"{path}.{name}: got {[lo, hi]}, allowed: a window inside 0-"
+                              f"{post_ms:g} ms (the analysis window) at least {min_ms:g} ms "
+                              f"({MIN_COMPONENT_SAMPLES} samples) wide.")
+
+    def moved(c: Component) -> Component:
+        w = windows.get(c.name)
+        return dataclasses.replace(c, window_ms=(float(w[0]), float(w[1]))) if w else c
+
+    measures = {role: dataclasses.replace(m, components=tuple(moved(c) for c in m.components))
+                for role, m in mod.measures.items()}
+    return dataclasses.replace(mod, measures=measures)
+
+
 class SitePipeline:
     def __init__(self, plan: SitePlan, fs_hz: float) -> None:
         self.plan = plan
@@ -102,9 +148,7 @@ class SitePipeline:
         self.idx = np.asarray(plan.channel_index)
         self.zero = plan.filter.phase == "zero"
         lo, hi = plan.filter.band_hz
-        # Sweeps are analysed at fs / q, the lowest whole fraction of the rate that still
-        # samples the band at >= 4x its upper edge (SSEP at 16 kSPS: 4 kSPS); q = 1 for causal.
-        self.q = max(1, int(fs_hz // (4.0 * hi))) if self.zero else 1
+        self.q = sweep_decimation(fs_hz, hi, self.zero)
         self.fs_sweep_hz = fs_hz / self.q
         fs_d = self.fs_sweep_hz
         self.pre = int(round(plan.pre_ms * fs_d / 1e3))

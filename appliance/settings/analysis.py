@@ -16,41 +16,63 @@ PHASES = ("zero", "causal")
 BASELINE_POLICIES = ("auto", "manual")
 CASE_TYPES = ("spine", "cranial")
 FAST_SITE = ("default", "on", "off")  # per-site fast detection: follow analysis.fast_detection
-# Keys a site's `criteria` table may override (fractions and milliseconds, see docs/analysis.md).
-CRITERIA_KEYS = (
-    "amplitude_ratio_min",  # alarm when amplitude < this fraction of baseline (SSEP 0.5)
-    "latency_ratio_max",  # alarm when latency > this fraction of baseline (SSEP 1.10)
-    "latency_shift_ms",  # BAEP: wave V latency rise (1.0 ms) ...
-    "shift_amplitude_ratio_min",  # ... together with amplitude below this fraction (0.5)
-    "peripheral_ratio_min",  # peripheral (Erb/popliteal) below this fraction -> stimulation fault
-    "confirm_updates",  # consecutive updates a change must persist before it counts
-)
+# Keys a site's `criteria` table may override (fractions and milliseconds, docs/analysis.md) and
+# the range each may take: wide enough for every published criterion (docs/clinical-defaults.md),
+# narrow enough that no value switches an alarm off or delays it past a few updates.
+CRITERIA = {
+    # alarm when amplitude < this fraction of baseline (SSEP 0.5; tcMEP spine 0.2, cranial 0.5)
+    "amplitude_ratio_min": {"min": 0.2, "max": 0.9},
+    "latency_ratio_max": {"min": 1.03, "max": 1.3},  # alarm when latency > this x baseline (1.10)
+    "latency_shift_ms": {"min": 0.3, "max": 2.0},  # BAEP: wave V latency rise (1.0 ms) ...
+    "shift_amplitude_ratio_min": {"min": 0.2, "max": 0.9},  # ... with amplitude below this (0.5)
+    # peripheral (Erb/popliteal) below this fraction -> stimulation fault (0.5); a high value
+    # would blame the stimulator for a real cortical loss
+    "peripheral_ratio_min": {"min": 0.2, "max": 0.7},
+    # consecutive updates a change must persist before it counts (2)
+    "confirm_updates": {"min": 1, "max": 4, "integer": True},
+}
+CRITERIA_KEYS = tuple(CRITERIA)
 
 
 @dataclass(frozen=True)
 class SiteSettings:
     name: str = field(help="stimulation site, e.g. 'L median'")
     modality: str = field(choices=MODALITIES, help="what is measured at this site")
-    channels: tuple[str, ...] = field(help="recording channels analysed for this site")
+    channels: tuple[str, ...] = field(
+        min_items=1, help="recording channels analysed for this site"
+    )
     trigger_bit: int = field(0, min=0, max=15, help="trigger input bit that marks its stimuli")
     rate_hz: float = field(4.7, min=0.1, max=50.0, help="stimulus rate of this site")
     roles: tuple[str, ...] = field(
         [], help=f"per-channel role, one of {ROLES}; empty: derive from channel names"
     )
     window_ms: tuple[float, ...] = field(
-        [], help="[pre_ms, post_ms] analysis window around the stimulus; empty: modality default"
+        [], min=0.0, max=1000.0,
+        help="[pre_ms, post_ms] analysis window around the stimulus; empty: modality default",
     )
-    band_hz: tuple[float, ...] = field([], help="[low_hz, high_hz] band-pass; empty: default")
+    band_hz: tuple[float, ...] = field(
+        [], min=0.1, max=8000.0, help="[low_hz, high_hz] band-pass; empty: default"
+    )
+    components: dict[str, tuple[float, ...]] = field(
+        {}, min=0.0, max=1000.0,
+        help="component name -> [from_ms, to_ms] peak search window; unnamed: modality default",
+    )
     notch_hz: float = field(
-        -1.0, min=-1.0, max=400.0, help="mains notch Hz; 0 off, -1 use analysis.notch_hz"
+        -1.0, min=40.0, max=70.0, special={-1.0: "use analysis.notch_hz", 0.0: "off"},
+        help="mains notch Hz; 0 off, -1 use analysis.notch_hz",
     )
     phase: str = field("zero", choices=PHASES, help="zero-phase sweep filtering or causal stream")
     averaging: str = field("default", choices=AVERAGING, help="moving window or cumulative")
-    n_sweeps: int = field(0, min=0, max=20000, help="sweeps in the moving average; 0: default")
-    update_sweeps: int = field(0, min=0, max=5000, help="sweeps per update; 0: default")
-    reject_uv: float = field(0.0, min=0.0, max=1e5, help="reject beyond +/- this µV; 0: default")
+    n_sweeps: int = field(0, min=0, max=10000, help="sweeps in the moving average; 0: default")
+    update_sweeps: int = field(0, min=0, max=2000, help="sweeps per update; 0: default")
+    reject_uv: float = field(
+        0.0, min=5.0, max=1e5, special={0.0: "modality default"},
+        help="reject beyond +/- this µV; 0: default",
+    )
     d_wave: bool = field(False, help="tcMEP site records an epidural D-wave (averaged, <= 20)")
-    criteria: dict[str, float] = field({}, help=f"criteria overrides; keys {CRITERIA_KEYS}")
+    criteria: dict[str, float] = field(
+        {}, keys=CRITERIA, help=f"criteria overrides; keys {CRITERIA_KEYS}"
+    )
     fast_detection: str = field(
         "default", choices=FAST_SITE, help="SSEP fast detector: default follows analysis's"
     )
@@ -64,32 +86,32 @@ class SiteSettings:
         for i, r in enumerate(self.roles):
             if r not in ROLES:
                 raise ConfigError(f"{path}.roles[{i}]: got {r!r}, allowed: {', '.join(ROLES)}.")
-        for key, n in (("window_ms", 2), ("band_hz", 2)):
-            v = getattr(self, key)
-            if v and len(v) != n:
+        pairs = [("window_ms", self.window_ms), ("band_hz", self.band_hz)]
+        pairs += [(f"components.{k}", v) for k, v in self.components.items()]
+        for key, v in pairs:
+            if v and len(v) != 2:
                 raise ConfigError(f"{path}.{key}: got {list(v)}, allowed: [low, high] or empty.")
-        if self.band_hz and not 0 < self.band_hz[0] < self.band_hz[1]:
-            raise ConfigError(f"{path}.band_hz: got {list(self.band_hz)}, need 0 < low < high.")
-        if self.window_ms and (self.window_ms[0] < 0 or self.window_ms[1] <= 0):
+        if self.band_hz and not self.band_hz[0] < self.band_hz[1]:
+            raise ConfigError(f"{path}.band_hz: got {list(self.band_hz)}, need low < high.")
+        if self.window_ms and self.window_ms[1] <= 0:
             raise ConfigError(
                 f"{path}.window_ms: got {list(self.window_ms)}, "
                 "allowed: [pre_ms >= 0, post_ms > 0]."
             )
-        for key in self.criteria:
-            if key not in CRITERIA_KEYS:
-                raise ConfigError(
-                    f"{path}.criteria.{key}: unknown key; allowed keys: {', '.join(CRITERIA_KEYS)}."
-                )
+        for k, (lo, hi) in self.components.items():
+            if not lo < hi:
+                raise ConfigError(f"{path}.components.{k}: got {[lo, hi]}, need from < to (ms).")
 
 
 @dataclass(frozen=True)
 class AnalysisSettings:
     sites: tuple[SiteSettings, ...] = field([], help="stimulation sites and what they record")
     notch_hz: float = field(
-        50.0, min=0.0, max=400.0, help="mains notch for every site (60 in the Americas); 0 off"
+        50.0, min=40.0, max=70.0, special={0.0: "off"},
+        help="mains notch for every site (60 in the Americas); 0 off",
     )
     update_interval_s: float = field(
-        10.0, min=0.5, max=300.0, help="emit an update at least this often while sweeps arrive"
+        10.0, min=0.5, max=60.0, help="emit an update at least this often while sweeps arrive"
     )
     batch_ms: float = field(
         250.0, min=1.0, max=1000.0, help="blocks are analysed together in batches this long"
@@ -97,17 +119,17 @@ class AnalysisSettings:
     baseline_policy: str = field(
         "auto", choices=BASELINE_POLICIES, help="auto: capture after K stable updates; manual"
     )
-    baseline_updates: int = field(3, min=1, max=50, help="K stable, reproducible updates")
-    fsp_min: float = field(3.1, min=1.0, max=20.0, help="Fsp that counts as a response present")
-    split_half_r_min: float = field(0.6, min=0.0, max=1.0, help="split-half r for a stable trace")
+    baseline_updates: int = field(3, min=1, max=10, help="K stable, reproducible updates")
+    fsp_min: float = field(3.1, min=1.5, max=6.0, help="Fsp that counts as a response present")
+    split_half_r_min: float = field(0.6, min=0.3, max=0.9, help="split-half r for a stable trace")
     case_type: str = field(
         "spine", choices=CASE_TYPES, help="tcMEP criterion: spine 80 % loss, cranial 50 %"
     )
     global_ratio: float = field(
-        0.7, min=0.1, max=1.0, help="every site below this amplitude fraction -> global change"
+        0.7, min=0.3, max=0.9, help="every site below this amplitude fraction -> global change"
     )
     stimulus_timeout_periods: float = field(
-        5.0, min=1.5, max=100.0, help="no stimulus for this many periods -> technical condition"
+        5.0, min=1.5, max=20.0, help="no stimulus for this many periods -> technical condition"
     )
     fast_detection: bool = field(
         False, help="SSEP sites also run the sweep-by-sweep fast detector (fast.* conditions)"

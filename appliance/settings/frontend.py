@@ -23,12 +23,14 @@ class FrontendSettings:
     spi_speed_hz: int = field(2_000_000, min=100_000, max=20_000_000)
     drdy_pin: int = field(26, min=0, max=27, help="BCM pin of DRDY (PiEEG: 26)")
     scenario: str = field("", help="scenario TOML for kind=simulated (empty: stable patient)")
-    seed: int = field(1, help="random seed of the simulated patient")
+    seed: int = field(1, min=0, max=2**32 - 1, help="random seed of the simulated patient")
     recording_path: str = field("", help="EDF/BDF(+) file for kind=recording")
     realtime: bool = field(True, help="pace simulated/recording sources at the sample rate")
     trigger_mask: int = field(0xFF, min=0, max=0xFFFF, help="trigger bits taken from a recording")
     stall_s: float = field(0.5, min=0.05, max=10.0, help="no block for this long -> tech.stall")
     stimulator: bool = field(False, help="trigger an external stimulator from Pi GPIO outputs")
-    stim_pins: dict[str, int] = field({}, help="site name -> BCM pin of its stimulator trigger")
+    stim_pins: dict[str, int] = field(
+        {}, min=0, max=27, help="site name -> BCM pin of its stimulator trigger"
+    )
     stim_pulse_ms: float = field(1.0, min=0.05, max=50.0, help="trigger pulse length")
     stim_jitter_ms: float = field(0.0, min=0.0, max=100.0, help="± random jitter of stimuli")

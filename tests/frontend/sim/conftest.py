@@ -20,7 +20,8 @@ def make_cfg(tmp_path):
             fe["scenario"] = str(p)
         sites = [
             {"name": s.name, "modality": s.modality, "channels": list(s.channels),
-             "trigger_bit": s.trigger_bit, "rate_hz": s.rate_hz}
+             "trigger_bit": s.trigger_bit, "rate_hz": s.rate_hz,
+             "band_hz": [30.0, 400.0]}  # what 1 kSPS can analyse (the config is checked whole)
             for s in SITES
         ]
         return config.from_dict({"frontend": fe, "analysis": {"sites": sites}})

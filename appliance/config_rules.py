@@ -1,0 +1,114 @@
+"""Rules between config sections, checked at load so that `ionm check-config` rejects whatever
+`run`, `replay`, `demo`, `record` or `simulate` would reject, naming the key, the value and what
+is allowed. Ranges of single fields live in the settings dataclasses (appliance/validate.py).
+
+`check` holds for the config's content (every `Config`, also one built in code); `check_files`
+looks at this machine: the files the config names exist. `config.load` runs both."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from appliance.errors import ConfigError
+
+CYTON_RATE_HZ = 250  # the Cyton dongle streams 250 Hz only (docs/cyton.md)
+CYTON_MAX_CHANNELS = 8
+ADC_FULL_SCALE_UV = 4.5e6  # ADS1299 at gain 1 (VREF 4.5 V): the range is this / gain
+
+
+def check(cfg: Any) -> None:
+    """Raise ConfigError for the first cross-section rule `cfg` breaks."""
+    _frontend(cfg)
+    _sites(cfg)
+    _stimulator(cfg)
+    _recording(cfg)
+
+
+def _frontend(cfg: Any) -> None:
+    f = cfg.frontend
+    if f.kind == "cyton":
+        if f.sample_rate_hz != CYTON_RATE_HZ:
+            raise ConfigError(f"frontend.sample_rate_hz: got {f.sample_rate_hz}, allowed: "
+                              f"{CYTON_RATE_HZ} for frontend.kind = 'cyton' (the dongle streams "
+                              f"{CYTON_RATE_HZ} Hz only).")
+        if len(f.channels) > CYTON_MAX_CHANNELS:
+            raise ConfigError(f"frontend.channels: got {len(f.channels)} names, allowed: 1 to "
+                              f"{CYTON_MAX_CHANNELS} for a Cyton (daisy boards are not supported).")
+    if not f.channels:
+        raise ConfigError("frontend.channels: got [], allowed: one name per recorded channel.")
+    dup = sorted({c for c in f.channels if f.channels.count(c) > 1})
+    if dup:
+        raise ConfigError(f"frontend.channels: {dup[0]!r} appears twice; names pick channels.")
+
+
+def _sites(cfg: Any) -> None:
+    """Every site planned as the Monitor plans it, at the configured rate: channels, windows,
+    band, component windows, sweep counts; the analysis' own ConfigErrors name the key."""
+    from appliance.analysis.site import plan_site
+
+    names = tuple(cfg.frontend.channels)
+    for i, site in enumerate(cfg.analysis.sites):
+        path = f"analysis.sites[{i}]"
+        for ch in site.channels:
+            if ch not in names:
+                raise ConfigError(f"{path}.channels: got {ch!r}, allowed: one of "
+                                  f"frontend.channels {sorted(names)}.")
+        plan_site(site, cfg.analysis, names, float(cfg.frontend.sample_rate_hz), path)
+
+
+def _stimulator(cfg: Any) -> None:
+    f = cfg.frontend
+    sites = [s.name for s in cfg.analysis.sites]
+    if not f.stimulator:
+        return
+    for name in sites:
+        if name not in f.stim_pins:
+            raise ConfigError(f"frontend.stim_pins: no pin for site {name!r}, allowed: one BCM "
+                              f"pin per site when frontend.stimulator = true (have "
+                              f"{dict(f.stim_pins)}).")
+    for name in f.stim_pins:
+        if name not in sites:
+            raise ConfigError(f"frontend.stim_pins.{name}: no such site, allowed: "
+                              f"{sites}.")
+    pins = list(f.stim_pins.values())
+    if len(set(pins)) != len(pins):
+        raise ConfigError(f"frontend.stim_pins: got {dict(f.stim_pins)}, allowed: one pin per "
+                          "site.")
+    lights = {getattr(cfg.lights, f"{n}_pin"): n for n in
+              ("red", "yellow", "cyan", "green", "paused", "buzzer", "button")}
+    for name, pin in f.stim_pins.items():
+        if pin in lights:
+            raise ConfigError(f"frontend.stim_pins.{name}: got {pin}, allowed: a pin not used "
+                              f"by lights.{lights[pin]}_pin.")
+
+
+def check_files(cfg: Any) -> None:
+    """Files the config names exist (a scenario is also parsed: its errors name its keys).
+    An empty recording_path is left to the command (`ionm replay FILE` supplies it)."""
+    f, m = cfg.frontend, cfg.mqtt
+    named = []
+    if f.kind == "simulated" and f.scenario:
+        named.append(("frontend.scenario", f.scenario))
+    if f.kind == "recording" and f.recording_path:
+        named.append(("frontend.recording_path", f.recording_path))
+    if m.enabled:
+        named += [(f"mqtt.{k}", getattr(m, k)) for k in
+                  ("ca_file", "cert_file", "key_file", "password_file") if getattr(m, k)]
+    for key, name in named:
+        if not name or not Path(name).is_file():
+            raise ConfigError(f"{key}: got {name!r}, allowed: an existing file "
+                              f"(relative paths start at {str(Path.cwd())!r}).")
+    if f.kind == "simulated" and f.scenario:
+        from appliance.frontend.simulated.scenario import load_scenario
+
+        load_scenario(f.scenario)
+
+
+def _recording(cfg: Any) -> None:
+    pmax = cfg.recording.physical_max_uv
+    full_uv = ADC_FULL_SCALE_UV / cfg.frontend.gain
+    if pmax and pmax < full_uv and cfg.frontend.kind != "recording":
+        raise ConfigError(f"recording.physical_max_uv: got {pmax:g}, allowed: 0 or at least the "
+                          f"front end's full scale {full_uv:g} µV (4.5 V / frontend.gain "
+                          f"{cfg.frontend.gain}); a smaller range clips the recording.")
