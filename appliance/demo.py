@@ -18,7 +18,6 @@ import subprocess
 import sys
 import tempfile
 import time
-import tomllib
 from pathlib import Path
 from typing import Any
 
@@ -81,15 +80,13 @@ class LocalBroker:
 def demo_config(state_dir: Path, scenario: Path, mqtt_port: int | None,
                 realtime: bool = True, base: Path = DEMO_CONFIG) -> Any:
     """`base` (deploy/config/demo.toml) with the demo's paths and broker filled in."""
-    from appliance import config
+    from appliance import config, config_rules
+    from appliance.validate import read_toml
 
-    try:
-        data = tomllib.loads(base.read_text(encoding="utf-8"))
-    except OSError as e:
-        raise ConfigError(f"demo config {str(base)!r}: cannot read it ({e.strerror}); "
-                          "ionm demo runs from a source checkout.") from e
-    except tomllib.TOMLDecodeError as e:
-        raise ConfigError(f"demo config {str(base)!r}: not valid TOML ({e}).") from e
+    if not base.is_file():
+        raise ConfigError(f"demo config {str(base)!r}: no such file; ionm demo runs from a "
+                          "source checkout.")
+    data = read_toml(base, "demo config")
     if not scenario.is_file():
         raise ConfigError(f"frontend.scenario: {str(scenario)!r} does not exist.")
     data.setdefault("frontend", {}).update(scenario=str(scenario), realtime=realtime)
@@ -100,7 +97,9 @@ def demo_config(state_dir: Path, scenario: Path, mqtt_port: int | None,
     mqtt["enabled"] = mqtt_port is not None
     if mqtt_port is not None:
         mqtt.update(host="127.0.0.1", port=mqtt_port)
-    return config.from_dict(data)
+    cfg = config.from_dict(data)
+    config_rules.check_files(cfg)  # as config.load: the scenario parses, mqtt files exist
+    return cfg
 
 
 def main(argv: list[str]) -> int:
