@@ -1,4 +1,4 @@
-"""Shared fixtures: a real mosquitto on a free loopback port, the shared data folder."""
+"""Shared fixtures: a real mosquitto on a free loopback port, the recordings in tests/data."""
 
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 REPO = Path(__file__).resolve().parents[1]
-SHARED_DATA = REPO.parent / "shared" / "data"
+TEST_DATA = REPO / "tests" / "data"  # real recordings, trimmed; provenance in its README
 
 
 def free_port() -> int:
@@ -101,7 +101,5 @@ def broker(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Broker]:
 
 
 @pytest.fixture(scope="session")
-def shared_data() -> Path:
-    if not SHARED_DATA.is_dir():
-        raise RuntimeError(f"shared data folder missing: {SHARED_DATA}")
-    return SHARED_DATA
+def recordings_dir() -> Path:
+    return TEST_DATA
