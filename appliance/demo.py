@@ -106,11 +106,13 @@ def demo_config(state_dir: Path, scenario: Path, mqtt_port: int | None,
 def main(argv: list[str]) -> int:
     """`ionm demo [--seconds N] [--state-dir DIR] [--scenario FILE] [--config FILE] [--no-mqtt]
     [--fast]`."""
+    from appliance.cli import positive_seconds
     from appliance.service import Appliance, install_signal_handlers
     from appliance.systemd import setup_logging
 
     ap = argparse.ArgumentParser(prog="ionm demo", description=__doc__.split("\n\n")[0])
-    ap.add_argument("--seconds", type=float, default=None, help="stop after this long")
+    ap.add_argument("--seconds", type=positive_seconds, default=None,
+                    help="stop after this long")
     ap.add_argument("--state-dir", default=None, help="where cases and the outbox go "
                     "(default: a new temporary folder, kept afterwards)")
     ap.add_argument("--scenario", default=str(DEFAULT_SCENARIO), help="scenario TOML")
@@ -120,7 +122,8 @@ def main(argv: list[str]) -> int:
     ap.add_argument("--fast", action="store_true", help="run the patient faster than real time")
     args = ap.parse_args(argv)
     setup_logging("INFO")
-    state_dir = Path(args.state_dir or tempfile.mkdtemp(prefix="ionm-demo-"))
+    # absolute: a relative recording.directory is taken relative to the state dir (st/st/cases)
+    state_dir = Path(args.state_dir or tempfile.mkdtemp(prefix="ionm-demo-")).resolve()
     state_dir.mkdir(parents=True, exist_ok=True)
     broker: LocalBroker | None = None
     binary = None if args.no_mqtt else find_mosquitto()

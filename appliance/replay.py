@@ -16,7 +16,6 @@ import sys
 from typing import Any, TextIO
 
 from appliance import config
-from appliance.errors import ConfigError, IonmError, RecordingError
 
 
 def replay(path: str, cfg, speed: str = "max", out: TextIO | None = None) -> int:
@@ -58,16 +57,6 @@ def main(argv: list[str]) -> int:
     ap.add_argument("--speed", choices=("max", "realtime"), default="max",
                     help="max: as fast as possible (default); realtime: at the recorded pace")
     args = ap.parse_args(argv)
-    try:
-        cfg = config.load(args.config)
-        replay(args.recording, cfg, args.speed)
-    except ConfigError as e:
-        print(f"ionm replay: config error: {e}", file=sys.stderr)
-        return 2
-    except (RecordingError, OSError) as e:
-        print(f"ionm replay: {args.recording}: {e}", file=sys.stderr)
-        return 2
-    except IonmError as e:
-        print(f"ionm replay: {e}", file=sys.stderr)
-        return 1
+    # errors (config, recording, disk) end as one line from appliance.cli.run_command
+    replay(args.recording, config.load(args.config), args.speed)
     return 0

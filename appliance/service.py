@@ -697,6 +697,7 @@ def install_signal_handlers(app: Appliance) -> None:
 def main(argv: list[str]) -> int:
     """`ionm run --config FILE [--state-dir DIR] [--seconds N]`."""
     from appliance import config
+    from appliance.cli import positive_seconds
     from appliance.systemd import setup_logging
 
     ap = argparse.ArgumentParser(prog="ionm run", description="Run the appliance.")
@@ -704,7 +705,7 @@ def main(argv: list[str]) -> int:
     ap.add_argument("--state-dir", default=None,
                     help="outbox and relative recording.directory live here "
                          "(default: $STATE_DIRECTORY, else the current directory)")
-    ap.add_argument("--seconds", type=float, default=None, help="stop after this long")
+    ap.add_argument("--seconds", type=positive_seconds, default=None, help="stop after this long")
     ap.add_argument("--log-level", default="INFO",
                     choices=("DEBUG", "INFO", "WARNING", "ERROR"))
     args = ap.parse_args(argv)
@@ -722,8 +723,12 @@ def main(argv: list[str]) -> int:
         print(f"ionm run: config error: {e}", file=sys.stderr, flush=True)
         app.shutdown()
         return 2
-    except IonmError as e:
-        log.error("start-up failed: %s", e)
+    except (IonmError, OSError) as e:  # e.g. a read-only --state-dir
+        from appliance.cli import describe_os_error
+
+        why = describe_os_error(e) if isinstance(e, OSError) and not isinstance(e, IonmError) \
+            else str(e)
+        log.error("start-up failed: %s", why)
         app.shutdown()
         return 1
     return app.run(seconds=args.seconds)

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import argparse
 import signal
-import sys
 import threading
 import time
 from dataclasses import replace
@@ -19,6 +18,7 @@ from typing import Any
 
 import numpy as np
 
+from appliance.cli import positive_seconds, refuse_existing
 from appliance.errors import IonmError
 
 KINDS = ("cyton", "ads1299", "ads1299-emulated", "simulated")
@@ -117,16 +117,12 @@ def main(argv: list[str]) -> int:
     src.add_argument("--config", help="config TOML (its [frontend] table)")
     src.add_argument("--frontend", choices=KINDS, help="front end kind, no config file needed")
     ap.add_argument("--port", default="", help="serial port for cyton, e.g. /dev/ttyUSB0")
-    ap.add_argument("--seconds", type=float, required=True, help="length to record")
+    ap.add_argument("--seconds", type=positive_seconds, required=True, help="length to record")
     ap.add_argument("--fast", action="store_true",
                     help="do not pace simulated/emulated sources at the sample rate")
-    ap.add_argument("out", help="output .bdf file")
+    ap.add_argument("--force", action="store_true", help="replace OUT if it exists")
+    ap.add_argument("out", help="output .bdf file (an existing one needs --force)")
     args = ap.parse_args(argv)
-    if args.seconds <= 0:
-        ap.error(f"--seconds: got {args.seconds}, allowed: > 0")
-    try:
-        record(_config(args), args.seconds, args.out)
-    except (IonmError, OSError) as e:
-        print(f"ionm record: {e}", file=sys.stderr)
-        return 2
+    refuse_existing(args.out, args.force)  # before the front end is opened
+    record(_config(args), args.seconds, args.out)  # errors: one line from appliance.cli
     return 0
