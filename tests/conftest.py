@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import shutil
 import socket
 import subprocess
 import time
@@ -11,6 +10,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from system_tools import need_tool
 
 REPO = Path(__file__).resolve().parents[1]
 TEST_DATA = REPO / "tests" / "data"  # real recordings, trimmed; provenance in its README
@@ -23,10 +23,7 @@ def free_port() -> int:
 
 
 def mosquitto_binary() -> str:
-    for cand in (shutil.which("mosquitto"), "/usr/sbin/mosquitto"):
-        if cand and os.access(cand, os.X_OK):
-            return cand
-    raise RuntimeError("mosquitto is not installed (.ci/run installs it from Debian's packages)")
+    return need_tool("mosquitto", "mosquitto")
 
 
 class Broker:

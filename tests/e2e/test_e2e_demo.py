@@ -10,9 +10,11 @@ import sys
 from pathlib import Path
 
 import paho.mqtt.client as mqtt
+from system_tools import need_tool
 
 
 def test_e2e_demo_runs_five_seconds_and_exits_0(tmp_path: Path) -> None:
+    need_tool("mosquitto", "mosquitto")  # the demo runs without it, but this test watches MQTT
     state = tmp_path / "demo"
     proc = subprocess.Popen([sys.executable, "-m", "appliance.cli", "demo", "--seconds", "5",
                              "--state-dir", str(state)], stdout=subprocess.PIPE,

@@ -20,6 +20,7 @@ from mqtt_support import (
     request,
     schema_for,
 )
+from system_tools import need_tool
 
 from appliance.alarms import AlarmManager
 from appliance.analysis.outputs import ComponentValue, TrendPoint, Waveform
@@ -127,7 +128,8 @@ def test_mqtt_mosquitto_sub_gets_retained_status_and_alarm_set(tmp_path: Path, b
         assert probe.wait_for(lambda ms: len(ms) >= 1, 5)
         probe.close()
         out = subprocess.run(
-            ["mosquitto_sub", "-h", broker.host, "-p", str(broker.port), "-V", "mqttv5",
+            [need_tool("mosquitto_sub", "mosquitto-clients"), "-h", broker.host,
+             "-p", str(broker.port), "-V", "mqttv5",
              "-t", f"{BASE}/status", "-t", f"{BASE}/alarm/active", "--retained-only",
              "-C", "2", "-W", "5", "-F", "%t %p"],
             capture_output=True, text=True, timeout=10,

@@ -10,6 +10,8 @@ import sys
 import tomllib
 from pathlib import Path
 
+from system_tools import need_tool
+
 from appliance.config import from_dict
 
 REPO = Path(__file__).resolve().parents[2]
@@ -99,7 +101,6 @@ def test_deploy_install_refuses_unknown_option_and_root_less_install(tmp_path: P
 
 
 def test_deploy_install_is_shellcheck_clean() -> None:
-    exe = shutil.which("shellcheck")
-    assert exe, "shellcheck not found: install the Debian package 'shellcheck' (.ci/run)"
+    exe = need_tool("shellcheck", "shellcheck")
     res = subprocess.run([exe, str(SCRIPT)], capture_output=True, text=True, timeout=60)
     assert res.returncode == 0, res.stdout
