@@ -4,10 +4,12 @@ so `ionm selftest` never pays for MQTT or MNE imports."""
 from __future__ import annotations
 
 import argparse
+import contextlib
 import importlib
 import math
 import os
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 
 from appliance.errors import CommandError, ConfigError, IonmError, RecordingError
@@ -35,6 +37,11 @@ COMMANDS: dict[str, tuple[str, str]] = {
 }
 
 
+def plural(n: int, noun: str) -> str:
+    """'1 site', '2 sites', '0 sites'."""
+    return f"{n} {noun}{'' if n == 1 else 's'}"
+
+
 def positive_seconds(text: str) -> float:
     """argparse type for --seconds: a finite number > 0 (nan would never stop, inf overflows)."""
     try:
@@ -54,6 +61,17 @@ def refuse_existing(path: str | Path, force: bool) -> None:
         raise CommandError(f"{str(p)!r} is a directory; give a file name for the output.")
     if p.exists() and not force:
         raise CommandError(f"{str(p)!r} already exists; pass --force to replace it.")
+
+
+@contextlib.contextmanager
+def naming(path: str | Path) -> Iterator[None]:
+    """An OSError from a write() names no file: name `path` in it (for describe_os_error)."""
+    try:
+        yield
+    except OSError as e:
+        if e.filename is None and e.strerror is not None:
+            e.filename = str(path)
+        raise
 
 
 def describe_os_error(e: OSError) -> str:

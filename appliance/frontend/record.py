@@ -18,7 +18,7 @@ from typing import Any
 
 import numpy as np
 
-from appliance.cli import positive_seconds, refuse_existing
+from appliance.cli import naming, positive_seconds, refuse_existing
 from appliance.errors import IonmError
 
 KINDS = ("cyton", "ads1299", "ads1299-emulated", "simulated")
@@ -85,7 +85,8 @@ def record(cfg: Any, seconds: float, out: str, log: Any = print) -> dict[str, An
             last_block_t = time.monotonic()
             take = min(block.n_samples, n_total - written)
             trig = block.trigger[:take]
-            writer.write_samples(block.data_uv[:, :take], trig, block.first_sample)
+            with naming(out):  # a failed write() names the output
+                writer.write_samples(block.data_uv[:, :take], trig, block.first_sample)
             rising = trig & ~np.concatenate([[prev], trig[:-1]]).astype(trig.dtype)
             stimuli += int(np.unpackbits(rising.view(np.uint8)).sum())
             prev = int(trig[-1]) if take else prev

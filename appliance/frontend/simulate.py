@@ -7,7 +7,7 @@ from __future__ import annotations
 import argparse
 from dataclasses import replace
 
-from appliance.cli import positive_seconds, refuse_existing
+from appliance.cli import naming, positive_seconds, refuse_existing
 
 
 def _describe(kind: str, ev: object) -> str:
@@ -40,32 +40,33 @@ def main(argv: list[str]) -> int:
     from appliance.frontend.bdf import BdfWriter
 
     n_total = int(round(args.seconds * fe.sample_rate_hz))
-    writer = BdfWriter(args.out, fe.channel_names, fe.sample_rate_hz,
-                       physical_max_uv=fe.full_scale_uv, fsync=False,
-                       recording=f"ionm-simulate scenario={fe.patient.scenario.name} "
-                                 f"seed={cfg.frontend.seed}")
-    fe.start()
-    written = 0
-    try:
-        for kind, ev in fe.patient.scenario.events:
-            if ev.at_s < args.seconds:
-                writer.annotate(ev.at_s, getattr(ev, "duration_s", 0.0) or 0.0,
-                                _describe(kind, ev))
-        while written < n_total:
-            block = fe.read_block(timeout_s=None)
-            if block is None:
-                if fe.finished:
-                    break
-                continue
-            if block.end_sample > n_total:  # trim the last block to the asked length
-                k = n_total - block.first_sample
-                block = replace(block, data_uv=block.data_uv[:, :k], trigger=block.trigger[:k],
-                                saturated=block.saturated[:, :k])
-            writer.write(block)
-            written = block.end_sample
-    finally:
-        writer.close()
-        fe.close()
+    with naming(args.out):  # a failed write() names the output
+        writer = BdfWriter(args.out, fe.channel_names, fe.sample_rate_hz,
+                           physical_max_uv=fe.full_scale_uv, fsync=False,
+                           recording=f"ionm-simulate scenario={fe.patient.scenario.name} "
+                                     f"seed={cfg.frontend.seed}")
+        fe.start()
+        written = 0
+        try:
+            for kind, ev in fe.patient.scenario.events:
+                if ev.at_s < args.seconds:
+                    writer.annotate(ev.at_s, getattr(ev, "duration_s", 0.0) or 0.0,
+                                    _describe(kind, ev))
+            while written < n_total:
+                block = fe.read_block(timeout_s=None)
+                if block is None:
+                    if fe.finished:
+                        break
+                    continue
+                if block.end_sample > n_total:  # trim the last block to the asked length
+                    k = n_total - block.first_sample
+                    block = replace(block, data_uv=block.data_uv[:, :k], trigger=block.trigger[:k],
+                                    saturated=block.saturated[:, :k])
+                writer.write(block)
+                written = block.end_sample
+        finally:
+            writer.close()
+            fe.close()
     stims = sum(1 for e in fe.patient.events if e.trigger and e.sample < n_total)
     print(f"{args.out}: {written / fe.sample_rate_hz:.1f} s, {len(fe.channel_names)} channels at "
           f"{fe.sample_rate_hz:g} Hz, {stims} stimuli, scenario {fe.patient.scenario.name!r}")
