@@ -17,6 +17,7 @@ from typing import Any, TextIO
 
 from appliance import config
 from appliance.cli import plural
+from appliance.errors import CommandError, FrontEndError
 
 UNMATCHED_SHOWN = 8  # annotation texts listed when a site matches none
 
@@ -99,5 +100,8 @@ def main(argv: list[str]) -> int:
                     help="max: as fast as possible (default); realtime: at the recorded pace")
     args = ap.parse_args(argv)
     # errors (config, recording, disk) end as one line from appliance.cli.run_command
-    replay(args.recording, config.load(args.config), args.speed)
+    try:
+        replay(args.recording, config.load(args.config), args.speed)
+    except FrontEndError as e:  # the recording does not fit the config: the user's input
+        raise CommandError(str(e)) from e
     return 0

@@ -20,6 +20,7 @@ import numpy as np
 
 from appliance.cli import naming, positive_seconds, refuse_existing
 from appliance.errors import IonmError
+from appliance.progress import Progress
 
 KINDS = ("cyton", "ads1299", "ads1299-emulated", "simulated")
 STALL_LIMIT_S = 5.0  # no block for this long: the front end is gone, stop with an error
@@ -72,6 +73,7 @@ def record(cfg: Any, seconds: float, out: str, log: Any = print) -> dict[str, An
     stop = threading.Event()  # Ctrl-C / SIGTERM end the loop between blocks, never mid-write
     old = _on_signals(stop)
     last_block_t = time.monotonic()
+    progress = Progress(f"record {out}", seconds)
     try:
         while written < n_total and not stop.is_set():
             block = fe.read_block(timeout_s=0.5)
@@ -91,7 +93,9 @@ def record(cfg: Any, seconds: float, out: str, log: Any = print) -> dict[str, An
             stimuli += int(np.unpackbits(rising.view(np.uint8)).sum())
             prev = int(trig[-1]) if take else prev
             written += take
+            progress.update(written / fe.sample_rate_hz)
     finally:
+        progress.close()
         _restore_signals(old)
         fe.stop()
         fe.close()

@@ -8,6 +8,7 @@ import argparse
 from dataclasses import replace
 
 from appliance.cli import naming, positive_seconds, refuse_existing
+from appliance.progress import Progress
 
 
 def _describe(kind: str, ev: object) -> str:
@@ -47,6 +48,7 @@ def main(argv: list[str]) -> int:
                                      f"seed={cfg.frontend.seed}")
         fe.start()
         written = 0
+        progress = Progress(f"simulate {args.out}", args.seconds)
         try:
             for kind, ev in fe.patient.scenario.events:
                 if ev.at_s < args.seconds:
@@ -64,7 +66,9 @@ def main(argv: list[str]) -> int:
                                     saturated=block.saturated[:, :k])
                 writer.write(block)
                 written = block.end_sample
+                progress.update(written / fe.sample_rate_hz)
         finally:
+            progress.close()
             writer.close()
             fe.close()
     stims = sum(1 for e in fe.patient.events if e.trigger and e.sample < n_total)
