@@ -78,6 +78,24 @@ class LocalBroker:
                 self.proc.wait(5)
 
 
+def what_happens(scenario_path: Path, fast: bool) -> list[str]:
+    """The scenario's events with their times, and when the team should expect what, so a
+    silent first minutes are not taken for a hang (docs/service.md has the measured times)."""
+    from appliance.frontend.simulated.scenario import load_scenario
+
+    sc = load_scenario(scenario_path)
+    lines = [f"scenario {sc.name}: {sc.description}" if sc.description else f"scenario {sc.name}"]
+    for kind, ev in sorted(sc.events, key=lambda kev: kev[1].at_s):
+        fields = ", ".join(f"{k} {v}" for k, v in vars(ev).items() if k != "at_s")
+        lines.append(f"  at {ev.at_s:g} s: {kind} ({fields})")
+    pace = ("--fast: stream time runs faster than the clock" if fast else
+            "real time: the first minutes are quiet by design; --fast runs it faster")
+    lines.append("the first averages arrive within seconds, baselines once they are steady "
+                 "(~1-2 min), and an alarm about a minute after a change is confirmed by the "
+                 f"averages; {pace}")
+    return lines
+
+
 def demo_config(state_dir: Path, scenario: Path, mqtt_port: int | None,
                 realtime: bool = True, base: Path = DEMO_CONFIG) -> Any:
     """`base` (deploy/config/demo.toml) with the demo's paths and broker filled in."""
@@ -140,6 +158,7 @@ def main(argv: list[str]) -> int:
         cfg = demo_config(state_dir, Path(args.scenario).resolve(),
                           broker.port if broker else None, realtime=not args.fast,
                           base=Path(args.config))
+        story = what_happens(Path(args.scenario), args.fast)
     except ConfigError as e:
         print(f"ionm demo: config error: {e}", file=sys.stderr)
         if broker:
@@ -150,6 +169,8 @@ def main(argv: list[str]) -> int:
     if broker is not None:
         print(f"ionm demo: watch it with:  mosquitto_sub -h 127.0.0.1 -p {broker.port} "
               "-t 'ionm/v1/#' -v", flush=True)
+    for line in story:
+        print(f"ionm demo: {line}", flush=True)
     print(f"ionm demo: acknowledge with:  ionm alarm ack --socket {state_dir / 'alarm.sock'}",
           flush=True)
     print("ionm demo: Ctrl-C stops it", flush=True)
