@@ -54,6 +54,17 @@ def positive_seconds(text: str) -> float:
     return value
 
 
+def non_negative_int(text: str) -> int:
+    """argparse type for seeds and counts: a whole number >= 0."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"got {text!r}, allowed: a whole number >= 0") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"got {value}, allowed: a whole number >= 0")
+    return value
+
+
 def refuse_existing(path: str | Path, force: bool) -> None:
     """Outputs never replace a file silently: an existing `path` needs --force."""
     p = Path(path)
