@@ -1,19 +1,25 @@
-# Two commands do everything on a fresh machine: `make run` and `make test`.
+# Two commands do everything on a fresh machine (python3, python3-venv and make):
+# `make run` and `make test`.
+#   make run RUN_ARGS="--seconds 30 --fast"   bounded demo (any `ionm demo` options)
+#   make test EXTRAS=test,systemd             also build systemd-python (needs libsystemd-dev)
 PYTHON ?= python3
+EXTRAS ?= test
+RUN_ARGS ?=
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
 .PHONY: run test bench lint clean
 
+# setuptools' note that an install is editable is information, not a problem: not shown
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install -q --upgrade pip
-	$(BIN)/python -m pip install -q -e '.[test]'
+	PYTHONWARNINGS="ignore:Editable installation" $(BIN)/python -m pip install -q -e '.[$(EXTRAS)]'
 	touch $(STAMP)
 
 run: $(STAMP)
-	$(BIN)/ionm demo
+	$(BIN)/ionm demo $(RUN_ARGS)
 
 test: $(STAMP)
 	$(BIN)/python -m pytest -q

@@ -67,5 +67,7 @@ def main(argv: list[str]) -> int:
     except ConfigError as e:
         print(f"ionm: config error: {e}", file=sys.stderr)
         return 2
-    print(f"{args.config}: OK (config hash {cfg.hash}, {len(cfg.analysis.sites)} sites)")
+    from appliance.cli import plural
+
+    print(f"{args.config}: OK (config hash {cfg.hash}, {plural(len(cfg.analysis.sites), 'site')})")
     return 0

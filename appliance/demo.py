@@ -77,6 +77,24 @@ class LocalBroker:
                 self.proc.wait(5)
 
 
+def what_happens(scenario_path: Path, fast: bool) -> list[str]:
+    """The scenario's events with their times, and when the team should expect what, so a
+    silent first minutes are not taken for a hang (docs/service.md has the measured times)."""
+    from appliance.frontend.simulated.scenario import load_scenario
+
+    sc = load_scenario(scenario_path)
+    lines = [f"scenario {sc.name}: {sc.description}" if sc.description else f"scenario {sc.name}"]
+    for kind, ev in sorted(sc.events, key=lambda kev: kev[1].at_s):
+        fields = ", ".join(f"{k} {v}" for k, v in vars(ev).items() if k != "at_s")
+        lines.append(f"  at {ev.at_s:g} s: {kind} ({fields})")
+    pace = ("--fast: stream time runs faster than the clock" if fast else
+            "real time: the first minutes are quiet by design; --fast runs it faster")
+    lines.append("the first averages arrive within seconds, baselines once they are steady "
+                 "(~1-2 min), and an alarm about a minute after a change is confirmed by the "
+                 f"averages; {pace}")
+    return lines
+
+
 def demo_config(state_dir: Path, scenario: Path, mqtt_port: int | None,
                 realtime: bool = True, base: Path = DEMO_CONFIG) -> Any:
     """`base` (deploy/config/demo.toml) with the demo's paths and broker filled in."""
@@ -105,11 +123,13 @@ def demo_config(state_dir: Path, scenario: Path, mqtt_port: int | None,
 def main(argv: list[str]) -> int:
     """`ionm demo [--seconds N] [--state-dir DIR] [--scenario FILE] [--config FILE] [--no-mqtt]
     [--fast]`."""
+    from appliance.cli import positive_seconds
     from appliance.service import Appliance, install_signal_handlers
     from appliance.systemd import setup_logging
 
     ap = argparse.ArgumentParser(prog="ionm demo", description=__doc__.split("\n\n")[0])
-    ap.add_argument("--seconds", type=float, default=None, help="stop after this long")
+    ap.add_argument("--seconds", type=positive_seconds, default=None,
+                    help="stop after this long")
     ap.add_argument("--state-dir", default=None, help="where cases and the outbox go "
                     "(default: a new temporary folder, kept afterwards)")
     ap.add_argument("--scenario", default=str(DEFAULT_SCENARIO), help="scenario TOML")
@@ -119,7 +139,8 @@ def main(argv: list[str]) -> int:
     ap.add_argument("--fast", action="store_true", help="run the patient faster than real time")
     args = ap.parse_args(argv)
     setup_logging("INFO")
-    state_dir = Path(args.state_dir or tempfile.mkdtemp(prefix="ionm-demo-"))
+    # absolute: a relative recording.directory is taken relative to the state dir (st/st/cases)
+    state_dir = Path(args.state_dir or tempfile.mkdtemp(prefix="ionm-demo-")).resolve()
     state_dir.mkdir(parents=True, exist_ok=True)
     broker: LocalBroker | None = None
     binary = None if args.no_mqtt else find_mosquitto()
@@ -136,6 +157,7 @@ def main(argv: list[str]) -> int:
         cfg = demo_config(state_dir, Path(args.scenario).resolve(),
                           broker.port if broker else None, realtime=not args.fast,
                           base=Path(args.config))
+        story = what_happens(Path(args.scenario), args.fast)
     except ConfigError as e:
         print(f"ionm demo: config error: {e}", file=sys.stderr)
         if broker:
@@ -146,6 +168,8 @@ def main(argv: list[str]) -> int:
     if broker is not None:
         print(f"ionm demo: watch it with:  mosquitto_sub -h 127.0.0.1 -p {broker.port} "
               "-t 'ionm/v1/#' -v", flush=True)
+    for line in story:
+        print(f"ionm demo: {line}", flush=True)
     print(f"ionm demo: acknowledge with:  ionm alarm ack --socket {state_dir / 'alarm.sock'}",
           flush=True)
     print("ionm demo: Ctrl-C stops it", flush=True)

@@ -16,38 +16,79 @@ import sys
 from typing import Any, TextIO
 
 from appliance import config
-from appliance.errors import ConfigError, IonmError, RecordingError
+from appliance.cli import plural
+from appliance.errors import CommandError, FrontEndError
+
+UNMATCHED_SHOWN = 8  # annotation texts listed when a site matches none
 
 
-def replay(path: str, cfg, speed: str = "max", out: TextIO | None = None) -> int:
-    """Print every output as a JSON line; returns the number of lines."""
+def unmatched_sites(fe, cfg) -> list[str]:
+    """One warning per site that cannot see a stimulus: the recording has no trigger channel
+    and no annotation stands for the site's bit. Lists the annotations nothing matched."""
+    if fe.trigger_source != "annotations":
+        return []
+    texts = sorted(fe.unmapped_annotations.items(), key=lambda kv: -kv[1])
+    shown = ", ".join(f"{t!r} x{n}" for t, n in texts[:UNMATCHED_SHOWN])
+    more = f" and {len(texts) - UNMATCHED_SHOWN} more" if len(texts) > UNMATCHED_SHOWN else ""
+    listing = (f"its {sum(fe.unmapped_annotations.values())} unmatched annotations: {shown}{more}"
+               if texts else "it has no annotations")
+    return [f"site {s.name!r} (trigger bit {s.trigger_bit}) matches no annotation of the "
+            f"recording and there is no trigger channel, so it will see no stimulus; {listing}. "
+            "Name the site after its stimulus annotation (or annotate \"stim bit N\")."
+            for s in cfg.analysis.sites if not fe.annotated_bits & (1 << s.trigger_bit)]
+
+
+def replay(path: str, cfg, speed: str = "max", out: TextIO | None = None,
+           err: TextIO | None = None) -> dict[str, Any]:
+    """Print every output as a JSON line on `out`; warnings, a progress line (a terminal only)
+    and a one-line summary on `err`. Returns the summary's numbers."""
     from appliance.analysis.monitor import Monitor
     from appliance.frontend.recording import RecordingFrontEnd
+    from appliance.progress import Progress
 
     out = out or sys.stdout
+    err = err or sys.stderr
     cfg = dataclasses.replace(cfg, frontend=dataclasses.replace(
         cfg.frontend, kind="recording", recording_path=str(path)))
     fe = RecordingFrontEnd.from_config(cfg, realtime=speed == "realtime")
     mon = Monitor(cfg, channel_names=fe.channel_names, sample_rate_hz=fe.sample_rate_hz)
-    n_lines = 0
+    for w in unmatched_sites(fe, cfg):
+        print(f"ionm replay: warning: {w}", file=err, flush=True)
+    n = {"lines": 0, "trends": 0, "raised": 0}
+    active: set[str] = set()
 
     def emit(outputs) -> None:
-        nonlocal n_lines
         for o in outputs:
             d: dict[str, Any] = o.to_json()
             d.setdefault("type", "condition")
             out.write(json.dumps(d, separators=(",", ":"), allow_nan=False) + "\n")
-            n_lines += 1
+            n["lines"] += 1
+            n["trends"] += d["type"] == "trend"
+            if d["type"] == "condition":
+                n["raised"] += bool(d.get("active")) and d["id"] not in active
+                (active.add if d.get("active") else active.discard)(d["id"])
 
+    progress = Progress("replay", fe.n_samples / fe.sample_rate_hz, stream=err)
+    t_s = 0.0
     try:
         fe.start()
         while (block := fe.read_block()) is not None:
             emit(mon.push(block))
+            t_s = block.end_sample / fe.sample_rate_hz
+            progress.update(t_s)
         emit(mon.flush())
     finally:
+        progress.close()
         fe.close()
     out.flush()
-    return n_lines
+    rejected = sum(sp.rejector.rejected for sp in mon.sites.values())
+    print(f"ionm replay: {t_s:.1f} s of {path}: {plural(len(mon.sites), 'site')}, "
+          f"{plural(mon.sweeps_accepted, 'sweep')} averaged ({rejected} rejected), "
+          f"{plural(n['trends'], 'trend')}, {plural(n['raised'], 'condition')} raised",
+          file=err, flush=True)
+    return {"seconds": t_s, "sites": len(mon.sites), "sweeps": mon.sweeps_accepted,
+            "rejected": rejected, "trends": n["trends"], "conditions_raised": n["raised"],
+            "lines": n["lines"]}
 
 
 def main(argv: list[str]) -> int:
@@ -58,16 +99,9 @@ def main(argv: list[str]) -> int:
     ap.add_argument("--speed", choices=("max", "realtime"), default="max",
                     help="max: as fast as possible (default); realtime: at the recorded pace")
     args = ap.parse_args(argv)
+    # errors (config, recording, disk) end as one line from appliance.cli.run_command
     try:
-        cfg = config.load(args.config)
-        replay(args.recording, cfg, args.speed)
-    except ConfigError as e:
-        print(f"ionm replay: config error: {e}", file=sys.stderr)
-        return 2
-    except (RecordingError, OSError) as e:
-        print(f"ionm replay: {args.recording}: {e}", file=sys.stderr)
-        return 2
-    except IonmError as e:
-        print(f"ionm replay: {e}", file=sys.stderr)
-        return 1
+        replay(args.recording, config.load(args.config), args.speed)
+    except FrontEndError as e:  # the recording does not fit the config: the user's input
+        raise CommandError(str(e)) from e
     return 0

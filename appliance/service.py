@@ -34,6 +34,7 @@ from pathlib import Path
 from typing import Any
 
 from appliance import NOT_A_MEDICAL_DEVICE, __version__
+from appliance.cli import describe_os_error, plural
 from appliance.conditions import Condition, Kind, Priority
 from appliance.errors import CommandError, ConfigError, IonmError
 
@@ -133,9 +134,9 @@ class Appliance:
 
         cfg = self.cfg
         log.warning(NOT_A_MEDICAL_DEVICE)
-        log.info("ionm %s starting: device %s, front end %s at %d Hz, %d sites, config %s",
+        log.info("ionm %s starting: device %s, front end %s at %d Hz, %s, config %s",
                  __version__, cfg.device.id, cfg.frontend.kind, cfg.frontend.sample_rate_hz,
-                 len(cfg.analysis.sites), cfg.hash)
+                 plural(len(cfg.analysis.sites), "site"), cfg.hash)
         self.state_dir.mkdir(parents=True, exist_ok=True)
         self.monitor = Monitor(cfg)  # plans every site: a bad site is a ConfigError now
         self.manager = AlarmManager(cfg.alarms, on_event=self._on_alarm_event)
@@ -621,7 +622,7 @@ class Appliance:
 
     def _status_tail(self) -> str:
         sites = ", ".join(s.name for s in self.cfg.analysis.sites) or "no sites"
-        return f"{len(self.cfg.analysis.sites)} sites ({sites}); {self.fs_hz:g} Hz"
+        return f"{plural(len(self.cfg.analysis.sites), 'site')} ({sites}); {self.fs_hz:g} Hz"
 
     def status_line(self) -> str:
         """One line for systemd's STATUS=: case, sites, active alarms, sample rate."""
@@ -697,6 +698,7 @@ def install_signal_handlers(app: Appliance) -> None:
 def main(argv: list[str]) -> int:
     """`ionm run --config FILE [--state-dir DIR] [--seconds N]`."""
     from appliance import config
+    from appliance.cli import positive_seconds
     from appliance.systemd import setup_logging
 
     ap = argparse.ArgumentParser(prog="ionm run", description="Run the appliance.")
@@ -704,7 +706,7 @@ def main(argv: list[str]) -> int:
     ap.add_argument("--state-dir", default=None,
                     help="outbox and relative recording.directory live here "
                          "(default: $STATE_DIRECTORY, else the current directory)")
-    ap.add_argument("--seconds", type=float, default=None, help="stop after this long")
+    ap.add_argument("--seconds", type=positive_seconds, default=None, help="stop after this long")
     ap.add_argument("--log-level", default="INFO",
                     choices=("DEBUG", "INFO", "WARNING", "ERROR"))
     args = ap.parse_args(argv)
@@ -722,8 +724,10 @@ def main(argv: list[str]) -> int:
         print(f"ionm run: config error: {e}", file=sys.stderr, flush=True)
         app.shutdown()
         return 2
-    except IonmError as e:
-        log.error("start-up failed: %s", e)
+    except (IonmError, OSError) as e:  # e.g. a read-only --state-dir
+        why = describe_os_error(e) if isinstance(e, OSError) and not isinstance(e, IonmError) \
+            else str(e)
+        log.error("start-up failed: %s", why)
         app.shutdown()
         return 1
     return app.run(seconds=args.seconds)

@@ -46,6 +46,18 @@ def _send_library(message: str) -> bool:
     return bool(_sd_daemon.notify(message))
 
 
+class _PriorityFormatter(logging.Formatter):
+    """journald reads a leading "<N>" on each stderr line as the syslog priority
+    (SyslogLevelPrefix=, on by default), so levels survive without systemd-python."""
+
+    _PRIORITY = {logging.CRITICAL: 2, logging.ERROR: 3, logging.WARNING: 4, logging.INFO: 6}
+
+    def format(self, record: logging.LogRecord) -> str:
+        prio = next((p for lvl, p in self._PRIORITY.items() if record.levelno >= lvl), 7)
+        # one journal entry per line: continuation lines (tracebacks) keep the same priority
+        return "\n".join(f"<{prio}>{line}" for line in super().format(record).splitlines())
+
+
 class Notifier:
     """Tell systemd how the service is doing (Type=notify, WatchdogSec=).
 
@@ -119,13 +131,16 @@ def under_systemd() -> bool:
 def setup_logging(
     level: int | str = logging.INFO,
     sender_function: Callable[..., Any] | None = None,
+    use_library: bool = True,
 ) -> logging.Handler:
     """Configure the root logger once and return its handler.
 
     Under systemd: systemd.journal.JournalHandler (structured fields; pass them with
     `log.warning("...", extra={"ALARM_ID": aid, "CASE_ID": cid})`, upper-case names), with
-    SYSLOG_IDENTIFIER=ionm. Otherwise plain stderr with a timestamped format.
-    `sender_function` replaces journal.send (the library's own seam, for tests).
+    SYSLOG_IDENTIFIER=ionm; without systemd-python, stderr lines with "<N>" priority prefixes
+    (journald stores the level, not the extra fields). Otherwise plain stderr, timestamped.
+    `sender_function` replaces journal.send (the library's own seam, for tests);
+    `use_library=False` takes the path used when systemd-python is not installed.
     """
     root = logging.getLogger()
     for h in list(root.handlers):
@@ -133,7 +148,7 @@ def setup_logging(
             root.removeHandler(h)
     handler: logging.Handler
     journal_handler = None
-    if under_systemd():
+    if use_library and under_systemd():
         try:
             from systemd.journal import JournalHandler
 
@@ -146,6 +161,9 @@ def setup_logging(
             kw["sender_function"] = sender_function
         handler = journal_handler(**kw)
         handler.setFormatter(logging.Formatter("%(name)s: %(message)s"))
+    elif under_systemd():
+        handler = logging.StreamHandler(sys.stderr)
+        handler.setFormatter(_PriorityFormatter("%(name)s: %(message)s"))
     else:
         handler = logging.StreamHandler(sys.stderr)
         handler.setFormatter(

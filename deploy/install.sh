@@ -132,7 +132,8 @@ else
 fi
 # always (re)install this checkout: updates the appliance in place
 run "$PREFIX/venv/bin/python" -m pip install -q --upgrade pip
-run "$PREFIX/venv/bin/python" -m pip install -q "$SRC"
+# [systemd]: journald fields through systemd-python (built against libsystemd-dev, step 1)
+run "$PREFIX/venv/bin/python" -m pip install -q "${SRC}[systemd]"
 
 # the MQTT login is the device id of the config in use (existing, else the example)
 if [ -z "$DEVICE_ID" ]; then

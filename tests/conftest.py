@@ -1,9 +1,8 @@
-"""Shared fixtures: a real mosquitto on a free loopback port, the shared data folder."""
+"""Shared fixtures: a real mosquitto on a free loopback port, the recordings in tests/data."""
 
 from __future__ import annotations
 
 import os
-import shutil
 import socket
 import subprocess
 import time
@@ -11,9 +10,10 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from system_tools import need_tool
 
 REPO = Path(__file__).resolve().parents[1]
-SHARED_DATA = REPO.parent / "shared" / "data"
+TEST_DATA = REPO / "tests" / "data"  # real recordings, trimmed; provenance in its README
 
 
 def free_port() -> int:
@@ -23,10 +23,7 @@ def free_port() -> int:
 
 
 def mosquitto_binary() -> str:
-    for cand in (shutil.which("mosquitto"), "/usr/sbin/mosquitto"):
-        if cand and os.access(cand, os.X_OK):
-            return cand
-    raise RuntimeError("mosquitto is not installed (.ci/run installs it from Debian's packages)")
+    return need_tool("mosquitto", "mosquitto")
 
 
 class Broker:
@@ -101,7 +98,5 @@ def broker(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Broker]:
 
 
 @pytest.fixture(scope="session")
-def shared_data() -> Path:
-    if not SHARED_DATA.is_dir():
-        raise RuntimeError(f"shared data folder missing: {SHARED_DATA}")
-    return SHARED_DATA
+def recordings_dir() -> Path:
+    return TEST_DATA

@@ -225,11 +225,14 @@ class AlarmManager:
                 return []  # an end we never saw start, or already ended: nothing changes
             a.active = False
             a.cleared_utc, a.cleared_t_s = self._utc(), self._clock()
-            a.message, a.evidence = c.message or a.message, dict(c.evidence) or a.evidence
+            a.evidence = dict(c.evidence) or a.evidence
+            # the event says why it ended ("MQTT link restored"); a latched alarm keeps the
+            # message of what happened for the team until acknowledged
+            ended = c.message or a.message
             if a.latches and not a.acknowledged:
-                return [self._event("cleared", a, cause, latched=True)]
+                return [self._event("cleared", a, cause, latched=True, message=ended)]
             del self._alarms[a.id]
-            return [self._event("cleared", a, cause, latched=False)]
+            return [self._event("cleared", a, cause, latched=False, message=ended)]
         if a is None:
             a = _Alarm(
                 id=c.id, kind=c.kind, priority=c.priority, site=c.site, message=c.message,
@@ -269,10 +272,11 @@ class AlarmManager:
     def _utc(self) -> str:
         return datetime.fromtimestamp(self._wall(), UTC).isoformat(timespec="milliseconds")
 
-    def _event(self, name: str, a: _Alarm, cause: str, latched: bool | None = None) -> AlarmEvent:
+    def _event(self, name: str, a: _Alarm, cause: str, latched: bool | None = None,
+               message: str | None = None) -> AlarmEvent:
         return AlarmEvent(
             event=name, alarm_id=a.id, priority=a.priority, kind=a.kind, site=a.site,
-            message=a.message, evidence=dict(a.evidence),
+            message=a.message if message is None else message, evidence=dict(a.evidence),
             latched=a.latches if latched is None else latched,
             t_s=self._clock(), t_utc=self._utc(), cause=cause,
         )

@@ -33,6 +33,11 @@ from appliance.conditions import Condition, Kind, Priority
 
 Measure = dict[str, Any]
 
+# before the first stimulus of a site: no "no stimulus" condition for this long (or the usual
+# timeout, if longer), so a stimulator that starts a little after the stream (a fast BAEP rate:
+# 5 periods = 0.45 s) does not raise and clear the condition within the first second
+FIRST_STIMULUS_GRACE_S = 2.0
+
 
 def _r(x: float | None, nd: int = 4) -> float | None:
     return None if x is None or not np.isfinite(x) else round(float(x), nd)
@@ -71,6 +76,7 @@ class Criteria:
         # latest central amplitude and latency ratios per site (for the global check)
         self._ratios: dict[str, tuple[float, float, bool]] = {}
         self._stim_reported: dict[str, float] = {}
+        self._stim_first_t_s: dict[str, float] = {}  # stream time the site was first checked
 
     # -- one site's update ------------------------------------------------------------------
     def evaluate(self, site: str, points: list[TrendPoint], baselines: BaselineStore,
@@ -243,8 +249,13 @@ class Criteria:
         rules = self.rules[site]
         cid = f"{rules.family}.no_stimulus:{site}"
         st = self._states.setdefault(cid, _State())
-        since = t_s - (last_stim_t_s if last_stim_t_s is not None else 0.0)
-        missing = since > timeout_periods * period_s
+        first_t_s = self._stim_first_t_s.setdefault(cid, t_s)
+        if last_stim_t_s is None:  # none yet: count from the start, give the stimulator time
+            since = t_s - first_t_s
+            missing = since > max(timeout_periods * period_s, FIRST_STIMULUS_GRACE_S)
+        else:
+            since = t_s - last_stim_t_s
+            missing = since > timeout_periods * period_s
         ev = {"seconds_since_stimulus": round(since, 3), "expected_period_s": round(period_s, 4),
               "timeout_periods": timeout_periods, "stimuli_seen": int(n_stimuli)}
         msg = (f"{site}: no stimulus detected for {since:.1f} s (expected every "

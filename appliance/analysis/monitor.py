@@ -23,6 +23,8 @@ from appliance.dsp.filters import StreamingFilter, notch_sos
 from appliance.errors import CommandError
 from appliance.frontend.block import SampleBlock
 
+MIN_REJECTED_RUN = 20  # sweeps rejected in a row before a site is called blind
+
 
 class Output(Protocol):
     def to_json(self) -> dict[str, Any]: ...
@@ -76,6 +78,7 @@ class Monitor:
         self.bad_blocks = 0
         self.last_error = ""
         self._last_points: dict[str, list] = {}
+        self._rejecting: set[str] = set()  # sites whose sweeps are all being rejected
         self._pending: list[SampleBlock] = []
         self._pending_n = 0
         self._batch_samples = max(1, int(round(a.batch_ms * self.fs_hz / 1e3)))
@@ -116,8 +119,16 @@ class Monitor:
         return out
 
     def flush(self) -> list[Output]:
-        """Analyse whatever is waiting in the current batch (end of a recording)."""
-        return self._process(self._take_pending()) if self._pending else []
+        """End of a recording: analyse the current batch, then report every site's sweeps
+        averaged since its last update, though no update is due yet (else up to one update
+        interval of data at the end would never be reported)."""
+        out = self._process(self._take_pending()) if self._pending else []
+        if self._expected is None:
+            return out
+        t_s = self._expected / self.fs_hz
+        for name, sp in self.sites.items():
+            out += self._site_update(name, sp, sp.drain(), t_s, final=True)
+        return out
 
     def _take_pending(self) -> SampleBlock:
         blocks, self._pending, self._pending_n = self._pending, [], 0
@@ -155,16 +166,8 @@ class Monitor:
             data, sat, first = streams[(sp.q, sp.plan.filter.notch_hz)]
             sweeps = sp.push(data, sat, first, block.trigger, block.first_sample, t_s,
                              self.settings.update_interval_s)
-            self.sweeps_accepted += len(sweeps)
-            if name in self.fast:
-                out += self.fast[name].push(sweeps, sp.accepted_stim_s)
-            if sp.single:
-                for sweep in sweeps:  # tcMEP: every sweep is an update (a handful per hour)
-                    pts, waves = sp.measure_single(sweep, t_s)
-                    out += self._update(name, pts, waves, {}, t_s)
-            elif sp.due(t_s, self.settings.update_interval_s):
-                pts, waves, halves = sp.measure_average(t_s)
-                out += self._update(name, pts, waves, halves, t_s)
+            out += self._site_update(name, sp, sweeps, t_s)
+            out += self._rejection_run(name, sp, t_s)
             if sp.plan.modality.family == "tcmep":
                 continue  # MEP runs come when the team triggers them: no rate to miss
             last = None if sp.last_stim_sample is None else sp.last_stim_sample / self.fs_hz
@@ -172,6 +175,48 @@ class Monitor:
                                           1.0 / sp.plan.site.rate_hz,
                                           self.settings.stimulus_timeout_periods)
         return out
+
+    def _site_update(self, name: str, sp: SitePipeline, sweeps: np.ndarray, t_s: float,
+                     final: bool = False) -> list[Output]:
+        """The outputs of a site's newly accepted sweeps: fast detector, and an update when
+        one is due (`final`: whenever sweeps arrived since the last one)."""
+        out: list[Output] = []
+        self.sweeps_accepted += len(sweeps)
+        if name in self.fast:
+            out += self.fast[name].push(sweeps, sp.accepted_stim_s)
+        if sp.single:
+            for sweep in sweeps:  # tcMEP: every sweep is an update (a handful per hour)
+                pts, waves = sp.measure_single(sweep, t_s)
+                out += self._update(name, pts, waves, {}, t_s)
+        elif sp.due(t_s, self.settings.update_interval_s) or (final and sp.since_update):
+            pts, waves, halves = sp.measure_average(t_s)
+            out += self._update(name, pts, waves, halves, t_s)
+        return out
+
+    def _rejection_run(self, name: str, sp: SitePipeline, t_s: float) -> list[Output]:
+        """Every sweep rejected for an update's worth or more: the site is blind. Say so once,
+        naming the reason and, for amplitude, `reject_uv` (e.g. BAEP responses larger than
+        the default threshold), and once when sweeps are accepted again."""
+        cid = f"{sp.plan.modality.family}.sweeps_rejected:{name}"
+        run = sp.rejected_run
+        if run >= max(sp.plan.update_sweeps, MIN_REJECTED_RUN) and name not in self._rejecting:
+            self._rejecting.add(name)
+            why = ", ".join(f"{r} {n}" for r, n in sp.rejected_run_reasons.items() if n)
+            i = next(i for i, p in enumerate(self.plans) if p.site.name == name)
+            msg = f"{name}: the last {run} sweeps were all rejected ({why})"
+            if max(sp.rejected_run_reasons, key=sp.rejected_run_reasons.__getitem__) \
+                    == "amplitude":
+                msg += (f"; amplitude above reject_uv = {sp.plan.reject_uv:g} µV: raise "
+                        f"analysis.sites[{i}].reject_uv if the responses are this large, "
+                        "else check the electrodes")
+            return [Condition(cid, Kind.TECHNICAL, Priority.MEDIUM, True, t_s, name, msg,
+                              {"rejected_in_a_row": run, "reasons": dict(
+                                  sp.rejected_run_reasons), "reject_uv": sp.plan.reject_uv})]
+        if run == 0 and name in self._rejecting:
+            self._rejecting.discard(name)
+            return [Condition(cid, Kind.TECHNICAL, Priority.MEDIUM, False, t_s, name,
+                              f"cleared: {name}: sweeps accepted again", {})]
+        return []
 
     def _update(self, name: str, pts: list, waves: list, halves: dict,
                 t_s: float) -> list[Output]:
@@ -221,4 +266,6 @@ class Monitor:
 
     def active_condition_ids(self) -> list[str]:
         fast = [cid for f in self.fast.values() for cid in f.active]
-        return sorted([*self.criteria.active_ids(), *fast])
+        blind = [f"{self.sites[n].plan.modality.family}.sweeps_rejected:{n}"
+                 for n in self._rejecting]
+        return sorted([*self.criteria.active_ids(), *fast, *blind])

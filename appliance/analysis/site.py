@@ -172,6 +172,9 @@ class SitePipeline:
                          else averagers.MovingAverager(plan.n_sweeps, n_ch, n_t))
         self.measures = [plan.modality.measure_for(r) for r in plan.roles]
         self.accepted = 0
+        # sweeps rejected in a row since the last accepted one, and why (Monitor reports a run)
+        self.rejected_run = 0
+        self.rejected_run_reasons: dict[str, int] = {}
         self._waiting: list[np.ndarray] = []
         self._waiting_ev: list[np.ndarray] = []  # their stimulus samples at the sweep rate
         self.accepted_stim_s = np.empty(0)  # stimulus times (s) of the last accepted sweeps
@@ -221,6 +224,12 @@ class SitePipeline:
             return self._drain()
         return np.empty((0, len(self.idx), self.pre + self.post))
 
+    def drain(self) -> np.ndarray:
+        """Check and average every sweep still waiting (end of a recording)."""
+        if not self._n_waiting:
+            return np.empty((0, len(self.idx), self.pre + self.post))
+        return self._drain()
+
     def _drain(self) -> np.ndarray:
         sweeps = (self._waiting[0] if len(self._waiting) == 1
                   else np.concatenate(self._waiting))
@@ -231,7 +240,13 @@ class SitePipeline:
         y = zero_phase_sweeps(y, self.sos, self.pad) if self.zero else y
         if self.pre > 0:
             y = y - y[..., :self.pre].mean(axis=-1, keepdims=True)
-        keep, _ = self.rejector.check(y, sat_sweeps)
+        keep, reasons = self.rejector.check(y, sat_sweeps)
+        if keep.any():
+            self.rejected_run, self.rejected_run_reasons = 0, {}
+        else:
+            self.rejected_run += len(keep)
+            for r, n in reasons.items():
+                self.rejected_run_reasons[r] = self.rejected_run_reasons.get(r, 0) + n
         y = y[keep]
         self.accepted_stim_s = ev[keep] / self.fs_sweep_hz
         if not self.single:

@@ -50,6 +50,7 @@ CONDITIONS: dict[str, tuple[Priority, str]] = {
     "tech.missed_samples": (Priority.LOW, "samples lost between front end and monitor"),
     "tech.corrupt_frames": (Priority.LOW, "corrupt frames from the front end"),
 }
+HEALTH_WITHOUT_BLOCKS_S = 1.0  # the child reports front-end health this often while no blocks come
 
 
 def _concat(blocks: list[SampleBlock]) -> SampleBlock:
@@ -147,13 +148,19 @@ def _child_main(cfg: Any, conn: Any, stop: Any, backlog_s: float, factory: str |
         max_len = max(8, int(backlog_s * 1000.0 / cfg.frontend.block_ms))
         batch = _Batcher(target)
         put(("info", tuple(fe.channel_names), fs), max_len)
+        health_sent = time.monotonic()
         while not stop.is_set():
             t0 = time.monotonic()
             blk = fe.read_block(timeout_s=0.1)
             if blk is None:  # timeout, or a finite source at its end (returns at once): no spin
                 stop.wait(max(0.0, 0.1 - (time.monotonic() - t0)))
+                if t0 - health_sent >= HEALTH_WITHOUT_BLOCKS_S:
+                    # no blocks: the parent still learns why (e.g. only corrupt frames arrive)
+                    health_sent = t0
+                    put(("health", copy.copy(fe.health)), max_len)
             ready = batch.push(blk) if blk is not None else [b for b in [batch.flush()] if b]
             for b in ready:
+                health_sent = t0
                 h = copy.copy(fe.health)
                 h.extra = {**h.extra, "child_dropped_blocks": float(dropped[0])}
                 put(("block", b, h), max_len)
@@ -311,6 +318,8 @@ class Acquisition:
                 return self._on_block(msg[1], msg[2])
             if msg[0] == "error":
                 self.error = msg[1]
+            elif msg[0] == "health":
+                self._fe_health = msg[1]
             elif msg[0] == "info":
                 self.channel_names, self.sample_rate_hz = msg[1], msg[2]
             if self.clock() >= deadline:
@@ -401,18 +410,32 @@ class Acquisition:
         return (self._proc is not None and self._proc.is_alive() and not self._lost
                 and not self._stalled and self._last_block_at is not None)
 
+    def _silence_text(self, now: float) -> str:
+        """Why no samples: for how long, and whether bytes arrive that never make a valid
+        frame or packet (wrong port, baud rate, board mode or wiring)."""
+        if self._last_block_at is not None:
+            return f"no samples for {now - self._last_block_at:.1f} s"
+        h = self._fe_health
+        corrupt_bytes = int(h.extra.get("corrupt_bytes", 0))
+        text = f"no samples since the front end started {now - self._started_at:.1f} s ago"
+        if h.corrupt_frames or corrupt_bytes:
+            text += (f": data arrives but no valid frame or packet ({h.corrupt_frames} corrupt "
+                     f"frames, {corrupt_bytes} bytes discarded); check the port, baud rate, "
+                     "board mode and wiring")
+        return text
+
     def conditions(self, t_s: float) -> list[Condition]:
         """Technical conditions now: every active one, plus once each that just ended."""
         self._update_state()
         now = self.clock()
         found: dict[str, tuple[str, str, dict]] = {}
         silent = None if self._last_block_at is None else round(now - self._last_block_at, 3)
+        quiet = self._silence_text(now)
         if self._lost or self._lost_by_stall:
-            found["tech.frontend_lost"] = ("", self.error or f"no data for {silent} s",
+            found["tech.frontend_lost"] = ("", self.error or quiet,
                                            {"error": self.error, "silent_s": silent})
         if self._stalled:
-            found["tech.stall"] = ("", f"no samples for {silent} s", {"silent_s": silent,
-                                                                      "stalls": self.stalls})
+            found["tech.stall"] = ("", quiet, {"silent_s": silent, "stalls": self.stalls})
         if now - self._last_gap_at < 10.0:
             found["tech.missed_samples"] = ("", f"{self._last_gap} samples lost",
                                             {"missed_samples": self.missed_samples,

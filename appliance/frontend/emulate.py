@@ -7,6 +7,7 @@ import signal
 import sys
 import threading
 
+from appliance.cli import non_negative_int
 from appliance.errors import IonmError
 
 
@@ -48,7 +49,8 @@ def main(argv: list[str]) -> int:
     )
     ap.add_argument("board", choices=["cyton"])
     ap.add_argument("--scenario", help="scenario TOML for the simulated patient")
-    ap.add_argument("--seed", type=int, default=1, help="seed of the simulated patient")
+    ap.add_argument("--seed", type=non_negative_int, default=1,
+                    help="seed of the simulated patient")
     ap.add_argument("--config", help="config TOML: channel names and stimulation sites")
     ap.add_argument("--link", help="stable symlink to the pty (default: a temp path)")
     ap.add_argument(

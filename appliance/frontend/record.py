@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import argparse
 import signal
-import sys
 import threading
 import time
 from dataclasses import replace
@@ -19,7 +18,9 @@ from typing import Any
 
 import numpy as np
 
+from appliance.cli import naming, positive_seconds, refuse_existing
 from appliance.errors import IonmError
+from appliance.progress import Progress
 
 KINDS = ("cyton", "ads1299", "ads1299-emulated", "simulated")
 STALL_LIMIT_S = 5.0  # no block for this long: the front end is gone, stop with an error
@@ -72,6 +73,7 @@ def record(cfg: Any, seconds: float, out: str, log: Any = print) -> dict[str, An
     stop = threading.Event()  # Ctrl-C / SIGTERM end the loop between blocks, never mid-write
     old = _on_signals(stop)
     last_block_t = time.monotonic()
+    progress = Progress(f"record {out}", seconds)
     try:
         while written < n_total and not stop.is_set():
             block = fe.read_block(timeout_s=0.5)
@@ -85,12 +87,15 @@ def record(cfg: Any, seconds: float, out: str, log: Any = print) -> dict[str, An
             last_block_t = time.monotonic()
             take = min(block.n_samples, n_total - written)
             trig = block.trigger[:take]
-            writer.write_samples(block.data_uv[:, :take], trig, block.first_sample)
+            with naming(out):  # a failed write() names the output
+                writer.write_samples(block.data_uv[:, :take], trig, block.first_sample)
             rising = trig & ~np.concatenate([[prev], trig[:-1]]).astype(trig.dtype)
             stimuli += int(np.unpackbits(rising.view(np.uint8)).sum())
             prev = int(trig[-1]) if take else prev
             written += take
+            progress.update(written / fe.sample_rate_hz)
     finally:
+        progress.close()
         _restore_signals(old)
         fe.stop()
         fe.close()
@@ -117,16 +122,12 @@ def main(argv: list[str]) -> int:
     src.add_argument("--config", help="config TOML (its [frontend] table)")
     src.add_argument("--frontend", choices=KINDS, help="front end kind, no config file needed")
     ap.add_argument("--port", default="", help="serial port for cyton, e.g. /dev/ttyUSB0")
-    ap.add_argument("--seconds", type=float, required=True, help="length to record")
+    ap.add_argument("--seconds", type=positive_seconds, required=True, help="length to record")
     ap.add_argument("--fast", action="store_true",
                     help="do not pace simulated/emulated sources at the sample rate")
-    ap.add_argument("out", help="output .bdf file")
+    ap.add_argument("--force", action="store_true", help="replace OUT if it exists")
+    ap.add_argument("out", help="output .bdf file (an existing one needs --force)")
     args = ap.parse_args(argv)
-    if args.seconds <= 0:
-        ap.error(f"--seconds: got {args.seconds}, allowed: > 0")
-    try:
-        record(_config(args), args.seconds, args.out)
-    except (IonmError, OSError) as e:
-        print(f"ionm record: {e}", file=sys.stderr)
-        return 2
+    refuse_existing(args.out, args.force)  # before the front end is opened
+    record(_config(args), args.seconds, args.out)  # errors: one line from appliance.cli
     return 0

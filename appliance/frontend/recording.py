@@ -135,6 +135,9 @@ class RecordingFrontEnd:
         bits_a = np.asarray(bits, np.uint16)[order]
         if samples_a.size and self.trigger_source == "channel":
             self.trigger_source = "channel+annotations"
+        # every trigger bit some annotation stands for (a site whose bit is not here and no
+        # trigger channel: its stimuli are named differently in this recording)
+        self.annotated_bits = int(np.bitwise_or.reduce(bits_a)) if bits_a.size else 0
         return samples_a, bits_a
 
     def start(self) -> None:

@@ -17,7 +17,7 @@ from dataclasses import asdict, dataclass, field, replace
 
 import numpy as np
 
-from appliance.errors import ConfigError, FrontEndError
+from appliance.errors import CommandError, ConfigError, FrontEndError
 from appliance.frontend.ads1299.driver import ChipConfig
 from appliance.frontend.ads1299.emulator import TEMP_UV_AT_25C, TEMP_UV_PER_C
 from appliance.frontend.ads1299.frontend import Ads1299FrontEnd
@@ -178,11 +178,16 @@ def _apply_fault(fe: Ads1299FrontEnd, fault: str) -> None:
     try:
         if kind == "id":
             chip = board.chips[0]
-            chip.chip_id = int(rest, 0)
-            chip.regs[0] = chip.chip_id
+            chip_id = int(rest, 0)
+            if not 0 <= chip_id <= 0xFF:  # one register byte
+                raise ValueError(rest)
+            chip.chip_id = chip_id
+            chip.regs[0] = chip_id
         elif kind in ("gain", "stuck"):
             ch_s, _, factor = rest.partition(":")
             ch = int(ch_s) - 1
+            if not 0 <= ch < len(board.chips) * N_CHIP_CHANNELS:  # -1 would index from the end
+                raise ValueError(ch_s)
             chip = board.chips[ch // N_CHIP_CHANNELS]
             if kind == "gain":
                 chip.faults.gain_error[ch % N_CHIP_CHANNELS] = float(factor)
@@ -194,8 +199,9 @@ def _apply_fault(fe: Ads1299FrontEnd, fault: str) -> None:
         else:
             raise ValueError(kind)
     except (ValueError, IndexError) as e:
-        raise ConfigError(
-            f"--fault: got {fault!r}, allowed: id:0xNN, gain:CH:FACTOR, stuck:CH, stall."
+        raise CommandError(  # a usage error: the top-level handler exits 2
+            f"--fault: got {fault!r}, allowed: id:0x00-0xFF, gain:CH:FACTOR, stuck:CH, stall "
+            f"(CH 1-{len(board.chips) * N_CHIP_CHANNELS})."
         ) from e
 
 

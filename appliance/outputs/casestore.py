@@ -15,11 +15,14 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import logging
 import sqlite3
 from pathlib import Path
 from typing import Any
 
 DB_NAME = "case.sqlite"
+
+log = logging.getLogger(__name__)
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS "case" (
@@ -107,8 +110,11 @@ def read_state(case_dir: Path, key: str) -> dict[str, Any] | None:
     return None if row is None else json.loads(row[0])
 
 
-def read_events(case_dir: Path, kind: str | None = None) -> list[dict[str, Any]]:
-    """Events in order: {seq, t_utc, t_s, kind, site, data}."""
+def read_events(case_dir: Path, kind: str | None = None,
+                skipped: list[str] | None = None) -> list[dict[str, Any]]:
+    """Events in order: {seq, t_utc, t_s, kind, site, data}. A row whose JSON does not parse
+    is left out and named (logged, and appended to `skipped`): one bad row never hides the
+    rest of the case."""
     db = sqlite3.connect(f"file:{case_dir / DB_NAME}?mode=ro", uri=True, timeout=5.0)
     try:
         q = "SELECT seq, t_utc, t_s, kind, site, json FROM events"
@@ -116,21 +122,38 @@ def read_events(case_dir: Path, kind: str | None = None) -> list[dict[str, Any]]
                           (kind,) if kind else ()).fetchall()
     finally:
         db.close()
-    return [
-        {"seq": s, "t_utc": u, "t_s": t, "kind": k, "site": site, "data": json.loads(j)}
-        for s, u, t, k, site, j in rows
-    ]
+    events = []
+    for s, u, t, k, site, j in rows:
+        try:
+            data = json.loads(j)
+        except (TypeError, ValueError) as e:
+            why = f"{DB_NAME} events row seq {s} (kind {k!r}): not valid JSON ({e}); skipped"
+            log.warning("%s: %s", case_dir, why)
+            if skipped is not None:
+                skipped.append(why)
+            continue
+        events.append({"seq": s, "t_utc": u, "t_s": t, "kind": k, "site": site, "data": data})
+    return events
 
 
-def read_segments(case_dir: Path) -> list[dict[str, Any]]:
+def read_segments(case_dir: Path, skipped: list[str] | None = None) -> list[dict[str, Any]]:
     """The raw segments in order: {file, reason, start_utc, t_s}."""
-    return [e["data"] for e in read_events(case_dir, "segment")]
+    return [e["data"] for e in read_events(case_dir, "segment", skipped)]
 
 
-def read_all_state(case_dir: Path) -> dict[str, Any]:
+def read_all_state(case_dir: Path, skipped: list[str] | None = None) -> dict[str, Any]:
     db = sqlite3.connect(f"file:{case_dir / DB_NAME}?mode=ro", uri=True, timeout=5.0)
     try:
         rows = db.execute("SELECT key, json FROM state ORDER BY key").fetchall()
     finally:
         db.close()
-    return {k: json.loads(j) for k, j in rows}
+    state = {}
+    for k, j in rows:
+        try:
+            state[k] = json.loads(j)
+        except (TypeError, ValueError) as e:
+            why = f"{DB_NAME} state {k!r}: not valid JSON ({e}); skipped"
+            log.warning("%s: %s", case_dir, why)
+            if skipped is not None:
+                skipped.append(why)
+    return state

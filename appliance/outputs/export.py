@@ -8,6 +8,10 @@ edf   the raw segments as BDF+ (the 24-bit member of the EDF+ family; 16-bit EDF
       ADC's resolution), each copied up to its last whole record — a segment cut short by a
       crash comes out with a consistent header — and checked readable before it is reported
       (header, size and first/last record: memory stays bounded for an 8-hour case).
+
+Everything readable is exported; what is not (a row of case.sqlite that does not parse, a raw
+segment that is missing, raw data ending before the case's last event) is named on stderr and
+the exit code is 1, so a script never takes a partial export for a whole one.
 """
 
 from __future__ import annotations
@@ -20,6 +24,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from appliance.cli import describe_os_error
 from appliance.errors import RecordingError
 from appliance.frontend.bdf import COUNT_OFFSET, BdfReader
 from appliance.outputs import casestore
@@ -29,6 +34,7 @@ TREND_COLUMNS = ["t_s", "t_utc", "site", "modality", "channel", "n_sweeps", "com
                  "residual_noise_uv", "fsp", "snr_db", "split_half_r"]
 ALARM_COLUMNS = ["t_s", "t_utc", "event", "alarm_id", "priority", "kind", "site", "message",
                  "latched", "cause"]
+RAW_SHORT_TOLERANCE_S = 2.0  # the last, partial 1-s record is dropped: allow for it
 
 
 def _case(case_dir: Path) -> dict[str, Any]:
@@ -40,13 +46,13 @@ def _case(case_dir: Path) -> dict[str, Any]:
     return info
 
 
-def export_json(case_dir: Path, out: Path) -> list[Path]:
+def export_json(case_dir: Path, out: Path, problems: list[str]) -> list[Path]:
     grouped: dict[str, list[dict[str, Any]]] = {}
-    for e in casestore.read_events(case_dir):
+    for e in casestore.read_events(case_dir, skipped=problems):
         grouped.setdefault(e["kind"], []).append(
             {"seq": e["seq"], "t_utc": e["t_utc"], "t_s": e["t_s"], **e["data"]})
     doc = {"case": _case(case_dir), "segments": casestore.read_segments(case_dir),
-           "state": casestore.read_all_state(case_dir), "events": grouped}
+           "state": casestore.read_all_state(case_dir, problems), "events": grouped}
     path = out / "case.json"
     path.write_text(json.dumps(doc, indent=1, default=str), encoding="utf-8")
     return [path]
@@ -74,9 +80,9 @@ def _write_csv(path: Path, columns: list[str], rows: list[dict[str, Any]]) -> Pa
     return path
 
 
-def export_csv(case_dir: Path, out: Path) -> list[Path]:
+def export_csv(case_dir: Path, out: Path, problems: list[str]) -> list[Path]:
     info = _case(case_dir)
-    events = casestore.read_events(case_dir)
+    events = casestore.read_events(case_dir, skipped=problems)
     alarms = [{**{k: e["data"].get(k, "") for k in ALARM_COLUMNS},
                "t_s": e["t_s"], "t_utc": e["t_utc"]}
               for e in events if e["kind"] == "alarm_event"]
@@ -93,11 +99,42 @@ def export_csv(case_dir: Path, out: Path) -> list[Path]:
     ]
 
 
-def export_edf(case_dir: Path, out: Path) -> list[Path]:
+def _raw_coverage(case_dir: Path, problems: list[str]) -> None:
+    """Name raw segments the case lists but the folder lacks, and raw data that ends well
+    before the case's last event (a truncated or lost segment)."""
+    events = casestore.read_events(case_dir)
+    listed = [e["data"] for e in events if e["kind"] == "segment"]
+    raw_end_s = 0.0
+    for seg in listed:
+        path = case_dir / str(seg.get("file", ""))
+        if not path.is_file():
+            problems.append(f"raw segment {seg.get('file')!r} (from {seg.get('t_s', 0):.1f} s) "
+                            "is listed in the case but missing")
+            continue
+        try:
+            r = BdfReader(path, strict=False)
+        except (RecordingError, OSError):
+            continue  # named when it is exported
+        raw_end_s = max(raw_end_s, float(seg.get("t_s", 0.0)) + r.n_records * r.record_duration_s)
+    case_end_s = max((float(e["t_s"]) for e in events if e["t_s"] is not None), default=0.0)
+    if not listed and case_end_s > 0:
+        problems.append(f"the case has events up to {case_end_s:.1f} s but no raw data")
+    elif case_end_s - raw_end_s > RAW_SHORT_TOLERANCE_S:
+        problems.append(f"raw data ends at {raw_end_s:.1f} s of the case's {case_end_s:.1f} s "
+                        "(truncated or missing segment, or raw recording paused)")
+
+
+def export_edf(case_dir: Path, out: Path, problems: list[str]) -> list[Path]:
     info = _case(case_dir)
+    _raw_coverage(case_dir, problems)
     written = []
     for seg in sorted(case_dir.glob("raw-*.bdf")):
-        reader = BdfReader(seg, strict=False)  # a crash-cut segment: keep its whole records
+        try:
+            reader = BdfReader(seg, strict=False)  # a crash-cut segment: keep its whole records
+        except (RecordingError, OSError) as e:
+            why = describe_os_error(e) if isinstance(e, OSError) else str(e)
+            problems.append(f"raw segment {seg.name}: not exported ({why})")
+            continue
         dest = out / f"{info['id']}-{seg.name}"
         n_bytes = reader.header_bytes + reader.n_records * reader.record_bytes
         with open(seg, "rb") as src, open(dest, "wb") as dst:
@@ -121,16 +158,17 @@ def export_edf(case_dir: Path, out: Path) -> list[Path]:
 EXPORTERS = {"csv": export_csv, "json": export_json, "edf": export_edf}
 
 
-def export(case_dir: str | os.PathLike[str], fmt: str, out: str | os.PathLike[str] | None = None
-           ) -> list[Path]:
-    """Export one case; returns the files written."""
+def export(case_dir: str | os.PathLike[str], fmt: str, out: str | os.PathLike[str] | None = None,
+           problems: list[str] | None = None) -> list[Path]:
+    """Export one case; returns the files written. What could not be exported is appended to
+    `problems` (one line each)."""
     case = Path(case_dir)
     if fmt not in EXPORTERS:
         raise RecordingError(f"export format: got {fmt!r}, allowed: {', '.join(EXPORTERS)}.")
     _case(case)
     dest = Path(out) if out else case / "export"
     dest.mkdir(parents=True, exist_ok=True)
-    return EXPORTERS[fmt](case, dest)
+    return EXPORTERS[fmt](case, dest, [] if problems is None else problems)
 
 
 def main(argv: list[str]) -> int:
@@ -140,11 +178,13 @@ def main(argv: list[str]) -> int:
     ap.add_argument("--format", required=True, choices=sorted(EXPORTERS))
     ap.add_argument("--out", default=None, help="output folder (default: CASE_DIR/export)")
     args = ap.parse_args(argv)
-    try:
-        files = export(args.case_dir, args.format, args.out)
-    except (RecordingError, OSError) as e:
-        print(f"ionm export: {e}", file=sys.stderr)
-        return 2
+    problems: list[str] = []
+    files = export(args.case_dir, args.format, args.out, problems)  # errors: appliance.cli
     for f in files:
         print(f)
-    return 0
+    for p in problems:
+        print(f"ionm export: warning: {p}", file=sys.stderr)
+    if problems:
+        print(f"ionm export: {len(problems)} problem{'s' if len(problems) != 1 else ''}; "
+              "the export is incomplete", file=sys.stderr)
+    return 1 if problems else 0

@@ -258,3 +258,24 @@ def test_raised_and_cleared_times(manager, clock, cond):
     [a] = manager.active_set()
     assert a["cleared_t_s"] - a["raised_t_s"] == 2.5
     assert a["raised_utc"] < a["cleared_utc"]
+
+
+def test_cleared_event_says_why_it_ended(manager):
+    """The cleared tech.mqtt event reads "MQTT link restored", not the "unreachable" text; a
+    latched alarm keeps what happened in its list entry until acknowledged."""
+    from appliance.conditions import Condition
+
+    def mqtt(active: bool, msg: str) -> Condition:
+        return Condition("tech.mqtt", Kind.TECHNICAL, Priority.LOW, active, 0.0, "", msg, {})
+
+    manager.update(mqtt(True, "MQTT broker 127.0.0.1:1883 unreachable for 5 s"))
+    [ev] = manager.update(mqtt(False, "MQTT link restored"))
+    assert (ev.event, ev.message) == ("cleared", "MQTT link restored")
+    high = Condition("ssep.amplitude:L median:N20", Kind.PHYSIOLOGICAL, Priority.HIGH, True, 0.0,
+                     "L median", "N20 amplitude 40 % of baseline", {})
+    manager.update(high)
+    [ev] = manager.update(Condition(high.id, high.kind, high.priority, False, 1.0, "L median",
+                                    "cleared: N20 amplitude back to 80 %", {}))
+    assert ev.message == "cleared: N20 amplitude back to 80 %" and ev.latched
+    [a] = manager.active_set()
+    assert a["message"] == "N20 amplitude 40 % of baseline"

@@ -139,3 +139,31 @@ def test_analysis_example_configs_load_and_run(name):
     path = Path(__file__).resolve().parents[2] / "deploy" / "config" / name
     mon = Monitor(config.load(path))
     assert mon.plans and all(p.filter.phase == "zero" for p in mon.plans)
+
+
+def test_analysis_replay_lists_annotations_no_site_matches_and_sums_up(tmp_path):
+    bdf = tmp_path / "annotated.bdf"
+    _write_bdf(bdf, False, duration_s=5.0)  # stimuli annotated "L median", no trigger channel
+    cfg = tmp_path / "renamed.toml"
+    cfg.write_text(CONFIG.replace('name = "L median"', 'name = "Left median"'))
+    r = subprocess.run([sys.executable, "-m", "appliance.cli", "replay", str(bdf), "--config",
+                        str(cfg)], capture_output=True, text=True, timeout=120)
+    assert r.returncode == 0, r.stderr
+    err = r.stderr.splitlines()
+    n_stim = len(np.arange(0.05, 5.0 - 0.13, 1 / 4.7))  # as synth_stream places them
+    assert err[0] == (
+        "ionm replay: warning: site 'Left median' (trigger bit 0) matches no annotation of the "
+        "recording and there is no trigger channel, so it will see no stimulus; its "
+        f"{n_stim} unmatched annotations: 'L median' x{n_stim}. Name the site after its "
+        "stimulus annotation (or annotate \"stim bit N\").")
+    assert err[-1].startswith(f"ionm replay: 5.0 s of {bdf}: 1 site, 0 sweeps averaged "
+                              "(0 rejected), 0 trends, 1 condition raised"), err
+    # named right: no warning, and the summary counts what was averaged
+    cfg.write_text(CONFIG)
+    r = subprocess.run([sys.executable, "-m", "appliance.cli", "replay", str(bdf), "--config",
+                        str(cfg)], capture_output=True, text=True, timeout=120)
+    trends = sum('"type":"trend"' in line for line in r.stdout.splitlines())
+    assert r.stderr.splitlines() == [
+        # the last stimulus's sweep runs past the end of the file
+        f"ionm replay: 5.0 s of {bdf}: 1 site, {n_stim - 1} sweeps averaged (0 rejected), "
+        f"{trends} trends, 0 conditions raised"], r.stderr

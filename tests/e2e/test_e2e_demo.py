@@ -3,6 +3,7 @@ mosquitto_sub line, records the case, exits 0 and leaves no broker behind."""
 
 from __future__ import annotations
 
+import os
 import re
 import socket
 import subprocess
@@ -10,9 +11,11 @@ import sys
 from pathlib import Path
 
 import paho.mqtt.client as mqtt
+from system_tools import need_tool
 
 
 def test_e2e_demo_runs_five_seconds_and_exits_0(tmp_path: Path) -> None:
+    need_tool("mosquitto", "mosquitto")  # the demo runs without it, but this test watches MQTT
     state = tmp_path / "demo"
     proc = subprocess.Popen([sys.executable, "-m", "appliance.cli", "demo", "--seconds", "5",
                              "--state-dir", str(state)], stdout=subprocess.PIPE,
@@ -32,6 +35,9 @@ def test_e2e_demo_runs_five_seconds_and_exits_0(tmp_path: Path) -> None:
     c.loop_stop()
     assert proc.returncode == 0, err[-3000:]
     assert "Traceback" not in err, err[-3000:]
+    # it says what will happen when (the scenario's events, the quiet first minutes)
+    assert "ionm demo:   at 180 s: amplitude (to_percent 40.0, site L median" in out, out
+    assert "--fast runs it faster" in out
     assert "NOT a certified medical device" in err
     assert "first block analysed: READY" in err
     assert "ionm/v1/ionm-demo/status" in got and "ionm/v1/ionm-demo/case" in got
@@ -40,3 +46,14 @@ def test_e2e_demo_runs_five_seconds_and_exits_0(tmp_path: Path) -> None:
     assert (cases[0] / "raw-001.bdf").stat().st_size > 0
     with socket.socket() as s:  # the demo's broker is gone
         assert s.connect_ex(("127.0.0.1", port)) != 0
+
+
+def test_e2e_demo_relative_state_dir_is_used_as_given(tmp_path: Path) -> None:
+    """`ionm demo --state-dir st` writes to st (it wrote to st/st)."""
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[2])}
+    r = subprocess.run([sys.executable, "-m", "appliance.cli", "demo", "--seconds", "2",
+                        "--no-mqtt", "--fast", "--state-dir", "st"], cwd=tmp_path, env=env,
+                       capture_output=True, text=True, timeout=120)
+    assert r.returncode == 0, r.stderr[-3000:]
+    assert [p.name for p in (tmp_path / "st").iterdir() if p.is_dir()] == ["cases"]
+    assert len(list((tmp_path / "st" / "cases").glob("*/case.sqlite"))) == 1

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import subprocess
+import time
 from pathlib import Path
 
 import numpy as np
@@ -14,12 +15,15 @@ import yaml
 from mqtt_support import (
     BASE,
     REPO,
+    Broker,
     Collector,
+    free_port,
     load_schemas,
     make_cfg,
     request,
     schema_for,
 )
+from system_tools import need_tool
 
 from appliance.alarms import AlarmManager
 from appliance.analysis.outputs import ComponentValue, TrendPoint, Waveform
@@ -127,7 +131,8 @@ def test_mqtt_mosquitto_sub_gets_retained_status_and_alarm_set(tmp_path: Path, b
         assert probe.wait_for(lambda ms: len(ms) >= 1, 5)
         probe.close()
         out = subprocess.run(
-            ["mosquitto_sub", "-h", broker.host, "-p", str(broker.port), "-V", "mqttv5",
+            [need_tool("mosquitto_sub", "mosquitto-clients"), "-h", broker.host,
+             "-p", str(broker.port), "-V", "mqttv5",
              "-t", f"{BASE}/status", "-t", f"{BASE}/alarm/active", "--retained-only",
              "-C", "2", "-W", "5", "-F", "%t %p"],
             capture_output=True, text=True, timeout=10,
@@ -231,3 +236,33 @@ def test_mqtt_asyncapi_document_is_consistent_with_the_code() -> None:
                   if ch["address"]}
     assert documented == code
     assert set(doc["channels"]["command"]["parameters"]["command"]["enum"]) == set(COMMANDS)
+
+
+def test_mqtt_session_counts_only_accepted_connections(tmp_path: Path) -> None:
+    """Failed reconnects (no broker yet) do not raise the session counter; each accepted
+    connection does, once."""
+    port = free_port()
+    cfg = make_cfg("127.0.0.1", port)
+    link = MqttLink(cfg, tmp_path / "outbox.db")
+    link.start()
+    broker = Broker(tmp_path / "b", port=port)
+    try:
+        deadline = time.monotonic() + 10
+        while "connect" not in link.stats()["last_error"] and time.monotonic() < deadline:
+            time.sleep(0.05)
+        time.sleep(2.0)  # several refused attempts (0.2 s doubling to 1 s)
+        assert "Refused" in link.stats()["last_error"] and not link.stats()["connected"]
+        (tmp_path / "b").mkdir()
+        broker.start()
+        while not link.stats()["connected"] and time.monotonic() < deadline + 10:
+            time.sleep(0.05)
+        assert link.stats()["connected"] and link.stats()["session"] == 1
+        link.stop()
+        link = MqttLink(cfg, tmp_path / "outbox.db")
+        link.start()
+        while not link.stats()["connected"] and time.monotonic() < deadline + 20:
+            time.sleep(0.05)
+        assert link.stats()["session"] == 2
+    finally:
+        link.stop()
+        broker.stop()

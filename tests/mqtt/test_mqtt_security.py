@@ -17,6 +17,7 @@ from typing import Any
 import paho.mqtt.client as mqtt
 import pytest
 from mqtt_support import BASE, REPO, Broker, Collector, free_port, make_cfg, request
+from system_tools import need_tool
 
 from appliance.outputs.mqtt import MqttLink
 
@@ -25,7 +26,8 @@ OPERATORS = {"neuro1": "neuro-secret", "dashboard": "dash-secret", "eve": "eve-s
 
 
 def _openssl(*args: str, cwd: Path) -> None:
-    subprocess.run(["openssl", *args], cwd=cwd, check=True, capture_output=True)
+    subprocess.run([need_tool("openssl", "openssl"), *args], cwd=cwd, check=True,
+                   capture_output=True)
 
 
 def _ca(d: Path, name: str) -> None:
@@ -69,10 +71,11 @@ def site(mosq_module_dir: Path) -> Iterator[Site]:
         _cert(d, "ca", cn, cn)
     _cert(d, "rogue", "or1", "or1-rogue")
     passwd = d / "passwd"
-    subprocess.run(["mosquitto_passwd", "-c", "-b", str(passwd), "or1", DEVICE_PASSWORD],
+    mosquitto_passwd = need_tool("mosquitto_passwd", "mosquitto")
+    subprocess.run([mosquitto_passwd, "-c", "-b", str(passwd), "or1", DEVICE_PASSWORD],
                    check=True, capture_output=True)
     for user, pw in OPERATORS.items():
-        subprocess.run(["mosquitto_passwd", "-b", str(passwd), user, pw], check=True,
+        subprocess.run([mosquitto_passwd, "-b", str(passwd), user, pw], check=True,
                        capture_output=True)
     (d / "acl").write_text((REPO / "deploy/mosquitto/acl").read_text())
     (d / "or1.password").write_text(DEVICE_PASSWORD + "\n")

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import csv
 import json
+import shutil
+import sqlite3
 from pathlib import Path
 
 import numpy as np
@@ -14,7 +16,7 @@ from recording_helpers import blocks, expected_uv, recording_config
 from appliance.cli import main as ionm
 from appliance.outputs.recorder import CaseRecorder
 
-TREND = {"type": "trend", "t_s": 12.0, "site": "L median", "modality": "ssep_upper",
+TREND = {"type": "trend", "t_s": 1.2, "site": "L median", "modality": "ssep_upper",
          "channel": "C4'-Fz", "n_sweeps": 300,
          "components": {"N20": {"latency_ms": 19.7, "amplitude_uv": 2.2, "confidence": 0.9},
                         "P25": {"latency_ms": 25.1, "amplitude_uv": -1.9, "confidence": 0.8}},
@@ -22,11 +24,12 @@ TREND = {"type": "trend", "t_s": 12.0, "site": "L median", "modality": "ssep_upp
          "split_half_r": 0.91}
 ALARM = {"type": "alarm_event", "event": "raised", "alarm_id": "ssep.amplitude:L median:N20",
          "priority": "high", "kind": "physiological", "site": "L median", "message": "N20 -55 %",
-         "evidence": {}, "latched": True, "t_s": 14.0, "t_utc": "x", "cause": "analysis"}
+         "evidence": {}, "latched": True, "t_s": 1.4, "t_utc": "x", "cause": "analysis"}
 
 
 @pytest.fixture(scope="module")
 def case_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """~3 s of raw in two segments (the second after a resume); events within them."""
     root = tmp_path_factory.mktemp("cases")
     rec = CaseRecorder(root, recording_config())
     cid = rec.start_case("anon 3", "thoracic")
@@ -34,7 +37,7 @@ def case_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
         rec.write_block(b)
     rec.record("trend", TREND)
     rec.record("alarm_event", ALARM)
-    rec.record("alarm_event", {**ALARM, "event": "acknowledged", "t_s": 15.0, "cause": "button"})
+    rec.record("alarm_event", {**ALARM, "event": "acknowledged", "t_s": 1.5, "cause": "button"})
     rec.save_state("baselines", {"L median": {"N20": 2.2}})
     rec.close()  # left open, as after a crash: resume() and export both work
     rec2 = CaseRecorder(root, recording_config())
@@ -102,3 +105,46 @@ def test_recorder_export_refuses_a_non_case(tmp_path: Path,
                                             capsys: pytest.CaptureFixture[str]) -> None:
     assert ionm(["export", str(tmp_path), "--format", "json"]) == 2
     assert "not a case folder" in capsys.readouterr().err
+
+
+def _copy_case(case_dir: Path, tmp_path: Path) -> Path:
+    dst = tmp_path / "case"
+    shutil.copytree(case_dir, dst, ignore=shutil.ignore_patterns("export"))
+    return dst
+
+
+def test_recorder_export_warns_on_missing_and_short_raw(
+        case_dir: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    case = _copy_case(case_dir, tmp_path)
+    (case / "raw-002.bdf").unlink()
+    assert ionm(["export", str(case), "--format", "edf", "--out", str(tmp_path / "a")]) == 1
+    err = capsys.readouterr().err
+    assert "'raw-002.bdf' (from 0.0 s) is listed in the case but missing" in err
+    assert [p.name.split("-raw-")[1] for p in (tmp_path / "a").glob("*.bdf")] == ["001.bdf"]
+    # the case goes on long after the raw data ends (a truncated segment)
+    rec_late = {**ALARM, "event": "cleared", "t_s": 277.0}
+    with sqlite3.connect(case / "case.sqlite") as db:
+        db.execute("INSERT INTO events (t_utc, t_s, kind, site, json) VALUES "
+                   "('x', 277.0, 'alarm_event', '', ?)", (json.dumps(rec_late),))
+    db.close()
+    assert ionm(["export", str(case), "--format", "edf", "--out", str(tmp_path / "b")]) == 1
+    assert "raw data ends at 3.0 s of the case's 277.0 s" in capsys.readouterr().err
+
+
+def test_recorder_export_names_and_skips_a_bad_json_row(
+        case_dir: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    case = _copy_case(case_dir, tmp_path)
+    with sqlite3.connect(case / "case.sqlite") as db:
+        seq = db.execute("SELECT seq FROM events WHERE kind = 'trend'").fetchone()[0]
+        db.execute("UPDATE events SET json = '{\"t_s\": 1.2,' WHERE seq = ?", (seq,))
+    db.close()
+    for fmt in ("csv", "json"):
+        out = tmp_path / fmt
+        assert ionm(["export", str(case), "--format", fmt, "--out", str(out)]) == 1
+        err = capsys.readouterr().err
+        assert f"events row seq {seq} (kind 'trend'): not valid JSON" in err, err
+        assert "Traceback" not in err
+    alarms = list(csv.DictReader(open(tmp_path / "csv" / "alarms.csv", encoding="utf-8")))
+    assert [a["event"] for a in alarms] == ["raised", "acknowledged"]  # the rest is exported
+    doc = json.loads((tmp_path / "json" / "case.json").read_text())
+    assert "trend" not in doc["events"] and len(doc["events"]["alarm_event"]) == 2

@@ -10,6 +10,8 @@ import sys
 import tomllib
 from pathlib import Path
 
+from system_tools import need_tool
+
 from appliance.config import from_dict
 
 REPO = Path(__file__).resolve().parents[2]
@@ -49,7 +51,7 @@ def test_deploy_install_dry_run_prints_steps_and_changes_nothing(tmp_path: Path)
         assert f"== {step}" in out
     assert f'+ append "dtparam=spi=on" to {env["IONM_BOOT_CONFIG"]}' in out
     assert f"+ python3 -m venv {env['IONM_PREFIX']}/venv" in out
-    assert f"pip install -q {REPO}" in out
+    assert f"pip install -q {REPO}[systemd]" in out  # journald through systemd-python on the Pi
     assert f"ionm.service {env['IONM_UNIT_DIR']}/ionm.service" in out
     assert "+ systemctl enable ionm.service" in out
     assert "dry run: nothing was changed" in out
@@ -99,7 +101,6 @@ def test_deploy_install_refuses_unknown_option_and_root_less_install(tmp_path: P
 
 
 def test_deploy_install_is_shellcheck_clean() -> None:
-    exe = shutil.which("shellcheck")
-    assert exe, "shellcheck not found: install the Debian package 'shellcheck' (.ci/run)"
+    exe = need_tool("shellcheck", "shellcheck")
     res = subprocess.run([exe, str(SCRIPT)], capture_output=True, text=True, timeout=60)
     assert res.returncode == 0, res.stdout

@@ -4,18 +4,17 @@
 from __future__ import annotations
 
 import re
-import shutil
 import subprocess
 from pathlib import Path
 
 import pytest
+from system_tools import need_tool
 
 UNIT = Path(__file__).resolve().parents[2] / "deploy" / "systemd" / "ionm.service"
 
 
 def _systemd_analyze() -> str:
-    exe = shutil.which("systemd-analyze")
-    assert exe, "systemd-analyze not found: install the Debian package 'systemd' (.ci/run)"
+    exe = need_tool("systemd-analyze", "systemd")
     return exe
 
 

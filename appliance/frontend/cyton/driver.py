@@ -6,6 +6,7 @@ any command with "Failure: Communications timeout - Device failed to poll Host$$
 
 from __future__ import annotations
 
+import os
 import time
 
 import serial
@@ -28,8 +29,10 @@ class CytonLink:
                 port, baudrate=115200, bytesize=8, parity="N", stopbits=1, timeout=0.05
             )
         except (serial.SerialException, OSError) as e:
+            # pyserial's text repeats the port twice: the errno's reason is enough
+            why = os.strerror(e.errno) if isinstance(e.errno, int) else str(e)
             raise FrontEndError(
-                f"Cyton port {port!r}: cannot open it ({e}). Is the dongle plugged in and is "
+                f"Cyton port {port!r}: cannot open it ({why}). Is the dongle plugged in and is "
                 "frontend.port right (e.g. /dev/ttyUSB0 or /dev/serial/by-id/...)?"
             ) from e
         self.firmware = ""

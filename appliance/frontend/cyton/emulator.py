@@ -31,6 +31,7 @@ from pathlib import Path
 
 import numpy as np
 
+from appliance.errors import CommandError
 from appliance.frontend.cyton import protocol as proto
 from appliance.frontend.cyton.sources import Source
 
@@ -47,6 +48,19 @@ CHANNEL_ON = "!@#$%^&*"
 TEST_SIGNALS = "0-=p[]"
 _FAST_QUEUE_BYTES = 2048  # in fast mode, keep the client's unread bytes below this
 _MAX_BACKLOG_BYTES = 250 * proto.PACKET_BYTES  # realtime: ~1 s buffered, then packets are lost
+
+
+def _is_pty_link(path: str) -> bool:
+    """A symlink to a pseudo-terminal: what this emulator makes (a stale one after a crash)."""
+    return os.path.islink(path) and os.readlink(path).startswith("/dev/pts/")
+
+
+def _refuse_foreign(path: str) -> None:
+    if os.path.lexists(path) and not _is_pty_link(path):
+        what = "a symlink to " + repr(os.readlink(path)) if os.path.islink(path) else (
+            "a directory" if os.path.isdir(path) else "a file")
+        raise CommandError(f"--link {path!r} is {what}, not a pty link this emulator made; "
+                           "choose another path (nothing was replaced).")
 
 
 class CytonEmulator:
@@ -73,6 +87,7 @@ class CytonEmulator:
             self._own_dir = tempfile.mkdtemp(prefix="cyton-")
             link = os.path.join(self._own_dir, "ttyCYTON")
         self.link = str(link)
+        _refuse_foreign(self.link)  # before anything starts: never replace a user's file
         self.path = ""
         self.commands: list[str] = []  # every command received, in order (for tests and logs)
         self.packets_sent = 0
@@ -186,12 +201,19 @@ class CytonEmulator:
         self.path = os.ttyname(slave)
         tmp = self.link + ".new"
         if os.path.lexists(tmp):
+            _refuse_foreign(tmp)
             os.unlink(tmp)
         os.symlink(self.path, tmp)
+        try:
+            _refuse_foreign(self.link)  # again: a replug may find a file put there meanwhile
+        except CommandError:
+            os.unlink(tmp)
+            raise
         os.replace(tmp, self.link)
 
     def _close_pty(self) -> None:
-        if os.path.lexists(self.link):
+        # only our own link: never a file or link someone put there meanwhile
+        if os.path.islink(self.link) and os.readlink(self.link) == self.path:
             os.unlink(self.link)
         for fd in (self._master, self._slave):
             if fd is not None:

@@ -7,6 +7,7 @@ converted with the gain the board would apply.
 
 from __future__ import annotations
 
+import os
 from typing import Protocol
 
 import numpy as np
@@ -95,10 +96,16 @@ def load_openbci_txt(path: str) -> CountsSource:
     """An OpenBCI GUI raw text file (Cyton, gain 24) as the exact counts the board sent:
     µV / (4.5 / 24 / (2^23 - 1) * 1e6), rounded; digital columns D11..D18 -> trigger bits 0..4.
     """
+    import warnings
+
     from appliance.errors import RecordingError
 
+    if not os.path.isfile(path):
+        raise RecordingError(f"OpenBCI text file {path!r}: no such file.")
     try:
-        d = np.loadtxt(path, delimiter=",", comments="%", skiprows=5, usecols=range(19))
+        with warnings.catch_warnings():  # an empty table is reported below, not as a warning
+            warnings.simplefilter("ignore", UserWarning)
+            d = np.loadtxt(path, delimiter=",", comments="%", skiprows=5, usecols=range(19))
     except (OSError, ValueError) as e:
         raise RecordingError(f"OpenBCI text file {path!r}: cannot read it ({e}).") from e
     if d.ndim != 2 or d.shape[0] == 0:

@@ -8,8 +8,9 @@ The owner thread:
      alarm rows are fsynced right after their publish call (or before it: mqtt.alarm_fsync);
   2. connects with exponential backoff and +-25 % jitter; a fresh paho Client per connection,
      so no stale in-memory paho queue competes with the outbox after a reconnect;
-     `on_pre_connect` bumps the persisted session counter and sets the death certificate as the
-     Last Will; after CONNACK the birth goes out (retained) and the command topics are subscribed;
+     `on_pre_connect` sets the death certificate (next session number) as the Last Will; a
+     CONNACK stores that session number durably (failed attempts do not count), then the birth
+     goes out (retained) and the command topics are subscribed;
   3. pumps outbox rows, class by class (alarm, trend, waveform), oldest first, within an
      in-flight window; a backlog (rows older than the connection) is rate-limited; expired rows
      are deleted and counted; PUBACK deletes the row;
@@ -509,7 +510,9 @@ class MqttLink:
 
     def _on_pre_connect(self, client: mqtt.Client, userdata: Any) -> None:
         assert self._outbox is not None
-        self._session = self._outbox.next_session()
+        # the session this attempt would be: stored only once the broker accepts it, so failed
+        # reconnects do not raise the counter (the Will carries the same number as the birth)
+        self._session = self._outbox.counters.get("session", 0) + 1
         death = payloads.to_json(payloads.status(self.cfg, self._session, online=False))
         client.will_set(self.topics.status, death, qos=1, retain=True)
 
@@ -519,6 +522,8 @@ class MqttLink:
             self.last_error = f"broker refused the connection: {reason}"
             self._lost = True
             return
+        assert self._outbox is not None
+        self._session = self._outbox.next_session()  # a real session: count it, durably
         self._connected = True
         self._attempt = 0
         self.counts["connects"] += 1
@@ -528,7 +533,6 @@ class MqttLink:
             self._broker_rmax = int(rmax)
         # leave 4 of paho's slots to live messages (birth, health, replies)
         self._window = max(1, min(self.s.inflight_window, self._broker_rmax) - 4)
-        assert self._outbox is not None
         self._cursor = {}
         self._inflight.clear()
         self._backlog_until = self._outbox.max_id()

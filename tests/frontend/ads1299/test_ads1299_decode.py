@@ -92,9 +92,9 @@ def load_pieeg(path) -> np.ndarray:
     return np.array(rows, dtype=np.uint8)
 
 
-def test_pieeg_recording_decodes_like_an_independent_decode(shared_data):
-    frames = load_pieeg(shared_data / "pieeg-spi-frames-250sps.txt")
-    assert frames.shape == (19250, 27)
+def test_pieeg_recording_decodes_like_an_independent_decode(recordings_dir):
+    frames = load_pieeg(recordings_dir / "pieeg-spi-frames-250sps-10s.txt")
+    assert frames.shape == (2500, 27)
     f = decode_frames(frames.tobytes(), 8, gains=1)  # the board ran at gain 1
     assert f.valid.all() and f.n_corrupt == 0
     assert set(f.trigger.tolist()) == {8}  # status bytes [192, 0, 8]

@@ -13,7 +13,7 @@ from appliance.frontend.cyton.emulator import CytonEmulator
 from appliance.frontend.cyton.frontend import CytonFrontEnd
 from appliance.frontend.cyton.protocol import uv_per_count
 
-RECORDING = "openbci-cyton-250hz-blinks-jaw-alpha.txt"
+RECORDING = "openbci-cyton-250hz-blinks-jaw-alpha-15s.txt"
 CHANNELS = tuple(f"ch{i}" for i in range(1, 9))
 
 
@@ -52,11 +52,11 @@ def cyton_front_end() -> Iterator[Callable[..., CytonFrontEnd]]:
 
 
 @pytest.fixture(scope="session")
-def cyton_recording(shared_data: Path) -> tuple[np.ndarray, np.ndarray]:
+def cyton_recording(recordings_dir: Path) -> tuple[np.ndarray, np.ndarray]:
     """The OpenBCI recording read independently of our code: (uv (n, 8) as printed in the file,
     counts (n, 8) int = µV / 0.0223517 rounded, per data/README.md)."""
     table = np.loadtxt(
-        shared_data / RECORDING, delimiter=",", comments="%", skiprows=5, usecols=range(9)
+        recordings_dir / RECORDING, delimiter=",", comments="%", skiprows=5, usecols=range(9)
     )
     uv = table[:, 1:9]
     counts = np.round(uv / uv_per_count(24)).astype(np.int32)

@@ -46,7 +46,7 @@ def test_recording_through_emulator_and_driver(
 
 def test_brainflow_reads_the_same_stream_and_digital_inputs(cyton_emulator, cyton_recording):
     uv_file, counts = cyton_recording
-    n = 250 * 20  # 20 s is plenty for an independent client
+    n = 250 * 15  # the whole 15 s file: plenty for an independent client
     trigger = np.random.default_rng(5).integers(0, 32, n).astype(np.uint16)  # D11..D18
     emu = cyton_emulator(CountsSource(counts[:n], trigger))
     BoardShim.disable_board_logger()
@@ -82,9 +82,9 @@ def test_brainflow_reads_the_same_stream_and_digital_inputs(cyton_emulator, cyto
     assert np.array_equal(words[2], bit[4])
 
 
-def test_openbci_text_loader_for_ionm_emulate_replay(shared_data, cyton_recording, tmp_path):
+def test_openbci_text_loader_for_ionm_emulate_replay(recordings_dir, cyton_recording, tmp_path):
     _, counts = cyton_recording
-    src = load_openbci_txt(str(shared_data / "openbci-cyton-250hz-blinks-jaw-alpha.txt"))
+    src = load_openbci_txt(str(recordings_dir / "openbci-cyton-250hz-blinks-jaw-alpha-15s.txt"))
     assert np.array_equal(src.counts, counts) and not src.trigger.any()
     bad = tmp_path / "bad.txt"
     bad.write_text("%OpenBCI Raw EXG Data\n" * 5 + "0, 1.0, oops\n")

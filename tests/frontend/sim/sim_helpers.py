@@ -25,3 +25,13 @@ def corrupting_ads1299(cfg):
     for chip in fe.board.chips:
         chip.inject(corrupt_rate=0.02)
     return fe
+
+
+def garbled_ads1299(cfg):
+    """The register-level ADS1299 emulator with every frame garbled: bytes, never a sample."""
+    from appliance.frontend.ads1299.frontend import Ads1299FrontEnd
+
+    fe = Ads1299FrontEnd.from_config(cfg, emulated=True)
+    for chip in fe.board.chips:
+        chip.inject(corrupt_rate=1.0)
+    return fe

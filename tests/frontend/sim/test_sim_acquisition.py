@@ -208,3 +208,19 @@ def test_corrupt_frames_from_the_emulated_chip_are_counted_and_reported(make_cfg
     assert h.corrupt_frames >= c.evidence["corrupt_frames"]
     # garbled frames are never delivered: the front end counts them and leaves a gap
     assert 0 < h.missed_samples
+
+
+def test_only_corrupt_frames_is_named_not_no_samples_for_none(make_cfg):
+    """Data arrives but no valid frame (wrong board mode, port or wiring): the stall says so."""
+    acq = Acquisition(make_cfg(kind="ads1299-emulated"), stall_s=0.5, startup_s=1.0,
+                      frontend_factory="sim_helpers:garbled_ads1299")
+    with acq:
+        blocks, seen, _ = pump(acq, 15.0, until=lambda bl, s: any(
+            "data arrives" in c.message for c in s.get("tech.stall", [])))
+    assert not blocks
+    msgs = [c.message for c in seen["tech.stall"]]
+    assert all(c.active for c in seen["tech.stall"])
+    assert not [m for m in msgs if "None" in m], msgs
+    assert msgs[0].startswith("no samples since the front end started "), msgs
+    # once the acquisition child reports the front end's health (every second without blocks)
+    assert "data arrives but no valid frame or packet (" in msgs[-1], msgs
