@@ -31,9 +31,14 @@ class SpiDevice(Protocol):
 class Drdy(Protocol):
     """The DRDY line. `wait` returns True on a falling edge (a conversion is ready), False when
     none came within `timeout_s`. `sequence` is the sequence number of the latest edge seen:
-    it grows by one per conversion, so a jump of k means k - 1 conversions were not read."""
+    it grows by one per conversion, so a jump of k means k - 1 conversions were not read.
+    `timestamp_ns` is when that edge fell, in the clock of `clock_ns()` (CLOCK_MONOTONIC on a Pi;
+    the kernel's timestamp with libgpiod v2, the wake-up time with RPi.GPIO)."""
 
     sequence: int
+    timestamp_ns: int
+
+    def clock_ns(self) -> int: ...
 
     def wait(self, timeout_s: float) -> bool: ...
 
