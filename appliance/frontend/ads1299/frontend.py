@@ -112,7 +112,7 @@ class Ads1299FrontEnd:
         try:
             for i in range(n_chips):
                 spis.append(SpidevSpi(fe.spi_bus, fe.spi_device + i, fe.spi_speed_hz))
-            drdy = open_drdy(fe.drdy_pin, fe.sample_rate_hz)
+            drdy = open_drdy(fe.drdy_pin)
         except FrontEndError:
             for spi in spis:
                 spi.close()
