@@ -181,6 +181,7 @@ typedef struct {
     int64_t stall_at_ns, stall_ns;
     /* thread */
     int priority, cpu;
+    int reverse_read; /* read chip 2 first (it starts, so converts, later on a shared clock) */
     pthread_t thread;
     int thread_started;
     atomic_int running;
@@ -196,6 +197,7 @@ typedef struct {
     _Atomic uint64_t n_frames, n_overwritten, n_late, n_ring_overflow, n_spi_errors,
         n_wait_errors;
     _Atomic int64_t last_seq;
+    _Atomic int64_t first_seqno; /* edge sequence number of conversion 0 (model: k + 1) */
     char error[200];
     uint32_t *hist; /* per-sample loop cost: from the edge wait returning to the next wait */
     uint32_t *wake_hist; /* wake-up latency: DRDY edge timestamp to the wait returning */
@@ -259,7 +261,10 @@ static void *reader_loop(void *arg) {
             stall_due = INT64_MAX;
             sleep_until_ns(t_woke + r->stall_ns);
         }
-        if (first_seqno < 0) last_seqno = (first_seqno = seqno) - 1;
+        if (first_seqno < 0) {
+            last_seqno = (first_seqno = seqno) - 1;
+            atomic_store(&r->first_seqno, first_seqno);
+        }
         if (seqno <= last_seqno) continue; /* cannot happen: sequence numbers only grow */
         if (seqno - last_seqno > 1) atomic_fetch_add(&r->n_overwritten, seqno - last_seqno - 1);
         last_seqno = seqno;
@@ -269,7 +274,8 @@ static void *reader_loop(void *arg) {
         int full = head - tail >= r->ring_frames;
         uint8_t *dst = full ? scratch : r->raw + (head % r->ring_frames) * r->sample_bytes;
         int spi_ok = 1;
-        for (int c = 0; c < m->n_chips; c++) {
+        for (int j = 0; j < m->n_chips; j++) {
+            int c = r->reverse_read ? m->n_chips - 1 - j : j;
             if (r->backend == BACKEND_MODEL)
                 model_xfer(m, c, dst + c * fb, fb);
             else if (kernel_xfer(r, c, dst + c * fb, fb) < 0)
@@ -408,19 +414,19 @@ static PyObject *Reader_new(PyTypeObject *type, PyObject *args, PyObject *kw) {
     static char *kwlist[] = {"backend", "n_chips", "frame_bytes", "rate_hz", "sclk_hz",
                              "ring_frames", "gpiochip", "drdy_line", "spi_paths", "priority",
                              "cpu", "guard_ns", "trigger_period", "trigger_width", "stall_at_s",
-                             "stall_ms", "spin_us", NULL};
+                             "stall_ms", "spin_us", "reverse_read", NULL};
     const char *backend = "model", *gpiochip = "/dev/gpiochip0";
-    int n_chips = 1, frame_bytes = 27, priority = 0, cpu = -1;
+    int n_chips = 1, frame_bytes = 27, priority = 0, cpu = -1, reverse_read = 0;
     double rate_hz = 4000, sclk_hz = 4e6, stall_at_s = 0, stall_ms = 0, spin_us = 0;
     Py_ssize_t ring_frames = 65536;
     unsigned int drdy_line = 0;
     long long guard_ns = 0;
     long trig_period = 0, trig_width = 1;
     PyObject *spi_paths = NULL;
-    if (!PyArg_ParseTupleAndKeywords(args, kw, "|siiddnsIOiiLllddd", kwlist, &backend, &n_chips,
+    if (!PyArg_ParseTupleAndKeywords(args, kw, "|siiddnsIOiiLlldddp", kwlist, &backend, &n_chips,
                                      &frame_bytes, &rate_hz, &sclk_hz, &ring_frames, &gpiochip,
                                      &drdy_line, &spi_paths, &priority, &cpu, &guard_ns,
-                                     &trig_period, &trig_width, &stall_at_s, &stall_ms, &spin_us))
+                                     &trig_period, &trig_width, &stall_at_s, &stall_ms, &spin_us, &reverse_read))
         return NULL;
     Reader *r = (Reader *)type->tp_alloc(type, 0);
     if (!r) return NULL;
@@ -470,6 +476,7 @@ static PyObject *Reader_new(PyTypeObject *type, PyObject *args, PyObject *kw) {
     r->sclk_hz = (uint32_t)sclk_hz;
     r->guard_ns = guard_ns;
     r->priority = priority;
+    r->reverse_read = reverse_read;
     r->cpu = cpu;
     r->stall_at_ns = (int64_t)(stall_at_s * 1e9);
     r->stall_ns = (int64_t)(stall_ms * 1e6);
@@ -489,6 +496,7 @@ static PyObject *Reader_new(PyTypeObject *type, PyObject *args, PyObject *kw) {
     memset(r->seq, 0, r->ring_frames * sizeof(int64_t));
     memset(r->drdy_ns, 0, r->ring_frames * sizeof(int64_t));
     atomic_store(&r->last_seq, -1);
+    atomic_store(&r->first_seqno, -1);
     return (PyObject *)r;
 fail:
     Py_DECREF(r);
@@ -528,23 +536,25 @@ static PyObject *Reader_stop(Reader *r, PyObject *Py_UNUSED(ignored)) {
 }
 
 /* drain(max_frames, timeout_s) -> (raw bytes, seq bytes of int64, drdy_ns bytes of int64):
- * waits (GIL released, polling every 0.5 ms) until >= 1 frame or the timeout. */
+ * as soon as max_frames are queued, else after timeout_s with what is queued (maybe nothing).
+ * Waits with the GIL released, polling every 0.5 ms. */
 static PyObject *Reader_drain(Reader *r, PyObject *args) {
     Py_ssize_t max_frames;
     double timeout_s;
     if (!PyArg_ParseTuple(args, "nd", &max_frames, &timeout_s)) return NULL;
+    if (max_frames < 0) max_frames = 0;
     uint64_t tail = atomic_load_explicit(&r->tail, memory_order_relaxed);
     uint64_t head = atomic_load_explicit(&r->head, memory_order_acquire);
-    if (head == tail && timeout_s > 0) {
+    if (head - tail < (uint64_t)max_frames && timeout_s > 0) {
         int64_t deadline = mono_ns() + (int64_t)(timeout_s * 1e9);
         Py_BEGIN_ALLOW_THREADS
-        while ((head = atomic_load_explicit(&r->head, memory_order_acquire)) == tail &&
-               mono_ns() < deadline)
+        while ((head = atomic_load_explicit(&r->head, memory_order_acquire)) - tail <
+                   (uint64_t)max_frames && mono_ns() < deadline)
             usleep(500);
         Py_END_ALLOW_THREADS
     }
     size_t n = (size_t)(head - tail);
-    if (max_frames >= 0 && n > (size_t)max_frames) n = (size_t)max_frames;
+    if (n > (size_t)max_frames) n = (size_t)max_frames;
     PyObject *raw = PyBytes_FromStringAndSize(NULL, (Py_ssize_t)(n * r->sample_bytes));
     PyObject *seq = PyBytes_FromStringAndSize(NULL, (Py_ssize_t)(n * sizeof(int64_t)));
     PyObject *ts = PyBytes_FromStringAndSize(NULL, (Py_ssize_t)(n * sizeof(int64_t)));
@@ -572,11 +582,12 @@ static PyObject *Reader_drain(Reader *r, PyObject *args) {
 
 static PyObject *Reader_counts(Reader *r, PyObject *Py_UNUSED(ignored)) {
     return Py_BuildValue(
-        "{s:K,s:K,s:K,s:K,s:K,s:K,s:L,s:K}", "frames", (unsigned long long)r->n_frames,
+        "{s:K,s:K,s:K,s:K,s:K,s:K,s:L,s:L,s:K}", "frames", (unsigned long long)r->n_frames,
         "overwritten", (unsigned long long)r->n_overwritten, "late",
         (unsigned long long)r->n_late, "ring_overflow", (unsigned long long)r->n_ring_overflow,
         "spi_errors", (unsigned long long)r->n_spi_errors, "wait_errors",
-        (unsigned long long)r->n_wait_errors, "last_seq", (long long)r->last_seq, "queued",
+        (unsigned long long)r->n_wait_errors, "last_seq", (long long)r->last_seq, "first_seqno",
+        (long long)r->first_seqno, "queued",
         (unsigned long long)(r->head - r->tail));
 }
 
