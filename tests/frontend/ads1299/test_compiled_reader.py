@@ -1,0 +1,151 @@
+"""The compiled ADS1299 reader (_reader.c) against its C chip model: the chip converts on its own
+clock, overwrites unread conversions, mixes bytes when a read overlaps the next update and
+charges the SPI bus time. Every delivered frame is checked byte for byte against the pattern of
+its conversion (so a mixed, shifted or duplicated frame fails), triggers against their schedule,
+and every conversion not delivered must be in exactly one count.
+
+Loss: the goal on a Pi is none. This machine is a shared 2-vCPU VM whose scheduler takes the CPU
+away for 0.3-1 ms at times (seen as whole runs of overwritten conversions), more often the more
+the other tenants load it, so the tests bound the loss (2 % at 4 kSPS, 5 % at 16 kSPS; a Python
+per-sample loop loses far more at 16 kSPS) and require the accounting to be exact;
+docs/ads1299.md has the measured figures.
+"""
+
+from __future__ import annotations
+
+import time
+
+import numpy as np
+import pytest
+
+from appliance.frontend.ads1299.compiled import (
+    CompiledReader,
+    ModelChip,
+    compiled_available,
+    compiled_unavailable_reason,
+    model_pattern,
+)
+from appliance.frontend.ads1299.decode import decode_frames
+
+needs_c = pytest.mark.skipif(not compiled_available(), reason=compiled_unavailable_reason())
+TRIG_PERIOD, TRIG_WIDTH = 97, 3  # GPIO1 high for 3 conversions of every 97
+MAX_LOSS = {4000: 0.02, 16000: 0.05}
+
+
+def test_extension_is_built_on_this_machine() -> None:
+    """Where a compiler exists (here, and CI) a missing build is a failure, not a skip."""
+    assert compiled_available(), compiled_unavailable_reason()
+    assert compiled_unavailable_reason() == ""
+
+
+def _run(n_chips: int, rate_hz: int, seconds: float, sclk_hz: int = 8_000_000,
+         drain_every_s: float = 0.016, **kw: object) -> tuple[dict, np.ndarray, np.ndarray,
+                                                             np.ndarray, CompiledReader]:
+    reader = CompiledReader(n_chips, 27, rate_hz, sclk_hz, backend="model",
+                            trigger_period=TRIG_PERIOD, trigger_width=TRIG_WIDTH, **kw)
+    block = max(1, int(rate_hz * drain_every_s))
+    raws, seqs, stamps = [], [], []
+    reader.start()
+    try:
+        end = time.monotonic() + seconds
+        while time.monotonic() < end:
+            b = reader.drain(block, 0.1)
+            raws.append(b.raw), seqs.append(b.seq), stamps.append(b.drdy_ns)
+    finally:
+        reader.stop()
+    b = reader.drain(1 << 30, 0.0)  # what was queued when the thread stopped
+    raws.append(b.raw), seqs.append(b.seq), stamps.append(b.drdy_ns)
+    return (reader.counts(), np.concatenate(raws), np.concatenate(seqs),
+            np.concatenate(stamps), reader)
+
+
+def _check_exact(counts: dict, raw: np.ndarray, seq: np.ndarray, n_chips: int) -> int:
+    """No duplicate, no corrupt frame, exact triggers, exact accounting. Returns lost samples."""
+    assert counts["spi_errors"] == counts["wait_errors"] == 0
+    assert len(seq) == counts["frames"] > 0
+    assert np.all(np.diff(seq) > 0), "a conversion delivered twice or out of order"
+    k = seq + counts["first_seqno"] - 1  # the model's conversion number (edge seqno = k + 1)
+    expected = model_pattern(k, n_chips, 27, TRIG_PERIOD, TRIG_WIDTH)
+    bad = np.flatnonzero((raw != expected).any(axis=1))
+    assert bad.size == 0, f"{bad.size} frames differ from their conversion: seq {seq[bad[:5]]}"
+    frames = decode_frames(raw.tobytes(), 8, 24.0, n_chips)
+    assert frames.valid.all()
+    np.testing.assert_array_equal(frames.trigger, (k % TRIG_PERIOD < TRIG_WIDTH).astype(np.uint16))
+    missing = counts["last_seq"] + 1 - len(seq)
+    dropped = counts["overwritten"] + counts["late"] + counts["ring_overflow"]
+    assert missing == dropped, f"{missing} conversions missing, {dropped} counted"
+    return counts["overwritten"] + counts["late"]
+
+
+@needs_c
+@pytest.mark.parametrize(("n_chips", "rate_hz", "sclk_hz"),
+                         [(1, 4000, 4_000_000), (2, 4000, 4_000_000), (1, 16000, 16_000_000)],
+                         ids=["4k-x8", "4k-x16", "16k-x8"])
+def test_exact_samples_and_triggers(n_chips: int, rate_hz: int, sclk_hz: int) -> None:
+    """16 kSPS needs a faster data-read clock: 27 bytes at 4 MHz take 54 of the 62.5 µs."""
+    counts, raw, seq, stamps, reader = _run(n_chips, rate_hz, 3.0, sclk_hz)
+    lost = _check_exact(counts, raw, seq, n_chips)
+    assert counts["ring_overflow"] == 0
+    assert counts["last_seq"] >= 0.9 * 3.0 * rate_hz
+    np.testing.assert_array_equal(np.diff(stamps), np.diff(seq) * round(1e9 / rate_hz))
+    assert lost <= MAX_LOSS[rate_hz] * counts["last_seq"], (counts, reader.info(),
+                                                             reader.wake_us())
+
+
+@needs_c
+def test_stalled_reader_leaves_a_counted_gap() -> None:
+    """The reader sleeps 40 ms at 0.5 s: the read after it is late (dropped, never data), the
+    conversions meanwhile were overwritten, and the gap in `seq` is exactly what was counted."""
+    rate = 4000
+    counts, raw, seq, stamps, _ = _run(1, rate, 1.2, stall_at_s=0.5, stall_ms=40.0)
+    _check_exact(counts, raw, seq, 1)
+    jumps = np.diff(seq)
+    big = np.flatnonzero(jumps >= 0.04 * rate - 1)
+    assert big.size == 1, jumps[jumps > 1]
+    i = big[0]
+    assert 0.45 * rate <= seq[i] <= 0.55 * rate
+    assert stamps[i + 1] - stamps[i] >= 40e6
+    assert counts["late"] >= 1  # the conversion whose edge it held when it stalled
+    assert counts["overwritten"] >= 0.04 * rate - 2
+
+
+@needs_c
+def test_full_ring_is_counted_never_silent() -> None:
+    reader = CompiledReader(1, 27, 4000, 8_000_000, backend="model", ring_frames=64)
+    reader.start()
+    time.sleep(0.25)  # ~1000 conversions, nobody drains
+    first = reader.drain(1 << 30, 0.0)
+    time.sleep(0.05)
+    reader.stop()
+    rest = reader.drain(1 << 30, 0.0)
+    c = reader.counts()
+    assert len(first) == 64
+    assert c["ring_overflow"] >= 800
+    assert c["frames"] == len(first) + len(rest)
+    assert c["last_seq"] + 1 == c["frames"] + c["overwritten"] + c["late"] + c["ring_overflow"]
+    assert first.seq[-1] == 63 or c["overwritten"] + c["late"] > 0
+    assert rest.seq[0] - first.seq[-1] > 800  # the overflow shows as a gap in seq
+
+
+@needs_c
+def test_todays_loop_fails_the_check_the_compiled_reader_passes() -> None:
+    """The per-sample loop of Ads1299FrontEnd (decode and blocks inside it) on the same chip
+    model at 4 kSPS x 8 delivers mixed frames as data and miscounts the loss."""
+    from appliance.frontend.ads1299.frontend import Ads1299FrontEnd
+
+    rate = 4000
+    chip = ModelChip(1, 27, rate, 8_000_000, TRIG_PERIOD, TRIG_WIDTH)
+    fe = Ads1299FrontEnd([chip.spi(0)], chip.drdy(), tuple(f"c{i}" for i in range(8)), rate)
+    chip.start()
+    blocks = []
+    end = time.monotonic() + 2.0
+    while time.monotonic() < end:
+        if (b := fe.read_block(0.1)) is not None:
+            blocks.append(b)
+    index = np.concatenate([b.first_sample + np.arange(b.n_samples) for b in blocks])
+    k = index + fe._seq_origin - 1
+    want = decode_frames(model_pattern(k, 1, 27, TRIG_PERIOD, TRIG_WIDTH).tobytes(), 8, 24.0)
+    got = np.concatenate([b.data_uv for b in blocks], axis=1)
+    wrong = int(np.count_nonzero((got != want.data_uv).any(axis=0)))
+    lost = int(index[-1] + 1 - len(index))
+    assert wrong > 0 or fe.health.missed_samples != lost, (wrong, lost)
