@@ -668,6 +668,7 @@ static PyObject *Model_wait(Model *self, PyObject *args) {
     int64_t seqno = 0, ts = 0;
     int rc;
     Py_BEGIN_ALLOW_THREADS
+    prctl(PR_SET_TIMERSLACK, 1UL); /* as in reader_loop: the wake stands for an interrupt */
     rc = model_wait(&self->m, (int)(timeout_s * 1000), &seqno, &ts);
     Py_END_ALLOW_THREADS
     if (!rc) Py_RETURN_NONE;
