@@ -133,6 +133,9 @@ fi
 # always (re)install this checkout: updates the appliance in place
 run "$PREFIX/venv/bin/python" -m pip install -q --upgrade pip
 run "$PREFIX/venv/bin/python" -m pip install -q "$SRC"
+# the compiled ADS1299 reader (C, needs build-essential + python3-dev above) must have built
+run "$PREFIX/venv/bin/python" -c 'import sys; from appliance.frontend.ads1299.compiled import \
+compiled_available as ok, compiled_unavailable_reason as why; ok() or sys.exit(why())'
 
 # the MQTT login is the device id of the config in use (existing, else the example)
 if [ -z "$DEVICE_ID" ]; then
