@@ -7,8 +7,10 @@ acq_{python,compiled,compiled_normal}_cost_us_p50/_p99_4k
         µs per sample from the DRDY wait returning to the next wait (SPI bus time included)
 acq_{python,compiled}_wake_us_p50/_p99_4k
         µs from the DRDY edge to the loop running (the scheduler's share of the budget)
-acq_{python,compiled}_lossfree_max_sps
-        highest rate of RATES with no lost and no wrong sample in a run (0: none)
+acq_{python,compiled,compiled_normal}_overhead_us_p50_4k
+        the cost less the SPI bus time (27 bytes at SCLK_HZ): what the loop itself spends
+acq_{python,compiled}_lossfree_max_sps, _lossfree_rates
+        highest rate of RATES (and all rates) with no lost and no wrong sample in its run
 acq_{python,compiled}_lost_ppm_<rate>, _wrong_<rate>
         lost conversions per million, and delivered frames that differ from their conversion
 acq_cost_ratio_python_over_compiled_p50_4k
@@ -41,6 +43,7 @@ from appliance.frontend.ads1299.reader import PythonFrameReader
 RATES = (1000, 2000, 4000, 8000, 16000, 32000)
 SCLK_HZ = 16_000_000  # a 27-byte frame in 13.5 µs: 16 kSPS needs >= ~8 MHz (docs/ads1299.md)
 FRAME_BYTES = 27
+BUS_US = FRAME_BYTES * 8 / SCLK_HZ * 1e6  # the model's bus time per read, inside the cost
 TRIG = (97, 3)
 
 
@@ -159,21 +162,22 @@ def run(quick: bool = False) -> dict[str, float | str]:
     try:
         for name, fn in (("compiled", _compiled), ("compiled_normal", _compiled_normal),
                          ("python", _python)):
-            best = 0
+            clean = []
             for rate in rates:
                 r = fn(rate, seconds)
                 res[f"acq_{name}_lost_ppm_{rate}"] = round(1e6 * r["lost"] / max(1, r["total"]))
                 res[f"acq_{name}_wrong_{rate}"] = r["wrong"]
+                if r["lost"] == 0 and r["wrong"] == 0:
+                    clean.append(rate)
                 if rate == 4000:
                     for k in ("cost_us", "wake_us"):
                         res[f"acq_{name}_{k}_p50_4k"] = round(r[k][0], 2)
                         res[f"acq_{name}_{k}_p99_4k"] = round(r[k][1], 2)
+                    res[f"acq_{name}_overhead_us_p50_4k"] = round(r["cost_us"][0] - BUS_US, 2)
                 if "sched" in r:
                     res[f"acq_{name}_sched"] = r["sched"]
-                clean = r["lost"] == 0 and r["wrong"] == 0
-                if clean and best == (rates[rates.index(rate) - 1] if rate != rates[0] else 0):
-                    best = rate  # this rate and every lower one ran clean
-            res[f"acq_{name}_lossfree_max_sps"] = best
+            res[f"acq_{name}_lossfree_max_sps"] = max(clean, default=0)
+            res[f"acq_{name}_lossfree_rates"] = " ".join(map(str, clean)) or "none"
     finally:
         if proc is not None:
             proc.terminate()
@@ -181,4 +185,7 @@ def run(quick: bool = False) -> dict[str, float | str]:
         shutil.rmtree(state, ignore_errors=True)
     res["acq_cost_ratio_python_over_compiled_p50_4k"] = round(
         float(res["acq_python_cost_us_p50_4k"]) / float(res["acq_compiled_cost_us_p50_4k"]), 2)
+    res["acq_overhead_ratio_python_over_compiled_p50_4k"] = round(
+        float(res["acq_python_overhead_us_p50_4k"])
+        / max(0.05, float(res["acq_compiled_overhead_us_p50_4k"])), 1)
     return res
