@@ -17,9 +17,12 @@
  *
  * Accounting (every conversion from the first edge seen to `last_seq` lands in exactly one):
  *   frames         read in time and put in the ring
- *   overwritten    never read: the edge sequence number jumped past it
+ *   overwritten    never read: the edge sequence number jumped past it, or the timestamps
+ *                  did where the kernel reported coalesced edges as one (also in `coalesced`)
  *   late           read, but the transfer ended after the next conversion's update: dropped
  *   ring_overflow  read in time but the ring was full (Python did not drain): dropped
+ * `late_stamps` counts edges stamped late (IRQ held off); their deadline comes from the
+ * previous edge + one period, and that estimate is the frame's drdy_ns.
  */
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
@@ -71,6 +74,9 @@ typedef struct {
     int64_t next_k;  /* first conversion whose edge event has not been read */
     int64_t trig_period, trig_width;
     int64_t spin_ns; /* see model_wait */
+    /* injected: the GPIO IRQ thread is held off, so edges coalesce_k..coalesce_k+coalesce_n
+     * give one event (line_seqno + 1), stamped late when the line is unmasked */
+    int64_t coalesce_k, coalesce_n, seq_lag;
 } ChipModel;
 
 /* 24-bit channel word of conversion k, channel j (0-based across chips); numpy reproduces it
@@ -119,10 +125,19 @@ static int model_wait(ChipModel *m, int timeout_ms, int64_t *seqno, int64_t *ts_
         latest = model_latest(m, mono_ns());
         if (latest < m->next_k) return 0;
     }
+    int64_t stamp_late_ns = 0;
+    if (m->coalesce_k >= 0 && latest >= m->coalesce_k) {
+        int64_t last = m->coalesce_k + m->coalesce_n;
+        sleep_until_ns(m->t0_ns + last * m->period_ns);
+        if (latest < last) latest = last;
+        m->seq_lag += m->coalesce_n;
+        m->coalesce_k = -1;
+        stamp_late_ns = m->period_ns / 4;
+    }
     /* the kernel's kfifo keeps the newest KERNEL_EVENT_BUFFER; the reader takes the newest */
     m->next_k = latest + 1;
-    *seqno = latest + 1;
-    *ts_ns = m->t0_ns + latest * m->period_ns;
+    *seqno = latest + 1 - m->seq_lag;
+    *ts_ns = m->t0_ns + latest * m->period_ns + stamp_late_ns;
     return 1;
 }
 
@@ -158,6 +173,7 @@ static int model_init(ChipModel *m, int n_chips, int frame_bytes, double rate_hz
     m->byte_ns = (int64_t)(8e9 / sclk_hz + 0.5);
     m->trig_period = trig_period;
     m->trig_width = trig_width;
+    m->coalesce_k = -1;
     return 0;
 }
 
@@ -195,7 +211,7 @@ typedef struct {
     _Atomic uint64_t head, tail;
     /* counts: written by the thread only, read racily by counts() */
     _Atomic uint64_t n_frames, n_overwritten, n_late, n_ring_overflow, n_spi_errors,
-        n_wait_errors;
+        n_wait_errors, n_coalesced, n_late_stamps;
     _Atomic int64_t last_seq;
     _Atomic int64_t first_seqno; /* edge sequence number of conversion 0 (model: k + 1) */
     char error[200];
@@ -235,7 +251,7 @@ static void *reader_loop(void *arg) {
     ChipModel *m = &r->model;
     const int fb = m->frame_bytes;
     uint8_t scratch[MAX_FRAME_BYTES * MAX_CHIPS];
-    int64_t first_seqno = -1, last_seqno = 0, t_woke = 0;
+    int64_t first_seqno = -1, last_seqno = 0, t_woke = 0, last_ts = 0, index_offset = 0;
     int64_t stall_due = r->stall_ns > 0 ? m->t0_ns + r->stall_at_ns : INT64_MAX;
     prctl(PR_SET_TIMERSLACK, 1UL); /* the model's timed wake stands for an interrupt: no slack */
     while (atomic_load_explicit(&r->running, memory_order_relaxed)) {
@@ -263,12 +279,31 @@ static void *reader_loop(void *arg) {
         }
         if (first_seqno < 0) {
             last_seqno = (first_seqno = seqno) - 1;
+            last_ts = ts_ns - m->period_ns;
             atomic_store(&r->first_seqno, first_seqno);
         }
         if (seqno <= last_seqno) continue; /* cannot happen: sequence numbers only grow */
-        if (seqno - last_seqno > 1) atomic_fetch_add(&r->n_overwritten, seqno - last_seqno - 1);
+        int64_t jump = seqno - last_seqno;
+        /* line_seqno counts runs of the kernel's IRQ thread: held off past an edge, it reports
+         * two edges as one (IRQF_ONESHOT masks the line meanwhile). The timestamps tell. */
+        int64_t jump_ts = (ts_ns - last_ts + m->period_ns / 2) / m->period_ns;
+        if (jump_ts > jump) {
+            atomic_fetch_add(&r->n_coalesced, jump_ts - jump);
+            index_offset += jump_ts - jump;
+            jump = jump_ts;
+        }
+        if (jump > 1) atomic_fetch_add(&r->n_overwritten, jump - 1);
+        /* an edge stamped late (when the line was unmasked) would move the deadline past the
+         * update: after a short jump, trust the previous edge + the periods instead (short: the
+         * chip's clock may be off by a few per mille, so longer predictions drift) */
+        int64_t edge_ns = ts_ns, predicted = last_ts + jump * m->period_ns;
+        if (jump <= 4 && ts_ns - predicted > m->period_ns / 8) {
+            edge_ns = predicted;
+            atomic_fetch_add(&r->n_late_stamps, 1);
+        }
         last_seqno = seqno;
-        int64_t index = seqno - first_seqno;
+        last_ts = edge_ns;
+        int64_t index = seqno - first_seqno + index_offset;
         uint64_t head = atomic_load_explicit(&r->head, memory_order_relaxed);
         uint64_t tail = atomic_load_explicit(&r->tail, memory_order_acquire);
         int full = head - tail >= r->ring_frames;
@@ -285,14 +320,14 @@ static void *reader_loop(void *arg) {
         if (!spi_ok) {
             atomic_fetch_add(&r->n_spi_errors, 1);
             snprintf(r->error, sizeof(r->error), "SPI transfer: %s", strerror(errno));
-        } else if (t_end > ts_ns + m->period_ns - r->guard_ns) {
+        } else if (t_end > edge_ns + m->period_ns - r->guard_ns) {
             atomic_fetch_add(&r->n_late, 1); /* may hold bytes of the next conversion */
         } else if (full) {
             atomic_fetch_add(&r->n_ring_overflow, 1);
         } else {
             size_t slot = head % r->ring_frames;
             r->seq[slot] = index;
-            r->drdy_ns[slot] = ts_ns;
+            r->drdy_ns[slot] = edge_ns;
             atomic_fetch_add(&r->n_frames, 1);
             atomic_store_explicit(&r->head, head + 1, memory_order_release);
         }
@@ -414,19 +449,23 @@ static PyObject *Reader_new(PyTypeObject *type, PyObject *args, PyObject *kw) {
     static char *kwlist[] = {"backend", "n_chips", "frame_bytes", "rate_hz", "sclk_hz",
                              "ring_frames", "gpiochip", "drdy_line", "spi_paths", "priority",
                              "cpu", "guard_ns", "trigger_period", "trigger_width", "stall_at_s",
-                             "stall_ms", "spin_us", "reverse_read", NULL};
+                             "stall_ms", "spin_us", "reverse_read", "coalesce_at_s", "coalesce_n",
+                             NULL};
     const char *backend = "model", *gpiochip = "/dev/gpiochip0";
     int n_chips = 1, frame_bytes = 27, priority = 0, cpu = -1, reverse_read = 0;
     double rate_hz = 4000, sclk_hz = 4e6, stall_at_s = 0, stall_ms = 0, spin_us = 0;
+    double coalesce_at_s = -1;
+    long coalesce_n = 0;
     Py_ssize_t ring_frames = 65536;
     unsigned int drdy_line = 0;
     long long guard_ns = 0;
     long trig_period = 0, trig_width = 1;
     PyObject *spi_paths = NULL;
-    if (!PyArg_ParseTupleAndKeywords(args, kw, "|siiddnsIOiiLlldddp", kwlist, &backend, &n_chips,
+    if (!PyArg_ParseTupleAndKeywords(args, kw, "|siiddnsIOiiLlldddpdl", kwlist, &backend, &n_chips,
                                      &frame_bytes, &rate_hz, &sclk_hz, &ring_frames, &gpiochip,
                                      &drdy_line, &spi_paths, &priority, &cpu, &guard_ns,
-                                     &trig_period, &trig_width, &stall_at_s, &stall_ms, &spin_us, &reverse_read))
+                                     &trig_period, &trig_width, &stall_at_s, &stall_ms, &spin_us, &reverse_read,
+                                     &coalesce_at_s, &coalesce_n))
         return NULL;
     Reader *r = (Reader *)type->tp_alloc(type, 0);
     if (!r) return NULL;
@@ -435,6 +474,10 @@ static PyObject *Reader_new(PyTypeObject *type, PyObject *args, PyObject *kw) {
     if (model_init(&r->model, n_chips, frame_bytes, rate_hz, sclk_hz, trig_period, trig_width))
         goto fail;
     r->model.spin_ns = (int64_t)(spin_us * 1e3);
+    if (coalesce_at_s >= 0 && coalesce_n > 0) {
+        r->model.coalesce_k = (int64_t)(coalesce_at_s * rate_hz);
+        r->model.coalesce_n = coalesce_n;
+    }
     if (!strcmp(backend, "model")) {
         r->backend = BACKEND_MODEL;
     } else if (!strcmp(backend, "kernel")) {
@@ -582,13 +625,14 @@ static PyObject *Reader_drain(Reader *r, PyObject *args) {
 
 static PyObject *Reader_counts(Reader *r, PyObject *Py_UNUSED(ignored)) {
     return Py_BuildValue(
-        "{s:K,s:K,s:K,s:K,s:K,s:K,s:L,s:L,s:K}", "frames", (unsigned long long)r->n_frames,
+        "{s:K,s:K,s:K,s:K,s:K,s:K,s:L,s:L,s:K,s:K,s:K}", "frames", (unsigned long long)r->n_frames,
         "overwritten", (unsigned long long)r->n_overwritten, "late",
         (unsigned long long)r->n_late, "ring_overflow", (unsigned long long)r->n_ring_overflow,
         "spi_errors", (unsigned long long)r->n_spi_errors, "wait_errors",
         (unsigned long long)r->n_wait_errors, "last_seq", (long long)r->last_seq, "first_seqno",
-        (long long)r->first_seqno, "queued",
-        (unsigned long long)(r->head - r->tail));
+        (long long)r->first_seqno, "queued", (unsigned long long)(r->head - r->tail),
+        "coalesced", (unsigned long long)r->n_coalesced, "late_stamps",
+        (unsigned long long)r->n_late_stamps);
 }
 
 static PyObject *Reader_info(Reader *r, PyObject *Py_UNUSED(ignored)) {

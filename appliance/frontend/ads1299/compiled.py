@@ -53,9 +53,14 @@ def _require() -> None:
 
 
 class CompiledReader:
-    """FrameReader over the compiled loop. `counts()` adds spi_errors, wait_errors and
+    """FrameReader over the compiled loop. `counts()` adds spi_errors, wait_errors,
     `last_seq` (index of the newest conversion seen: every conversion 0..last_seq is in exactly
-    one of frames, overwritten, late, ring_overflow)."""
+    one of frames, overwritten, late, ring_overflow), `coalesced` (overwritten conversions the
+    kernel reported as one edge, found from the timestamps) and `late_stamps`.
+
+    Model-only knobs: trigger_period/_width (GPIO1 schedule), stall_at_s/stall_ms (the thread
+    sleeps once), coalesce_at_s/coalesce_n (n edges folded into the next event, stamped late),
+    spin_us (spin instead of sleeping for the last µs before an edge)."""
 
     def __init__(self, n_chips: int, frame_bytes: int, sample_rate_hz: float, spi_speed_hz: int,
                  backend: str = "kernel", spi_paths: Sequence[str] = (),
@@ -63,7 +68,8 @@ class CompiledReader:
                  ring_frames: int | None = None, priority: int = DEFAULT_PRIORITY,
                  cpu: int | None = None, reverse_read: bool = False,
                  trigger_period: int = 0, trigger_width: int = 1, stall_at_s: float = 0.0,
-                 stall_ms: float = 0.0, spin_us: float = 0.0) -> None:
+                 stall_ms: float = 0.0, spin_us: float = 0.0, coalesce_at_s: float = -1.0,
+                 coalesce_n: int = 0) -> None:
         _require()
         self.sample_bytes = n_chips * frame_bytes
         self.sample_rate_hz = float(sample_rate_hz)
@@ -75,6 +81,7 @@ class CompiledReader:
             priority=priority, cpu=-1 if cpu is None else cpu, guard_ns=UPDATE_GUARD_NS,
             trigger_period=trigger_period, trigger_width=trigger_width, stall_at_s=stall_at_s,
             stall_ms=stall_ms, spin_us=spin_us, reverse_read=reverse_read,
+            coalesce_at_s=coalesce_at_s, coalesce_n=coalesce_n,
         )
 
     def start(self) -> None:

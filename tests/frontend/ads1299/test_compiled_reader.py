@@ -112,6 +112,18 @@ def test_stalled_reader_leaves_a_counted_gap() -> None:
 
 
 @needs_c
+def test_coalesced_edges_are_counted_from_timestamps() -> None:
+    """The kernel's IRQ thread held off for 3 edges reports them as one event (line_seqno + 1),
+    stamped late: the reader counts the 3 from the timestamps, keeps later samples on the chip's
+    timeline and takes the deadline from the previous edge."""
+    counts, raw, seq, _, _ = _run(1, 4000, 0.8, coalesce_at_s=0.4, coalesce_n=3)
+    _check_exact(counts, raw, seq, 1)  # fails if the index lost the 3 conversions
+    assert counts["coalesced"] == 3
+    assert counts["late_stamps"] >= 1
+    assert counts["overwritten"] >= 3
+
+
+@needs_c
 def test_full_ring_is_counted_never_silent() -> None:
     reader = CompiledReader(1, 27, 4000, 8_000_000, backend="model", ring_frames=64)
     reader.start()
