@@ -565,8 +565,9 @@ class EmulatedBoard:
         return self.ns(self._now)
 
     def ns(self, ticks: int | float) -> int:
-        """A time in tCLK ticks on the `clock_ns()` scale."""
-        return self._t0_ns + int(ticks * 1_000_000_000 // F_CLK_HZ)
+        """A time in tCLK ticks on the `clock_ns()` scale, rounded up (so that `now` read at
+        that instant has reached the tick)."""
+        return self._t0_ns - (-int(ticks) * 1_000_000_000 // F_CLK_HZ)
 
     def pause_ns(self, ns: int, floor_ns: int = 0) -> None:
         """Take `ns` of the emulator's own compute off the chip clock, never turning it back

@@ -138,7 +138,9 @@ class PythonFrameReader:
             self._thread = None
 
     def counts(self) -> dict[str, int]:
-        return dict(self._counts)
+        """frames + overwritten + late + ring_overflow == seen (conversions since the first)."""
+        seen = 0 if self._origin is None else self._last_seq - self._origin + 1
+        return {**self._counts, "seen": seen}
 
     def _loop(self) -> None:
         self._counts["realtime"] = int(set_realtime())
