@@ -8,10 +8,10 @@ import time
 
 import numpy as np
 import pytest
+from ads1299_helpers import Ramp
 
 from appliance.frontend.ads1299.emulator import EmulatedBoard
 from appliance.frontend.ads1299.frontend import Ads1299FrontEnd
-from ads1299_helpers import Ramp
 
 pytestmark = pytest.mark.timeout(60)
 
