@@ -20,6 +20,8 @@ BIAS_MEAS (read as noise), single-shot mode, DAISY_IN (chips use separate chip s
 
 from __future__ import annotations
 
+import ctypes
+import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -164,6 +166,7 @@ class Ads1299Emulator:
             raise OSError(f"emulated ADS1299 #{self.index + 1}: SPI device is closed")
         self.transactions += 1
         board = self.board
+        t_in_ns = time.monotonic_ns()
         t0 = board.now
         self._load_output()
         if self.rdatac and not self._parse and not any(data):  # fast path: a data read
@@ -174,7 +177,8 @@ class Ads1299Emulator:
                 self._mix_update(out, t0)
         else:
             out = [self._byte(b) for b in data]
-        if board.faithful:  # the bus is busy for 8 SCLK per byte
+        if board.faithful:  # the bus is busy for 8 SCLK per byte; a chip computes for free
+            board.pause_ns(time.monotonic_ns() - t_in_ns, board.ns(t0))
             board.spin_until_ns(board.ns(t0) + len(data) * 8 * 1_000_000_000 // self.max_speed_hz)
         self._parse = []  # CS high resets the serial interface (ends a partial command)
         if self.mode != 1:  # wrong clock phase: the host samples MISO one bit late
@@ -315,10 +319,8 @@ class Ads1299Emulator:
     def frame(self, k: int) -> bytes:
         """The 27-byte frame of conversion k (since START)."""
         if not self._cache_first <= k < self._cache_first + len(self._cache):
-            t_ns = time.monotonic_ns()
             self._cache_first = k
             self._cache = self._frames(np.arange(k, k + CACHE_FRAMES))
-            self.board.pause_ns(time.monotonic_ns() - t_ns)  # a real chip computes for free
         return self._cache[k - self._cache_first].tobytes()
 
     def _frames(self, ks: np.ndarray) -> np.ndarray:
@@ -375,6 +377,22 @@ def _test_signal_uv(config2: int, t_tclk: np.ndarray) -> np.ndarray:
     return np.where((t_tclk // half_period) % 2 == 0, amp, -amp)
 
 
+_thread_state = threading.local()
+PR_SET_TIMERSLACK = 29
+
+
+def precise_sleep(seconds: float) -> None:
+    """time.sleep without the kernel's default 50 µs timer slack (set to 1 ns for the calling
+    thread once): a DRDY interrupt or an SPI completion wakes a real reader that promptly."""
+    if not getattr(_thread_state, "slack_set", False):
+        _thread_state.slack_set = True
+        try:
+            ctypes.CDLL(None, use_errno=True).prctl(PR_SET_TIMERSLACK, 1, 0, 0, 0)
+        except (OSError, AttributeError):  # not Linux: the default slack stays
+            pass
+    time.sleep(seconds)
+
+
 class EmulatedDrdy:
     """DRDY of one emulated chip. `wait` advances the emulated clock to the next conversion
     (or by `timeout_s` if none comes); if the reader is late, it reports the latest edge and
@@ -394,6 +412,11 @@ class EmulatedDrdy:
 
     def clock_ns(self) -> int:
         return self.chip.board.clock_ns()
+
+    @property
+    def stepwise(self) -> bool:
+        """True when time moves only as the reader waits: a reader must then run inline."""
+        return not self.chip.board.faithful
 
     def wait(self, timeout_s: float) -> bool:
         chip, board = self.chip, self.chip.board
@@ -428,17 +451,22 @@ class EmulatedDrdy:
         """Faithful mode: sleep (GIL released, as in poll()) until the chip's next edge; report
         the newest edge, as a reader taking the last of libgpiod's queued events sees it."""
         chip, board = self.chip, self.chip.board
+        t_in_ns = time.monotonic_ns()  # the stand-in's own compute is kept off the chip clock
         deadline_ns = board.clock_ns() + int(timeout_s * 1e9)
         late = board.take_dropouts() + self._miss
         if late:  # a scripted late reader: these conversions pass unread
             self._miss = 0
-            time.sleep(late * chip.period_tclk / F_CLK_HZ)
+            board.pause_ns(time.monotonic_ns() - t_in_ns, self.timestamp_ns)
+            precise_sleep(late * chip.period_tclk / F_CLK_HZ)
+            t_in_ns = time.monotonic_ns()
         while True:
             now = board.now
             stall_end = board.stall_end()
             k = chip.latest_conversion(now) if chip.converting and stall_end is None else -1
             if k >= 0 and chip.edge_number(k) > self._seen_edge:
-                return self._edge(k)
+                self._edge(k)
+                board.pause_ns(time.monotonic_ns() - t_in_ns, self.timestamp_ns)
+                return True
             now_ns = board.clock_ns()
             if now_ns >= deadline_ns:
                 return False
@@ -448,7 +476,9 @@ class EmulatedDrdy:
                 wake_ns = board.ns(chip.conversion_time(chip.latest_conversion(now) + 1))
             else:
                 wake_ns = deadline_ns
-            time.sleep(max(0, min(wake_ns, deadline_ns) - now_ns) / 1e9)
+            board.pause_ns(time.monotonic_ns() - t_in_ns, board.ns(now))
+            precise_sleep(max(0, min(wake_ns, deadline_ns) - board.clock_ns()) / 1e9)
+            t_in_ns = time.monotonic_ns()
 
     def _edge(self, k: int) -> bool:
         self._seen_edge = self.chip.edge_number(k)
@@ -535,22 +565,26 @@ class EmulatedBoard:
         return self.ns(self._now)
 
     def ns(self, ticks: int | float) -> int:
-        """A time in tCLK ticks on the `clock_ns()` scale."""
-        return self._t0_ns + int(ticks * 1_000_000_000 // F_CLK_HZ)
+        """A time in tCLK ticks on the `clock_ns()` scale, rounded up (so that `now` read at
+        that instant has reached the tick)."""
+        return self._t0_ns - (-int(ticks) * 1_000_000_000 // F_CLK_HZ)
 
-    def pause_ns(self, ns: int) -> None:
+    def pause_ns(self, ns: int, floor_ns: int = 0) -> None:
+        """Take `ns` of the emulator's own compute off the chip clock, never turning it back
+        before `floor_ns` (an edge already reported, a read already begun)."""
         if self.faithful:
-            self._paused_ns += ns
+            self._paused_ns += max(0, min(ns, self.clock_ns() - floor_ns))
 
     def spin_until_ns(self, t_ns: int) -> None:
         """Hold the caller until `clock_ns()` reaches t_ns, releasing the GIL as an ioctl does."""
-        while self.clock_ns() < t_ns:
-            time.sleep(0)
+        wait_ns = t_ns - self.clock_ns()
+        if wait_ns > 0:
+            precise_sleep(wait_ns / 1e9)
 
     def advance(self, ticks: int) -> None:
         if self.faithful:  # the chip's clock runs by itself: wait for it
             target_ns = self.ns(self.now + max(0, int(ticks)))
-            time.sleep(max(0, target_ns - self.clock_ns()) / 1e9)
+            precise_sleep(max(0, target_ns - self.clock_ns()) / 1e9)
             return
         self._now += max(0, int(ticks))
         if self.realtime:
