@@ -142,24 +142,29 @@ def test_full_ring_is_counted_never_silent() -> None:
 
 
 @needs_c
-def test_todays_loop_fails_the_check_the_compiled_reader_passes() -> None:
-    """The per-sample loop of Ads1299FrontEnd (decode and blocks inside it) on the same chip
-    model at 4 kSPS x 8 delivers mixed frames as data and miscounts the loss."""
-    from appliance.frontend.ads1299.frontend import Ads1299FrontEnd
-
+def test_the_old_loop_fails_the_check_the_compiled_reader_passes() -> None:
+    """The per-sample loop the front end had before issue 11 (sequence number taken before the
+    read, no timestamp check, decoding in the loop), on the same chip model at 4 kSPS x 8:
+    it delivers frames that mix two conversions, and its loss count is wrong."""
     rate = 4000
-    chip = ModelChip(1, 27, rate, 8_000_000, TRIG_PERIOD, TRIG_WIDTH)
-    fe = Ads1299FrontEnd([chip.spi(0)], chip.drdy(), tuple(f"c{i}" for i in range(8)), rate)
+    chip = ModelChip(1, 27, rate, 4_000_000, TRIG_PERIOD, TRIG_WIDTH)
+    drdy, spi = chip.drdy(), chip.spi(0)
     chip.start()
-    blocks = []
+    raws, seqs, counted = [], [], 0
     end = time.monotonic() + 2.0
     while time.monotonic() < end:
-        if (b := fe.read_block(0.1)) is not None:
-            blocks.append(b)
-    index = np.concatenate([b.first_sample + np.arange(b.n_samples) for b in blocks])
-    k = index + fe._seq_origin - 1
-    want = decode_frames(model_pattern(k, 1, 27, TRIG_PERIOD, TRIG_WIDTH).tobytes(), 8, 24.0)
-    got = np.concatenate([b.data_uv for b in blocks], axis=1)
-    wrong = int(np.count_nonzero((got != want.data_uv).any(axis=0)))
-    lost = int(index[-1] + 1 - len(index))
-    assert wrong > 0 or fe.health.missed_samples != lost, (wrong, lost)
+        block, block_seq = bytearray(), []
+        while len(block_seq) < 64:  # one 16 ms block, then decode it inside the loop
+            if not drdy.wait(0.1):
+                continue
+            block_seq.append(drdy.sequence)
+            block += bytes(spi.xfer2([0] * 27))
+        decode_frames(bytes(block), 8, 24.0)
+        raws.append(np.frombuffer(bytes(block), np.uint8).reshape(-1, 27))
+        seqs.append(np.asarray(block_seq))
+        counted += int(np.sum(np.diff(np.r_[seqs[-2][-1] if len(seqs) > 1 else block_seq[0] - 1,
+                                            block_seq]) - 1))
+    raw, seqno = np.concatenate(raws), np.concatenate(seqs)
+    wrong = (raw != model_pattern(seqno - 1, 1, 27, TRIG_PERIOD, TRIG_WIDTH)).any(axis=1)
+    lost = int(seqno[-1] - seqno[0] + 1 - len(np.unique(seqno)))
+    assert np.count_nonzero(wrong) > 0 or counted != lost, (np.count_nonzero(wrong), counted, lost)
