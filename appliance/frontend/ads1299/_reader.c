@@ -190,6 +190,7 @@ typedef struct {
     /* kernel backend */
     char gpiochip[256];
     unsigned int drdy_line;
+    int shared_line_fd; /* >= 0: a line request fd made elsewhere (dup'ed at start) */
     char spi_paths[MAX_CHIPS][64];
     int line_fd;
     int spi_fd[MAX_CHIPS];
@@ -214,6 +215,7 @@ typedef struct {
         n_wait_errors, n_coalesced, n_late_stamps;
     _Atomic int64_t last_seq;
     _Atomic int64_t first_seqno; /* edge sequence number of conversion 0 (model: k + 1) */
+    int64_t last_seqno, index_offset; /* the thread's, kept across stop/start */
     char error[200];
     uint32_t *hist; /* per-sample loop cost: from the edge wait returning to the next wait */
     uint32_t *wake_hist; /* wake-up latency: DRDY edge timestamp to the wait returning */
@@ -251,7 +253,10 @@ static void *reader_loop(void *arg) {
     ChipModel *m = &r->model;
     const int fb = m->frame_bytes;
     uint8_t scratch[MAX_FRAME_BYTES * MAX_CHIPS];
-    int64_t first_seqno = -1, last_seqno = 0, t_woke = 0, last_ts = 0, index_offset = 0;
+    /* the origin, the last sequence number and the offset persist across stop/start (the chips
+     * are reconfigured meanwhile; numbering continues); timestamps do not: a pause is no loss */
+    int64_t first_seqno = r->first_seqno, last_seqno = r->last_seqno, t_woke = 0, last_ts = 0;
+    int have_ts = 0;
     int64_t stall_due = r->stall_ns > 0 ? m->t0_ns + r->stall_at_ns : INT64_MAX;
     prctl(PR_SET_TIMERSLACK, 1UL); /* the model's timed wake stands for an interrupt: no slack */
     while (atomic_load_explicit(&r->running, memory_order_relaxed)) {
@@ -279,17 +284,20 @@ static void *reader_loop(void *arg) {
         }
         if (first_seqno < 0) {
             last_seqno = (first_seqno = seqno) - 1;
-            last_ts = ts_ns - m->period_ns;
             atomic_store(&r->first_seqno, first_seqno);
         }
-        if (seqno <= last_seqno) continue; /* cannot happen: sequence numbers only grow */
+        if (seqno <= last_seqno) continue; /* an edge queued before a stop, already counted */
         int64_t jump = seqno - last_seqno;
+        if (!have_ts) {
+            last_ts = ts_ns - jump * m->period_ns;
+            have_ts = 1;
+        }
         /* line_seqno counts runs of the kernel's IRQ thread: held off past an edge, it reports
          * two edges as one (IRQF_ONESHOT masks the line meanwhile). The timestamps tell. */
         int64_t jump_ts = (ts_ns - last_ts + m->period_ns / 2) / m->period_ns;
         if (jump_ts > jump) {
             atomic_fetch_add(&r->n_coalesced, jump_ts - jump);
-            index_offset += jump_ts - jump;
+            r->index_offset += jump_ts - jump;
             jump = jump_ts;
         }
         if (jump > 1) atomic_fetch_add(&r->n_overwritten, jump - 1);
@@ -301,9 +309,9 @@ static void *reader_loop(void *arg) {
             edge_ns = predicted;
             atomic_fetch_add(&r->n_late_stamps, 1);
         }
-        last_seqno = seqno;
+        r->last_seqno = last_seqno = seqno;
         last_ts = edge_ns;
-        int64_t index = seqno - first_seqno + index_offset;
+        int64_t index = seqno - first_seqno + r->index_offset;
         uint64_t head = atomic_load_explicit(&r->head, memory_order_relaxed);
         uint64_t tail = atomic_load_explicit(&r->tail, memory_order_acquire);
         int full = head - tail >= r->ring_frames;
@@ -345,8 +353,20 @@ static void reader_close_fds(Reader *r) {
     }
 }
 
+static int kernel_open_spi(Reader *r);
+
 /* Open the DRDY line (falling edges, pull-up, CLOCK_MONOTONIC timestamps) and the spidevs. */
 static int kernel_open(Reader *r) {
+    int err;
+    if (r->shared_line_fd >= 0) { /* a request made by libgpiod (spi.GpiodDrdy): share it */
+        r->line_fd = fcntl(r->shared_line_fd, F_DUPFD_CLOEXEC, 0);
+        if (r->line_fd < 0) {
+            PyErr_Format(PyExc_OSError, "ADS1299 DRDY: cannot share line request fd %d (%s)",
+                         r->shared_line_fd, strerror(errno));
+            return -1;
+        }
+        return kernel_open_spi(r);
+    }
     int chip_fd = open(r->gpiochip, O_RDONLY | O_CLOEXEC);
     if (chip_fd < 0) {
         PyErr_Format(PyExc_OSError, "ADS1299 DRDY: cannot open %s (%s)", r->gpiochip,
@@ -361,7 +381,7 @@ static int kernel_open(Reader *r) {
     req.config.flags = GPIO_V2_LINE_FLAG_INPUT | GPIO_V2_LINE_FLAG_EDGE_FALLING |
                        GPIO_V2_LINE_FLAG_BIAS_PULL_UP;
     int rc = ioctl(chip_fd, GPIO_V2_GET_LINE_IOCTL, &req);
-    int err = errno;
+    err = errno;
     close(chip_fd);
     if (rc < 0) {
         PyErr_Format(PyExc_OSError, "ADS1299 DRDY: cannot request line %u on %s (%s)",
@@ -369,6 +389,11 @@ static int kernel_open(Reader *r) {
         return -1;
     }
     r->line_fd = req.fd;
+    return kernel_open_spi(r);
+}
+
+static int kernel_open_spi(Reader *r) {
+    int err;
     uint8_t mode = SPI_MODE_ADS1299, bits = 8;
     for (int c = 0; c < r->model.n_chips; c++) {
         int fd = open(r->spi_paths[c], O_RDWR | O_CLOEXEC);
@@ -450,22 +475,23 @@ static PyObject *Reader_new(PyTypeObject *type, PyObject *args, PyObject *kw) {
                              "ring_frames", "gpiochip", "drdy_line", "spi_paths", "priority",
                              "cpu", "guard_ns", "trigger_period", "trigger_width", "stall_at_s",
                              "stall_ms", "spin_us", "reverse_read", "coalesce_at_s", "coalesce_n",
-                             NULL};
+                             "line_fd", NULL};
     const char *backend = "model", *gpiochip = "/dev/gpiochip0";
     int n_chips = 1, frame_bytes = 27, priority = 0, cpu = -1, reverse_read = 0;
     double rate_hz = 4000, sclk_hz = 4e6, stall_at_s = 0, stall_ms = 0, spin_us = 0;
     double coalesce_at_s = -1;
     long coalesce_n = 0;
+    int line_fd = -1;
     Py_ssize_t ring_frames = 65536;
     unsigned int drdy_line = 0;
     long long guard_ns = 0;
     long trig_period = 0, trig_width = 1;
     PyObject *spi_paths = NULL;
-    if (!PyArg_ParseTupleAndKeywords(args, kw, "|siiddnsIOiiLlldddpdl", kwlist, &backend, &n_chips,
+    if (!PyArg_ParseTupleAndKeywords(args, kw, "|siiddnsIOiiLlldddpdli", kwlist, &backend, &n_chips,
                                      &frame_bytes, &rate_hz, &sclk_hz, &ring_frames, &gpiochip,
                                      &drdy_line, &spi_paths, &priority, &cpu, &guard_ns,
                                      &trig_period, &trig_width, &stall_at_s, &stall_ms, &spin_us, &reverse_read,
-                                     &coalesce_at_s, &coalesce_n))
+                                     &coalesce_at_s, &coalesce_n, &line_fd))
         return NULL;
     Reader *r = (Reader *)type->tp_alloc(type, 0);
     if (!r) return NULL;
@@ -494,6 +520,7 @@ static PyObject *Reader_new(PyTypeObject *type, PyObject *args, PyObject *kw) {
     }
     snprintf(r->gpiochip, sizeof(r->gpiochip), "%s", gpiochip);
     r->drdy_line = drdy_line;
+    r->shared_line_fd = line_fd;
     if (spi_paths && spi_paths != Py_None) {
         PyObject *seq = PySequence_Fast(spi_paths, "spi_paths must be a sequence of str");
         if (!seq) goto fail;
@@ -562,8 +589,9 @@ static PyObject *Reader_start(Reader *r, PyObject *Py_UNUSED(ignored)) {
         PyErr_SetString(PyExc_RuntimeError, "ADS1299 reader: already started");
         return NULL;
     }
-    if (r->backend == BACKEND_KERNEL && kernel_open(r)) return NULL;
-    if (r->backend == BACKEND_MODEL) model_start(&r->model);
+    if (r->backend == BACKEND_KERNEL && r->line_fd < 0 && kernel_open(r)) return NULL;
+    if (r->backend == BACKEND_MODEL && r->model.t0_ns == 0)
+        model_start(&r->model); /* the chip then converts until the reader is deallocated */
     atomic_store(&r->running, 1);
     if (reader_spawn(r)) {
         reader_close_fds(r);
@@ -572,7 +600,16 @@ static PyObject *Reader_start(Reader *r, PyObject *Py_UNUSED(ignored)) {
     Py_RETURN_NONE;
 }
 
+/* stop() ends the thread. A line request of our own stays open so that the kernel's edge
+ * numbering continues across a reconfiguration (close() or deallocation closes it); a shared
+ * one lives on in its owner, so our copies are closed. */
 static PyObject *Reader_stop(Reader *r, PyObject *Py_UNUSED(ignored)) {
+    reader_join(r);
+    if (r->shared_line_fd >= 0) reader_close_fds(r);
+    Py_RETURN_NONE;
+}
+
+static PyObject *Reader_close(Reader *r, PyObject *Py_UNUSED(ignored)) {
     reader_join(r);
     reader_close_fds(r);
     Py_RETURN_NONE;
@@ -655,7 +692,8 @@ static PyObject *Reader_wake_hist(Reader *r, PyObject *Py_UNUSED(ignored)) {
 
 static PyMethodDef Reader_methods[] = {
     {"start", (PyCFunction)Reader_start, METH_NOARGS, "open the backend and start the thread"},
-    {"stop", (PyCFunction)Reader_stop, METH_NOARGS, "stop the thread, close the backend"},
+    {"stop", (PyCFunction)Reader_stop, METH_NOARGS, "stop the thread (fds stay open)"},
+    {"close", (PyCFunction)Reader_close, METH_NOARGS, "stop the thread, close the backend"},
     {"drain", (PyCFunction)Reader_drain, METH_VARARGS,
      "drain(max_frames, timeout_s) -> (raw, seq, drdy_ns) bytes"},
     {"counts", (PyCFunction)Reader_counts, METH_NOARGS, "counters (see module docs)"},

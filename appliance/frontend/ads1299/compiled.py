@@ -58,6 +58,8 @@ class CompiledReader:
     one of frames, overwritten, late, ring_overflow), `coalesced` (overwritten conversions the
     kernel reported as one edge, found from the timestamps) and `late_stamps`.
 
+    Kernel backend: `line_fd` shares a line request made elsewhere (libgpiod's, see
+    `compiled_reader_for`), else the reader requests `drdy_line` on `gpiochip` itself.
     Model-only knobs: trigger_period/_width (GPIO1 schedule), stall_at_s/stall_ms (the thread
     sleeps once), coalesce_at_s/coalesce_n (n edges folded into the next event, stamped late),
     spin_us (spin instead of sleeping for the last µs before an edge)."""
@@ -69,7 +71,7 @@ class CompiledReader:
                  cpu: int | None = None, reverse_read: bool = False,
                  trigger_period: int = 0, trigger_width: int = 1, stall_at_s: float = 0.0,
                  stall_ms: float = 0.0, spin_us: float = 0.0, coalesce_at_s: float = -1.0,
-                 coalesce_n: int = 0) -> None:
+                 coalesce_n: int = 0, line_fd: int = -1) -> None:
         _require()
         self.sample_bytes = n_chips * frame_bytes
         self.sample_rate_hz = float(sample_rate_hz)
@@ -81,14 +83,18 @@ class CompiledReader:
             priority=priority, cpu=-1 if cpu is None else cpu, guard_ns=UPDATE_GUARD_NS,
             trigger_period=trigger_period, trigger_width=trigger_width, stall_at_s=stall_at_s,
             stall_ms=stall_ms, spin_us=spin_us, reverse_read=reverse_read,
-            coalesce_at_s=coalesce_at_s, coalesce_n=coalesce_n,
+            coalesce_at_s=coalesce_at_s, coalesce_n=coalesce_n, line_fd=line_fd,
         )
 
     def start(self) -> None:
         self._r.start()
 
     def stop(self) -> None:
+        """Ends the thread; numbering continues at the next start (chips reconfigured)."""
         self._r.stop()
+
+    def close(self) -> None:
+        self._r.close()
 
     def drain(self, max_frames: int, timeout_s: float) -> FrameBatch:
         raw, seq, ts = self._r.drain(max_frames, timeout_s)
@@ -110,6 +116,22 @@ class CompiledReader:
     def wake_us(self) -> tuple[float, float]:
         """(p50, p99) µs from the DRDY edge's timestamp to the loop running."""
         return _percentiles_us(self._r.wake_hist())
+
+
+def compiled_reader_for(fe: object) -> CompiledReader | None:
+    """The compiled reader for an `Ads1299FrontEnd` on real hardware: its chips' spidevs, read
+    in the front end's order (last chip first), and the DRDY line request of its `GpiodDrdy`
+    (shared, so the libgpiod start-up check and the pin's error messages stay in spi.py).
+    None where the extension is absent or the front end is emulated (the Python reader runs)."""
+    req = getattr(getattr(fe, "drdy", None), "_req", None)  # spi.GpiodDrdy's line request
+    chips = getattr(fe, "chips", [])
+    paths = [getattr(c.spi, "path", None) for c in chips]
+    if not compiled_available() or req is None or not chips or None in paths:
+        return None
+    return CompiledReader(
+        len(chips), chips[0].frame_bytes, fe.sample_rate_hz,  # type: ignore[attr-defined]
+        chips[0].spi.max_speed_hz, backend="kernel", spi_paths=paths, line_fd=int(req.fd),
+        reverse_read=True)
 
 
 def _percentiles_us(hist: bytes) -> tuple[float, float]:

@@ -131,6 +131,10 @@ class Ads1299FrontEnd:
     @property
     def reader(self) -> FrameReader:
         if self._reader is None:
+            from appliance.frontend.ads1299.compiled import compiled_reader_for
+
+            self._reader = compiled_reader_for(self)  # on a Pi, where the C extension built
+        if self._reader is None:
             # the step-wise emulator's clock moves only when DRDY is waited on: read inline
             threaded = not getattr(self.drdy, "stepwise", False)
             self._reader = PythonFrameReader(

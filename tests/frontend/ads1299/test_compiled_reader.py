@@ -168,3 +168,59 @@ def test_the_old_loop_fails_the_check_the_compiled_reader_passes() -> None:
     wrong = (raw != model_pattern(seqno - 1, 1, 27, TRIG_PERIOD, TRIG_WIDTH)).any(axis=1)
     lost = int(seqno[-1] - seqno[0] + 1 - len(np.unique(seqno)))
     assert np.count_nonzero(wrong) > 0 or counted != lost, (np.count_nonzero(wrong), counted, lost)
+
+
+@needs_c
+def test_kernel_backend_errors_name_the_device() -> None:
+    """No GPIO chip or spidev here: start() fails naming what it tried to open. A line request
+    shared by libgpiod (here a pipe's fd stands for it) is duplicated, then the spidev fails."""
+    import os
+
+    own = CompiledReader(1, 27, 4000, 4_000_000, backend="kernel", spi_paths=["/dev/spidev0.0"],
+                         gpiochip="/dev/gpiochip0", drdy_line=26)
+    with pytest.raises(OSError, match="/dev/gpiochip0"):
+        own.start()
+    r, w = os.pipe()
+    try:
+        shared = CompiledReader(1, 27, 4000, 4_000_000, backend="kernel",
+                                spi_paths=["/dev/spidev0.0"], line_fd=r)
+        with pytest.raises(OSError, match="/dev/spidev0.0 in SPI mode 1"):
+            shared.start()
+        os.fstat(r)  # still open: the owner's fd is never closed by the reader
+    finally:
+        os.close(r), os.close(w)
+    with pytest.raises(ValueError, match="spi_paths"):
+        CompiledReader(1, 27, 4000, 4_000_000, backend="kernel")
+
+
+@needs_c
+def test_emulated_front_end_keeps_the_python_reader(make_frontend) -> None:
+    from appliance.frontend.ads1299.compiled import compiled_reader_for
+    from appliance.frontend.ads1299.reader import PythonFrameReader
+
+    fe, _ = make_frontend(rate_hz=1000)
+    assert compiled_reader_for(fe) is None
+    assert isinstance(fe.reader, PythonFrameReader)
+
+
+@needs_c
+def test_restart_continues_the_numbering() -> None:
+    """stop/start (the front end pauses the reader to reconfigure): the chip kept converting,
+    so the conversions meanwhile are a counted gap, and numbering does not start again."""
+    reader = CompiledReader(1, 27, 4000, 8_000_000, backend="model", trigger_period=TRIG_PERIOD,
+                            trigger_width=TRIG_WIDTH)
+    reader.start()
+    time.sleep(0.2)
+    reader.stop()
+    first = reader.drain(1 << 30, 0.0)
+    time.sleep(0.1)
+    reader.start()
+    time.sleep(0.2)
+    reader.stop()
+    second = reader.drain(1 << 30, 0.0)
+    counts = reader.counts()
+    raw = np.concatenate([first.raw, second.raw])
+    seq = np.concatenate([first.seq, second.seq])
+    _check_exact(counts, raw, seq, 1)
+    assert second.seq[0] - first.seq[-1] >= 0.1 * 4000 - 1
+    assert counts["coalesced"] == 0
