@@ -15,7 +15,8 @@
  *           every delivered sample exact. The model is also exposed as `Model` so the Python
  *           read loop can run against the same chip.
  *
- * Accounting (every conversion from the first edge seen to `last_seq` lands in exactly one):
+ * Accounting (every conversion from the first edge seen to `last_seq` lands in exactly one;
+ * a failed SPI transfer is a fifth, `spi_errors`):
  *   frames         read in time and put in the ring
  *   overwritten    never read: the edge sequence number jumped past it, or the timestamps
  *                  did where the kernel reported coalesced edges as one (also in `coalesced`)
@@ -50,6 +51,7 @@
 #define HIST_BIN_NS 50
 #define HIST_BINS 80000 /* 50 ns bins up to 4 ms; the last bin holds everything slower */
 #define SPI_MODE_ADS1299 SPI_MODE_1
+#define CLOCK_TOLERANCE 0.05 /* the chip's oscillator vs CLOCK_MONOTONIC: a generous bound */
 
 static int64_t mono_ns(void) {
     struct timespec ts;
@@ -155,7 +157,7 @@ static void model_xfer(const ChipModel *m, int chip, uint8_t *rx, int n) {
 }
 
 static int model_init(ChipModel *m, int n_chips, int frame_bytes, double rate_hz, double sclk_hz,
-                      long trig_period, long trig_width) {
+                      long trig_period, long trig_width, double clock_error) {
     if (n_chips < 1 || n_chips > MAX_CHIPS || frame_bytes < 6 || frame_bytes > MAX_FRAME_BYTES ||
         (frame_bytes - 3) % 3 || rate_hz <= 0 || sclk_hz <= 0 || trig_period < 0 ||
         trig_width < 0) {
@@ -169,7 +171,7 @@ static int model_init(ChipModel *m, int n_chips, int frame_bytes, double rate_hz
     memset(m, 0, sizeof(*m));
     m->n_chips = n_chips;
     m->frame_bytes = frame_bytes;
-    m->period_ns = (int64_t)(1e9 / rate_hz + 0.5);
+    m->period_ns = (int64_t)(1e9 / rate_hz * (1.0 + clock_error) + 0.5); /* the chip's own */
     m->byte_ns = (int64_t)(8e9 / sclk_hz + 0.5);
     m->trig_period = trig_period;
     m->trig_width = trig_width;
@@ -186,6 +188,7 @@ typedef struct {
     int backend;
     ChipModel model;   /* model backend; also holds n_chips/frame_bytes/period for both */
     int64_t guard_ns;  /* a read must end this long before the next update */
+    int64_t period_ns; /* nominal, from the configured rate (the model's clock may differ) */
     uint32_t sclk_hz;
     /* kernel backend */
     char gpiochip[256];
@@ -257,6 +260,9 @@ static void *reader_loop(void *arg) {
      * are reconfigured meanwhile; numbering continues); timestamps do not: a pause is no loss */
     int64_t first_seqno = r->first_seqno, last_seqno = r->last_seqno, t_woke = 0, last_ts = 0;
     int have_ts = 0;
+    double period_est = (double)r->period_ns; /* measured from the edges, see below */
+    const double period_lo = r->period_ns * (1 - CLOCK_TOLERANCE),
+                 period_hi = r->period_ns * (1 + CLOCK_TOLERANCE);
     int64_t stall_due = r->stall_ns > 0 ? m->t0_ns + r->stall_at_ns : INT64_MAX;
     prctl(PR_SET_TIMERSLACK, 1UL); /* the model's timed wake stands for an interrupt: no slack */
     while (atomic_load_explicit(&r->running, memory_order_relaxed)) {
@@ -289,12 +295,14 @@ static void *reader_loop(void *arg) {
         if (seqno <= last_seqno) continue; /* an edge queued before a stop, already counted */
         int64_t jump = seqno - last_seqno;
         if (!have_ts) {
-            last_ts = ts_ns - jump * m->period_ns;
+            last_ts = ts_ns - jump * r->period_ns;
             have_ts = 1;
         }
         /* line_seqno counts runs of the kernel's IRQ thread: held off past an edge, it reports
-         * two edges as one (IRQF_ONESHOT masks the line meanwhile). The timestamps tell. */
-        int64_t jump_ts = (ts_ns - last_ts + m->period_ns / 2) / m->period_ns;
+         * two edges as one (IRQF_ONESHOT masks the line meanwhile). The timestamps tell, counted
+         * at a period a little longer than measured (so a long gap is never over-counted). */
+        int64_t gap_ns = ts_ns - last_ts;
+        int64_t jump_ts = (int64_t)((double)gap_ns / (period_est * 1.005) + 0.5);
         if (jump_ts > jump) {
             atomic_fetch_add(&r->n_coalesced, jump_ts - jump);
             r->index_offset += jump_ts - jump;
@@ -302,12 +310,16 @@ static void *reader_loop(void *arg) {
         }
         if (jump > 1) atomic_fetch_add(&r->n_overwritten, jump - 1);
         /* an edge stamped late (when the line was unmasked) would move the deadline past the
-         * update: after a short jump, trust the previous edge + the periods instead (short: the
-         * chip's clock may be off by a few per mille, so longer predictions drift) */
-        int64_t edge_ns = ts_ns, predicted = last_ts + jump * m->period_ns;
-        if (jump <= 4 && ts_ns - predicted > m->period_ns / 8) {
+         * update: after a short jump, trust the previous edge + the periods instead (short: so
+         * an error in the period estimate does not add up) */
+        int64_t edge_ns = ts_ns, predicted = last_ts + (int64_t)(jump * period_est);
+        if (jump <= 4 && ts_ns - predicted > r->period_ns / 8) {
             edge_ns = predicted;
             atomic_fetch_add(&r->n_late_stamps, 1);
+        } else if (jump == 1) { /* the chip's own clock, measured (its oscillator is not exact) */
+            period_est += ((double)gap_ns - period_est) / 64.0;
+            if (period_est < period_lo) period_est = period_lo;
+            if (period_est > period_hi) period_est = period_hi;
         }
         r->last_seqno = last_seqno = seqno;
         last_ts = edge_ns;
@@ -328,7 +340,7 @@ static void *reader_loop(void *arg) {
         if (!spi_ok) {
             atomic_fetch_add(&r->n_spi_errors, 1);
             snprintf(r->error, sizeof(r->error), "SPI transfer: %s", strerror(errno));
-        } else if (t_end > edge_ns + m->period_ns - r->guard_ns) {
+        } else if (t_end > edge_ns + (int64_t)period_est - r->guard_ns) {
             atomic_fetch_add(&r->n_late, 1); /* may hold bytes of the next conversion */
         } else if (full) {
             atomic_fetch_add(&r->n_ring_overflow, 1);
@@ -475,30 +487,33 @@ static PyObject *Reader_new(PyTypeObject *type, PyObject *args, PyObject *kw) {
                              "ring_frames", "gpiochip", "drdy_line", "spi_paths", "priority",
                              "cpu", "guard_ns", "trigger_period", "trigger_width", "stall_at_s",
                              "stall_ms", "spin_us", "reverse_read", "coalesce_at_s", "coalesce_n",
-                             "line_fd", NULL};
+                             "line_fd", "clock_error", NULL};
     const char *backend = "model", *gpiochip = "/dev/gpiochip0";
     int n_chips = 1, frame_bytes = 27, priority = 0, cpu = -1, reverse_read = 0;
     double rate_hz = 4000, sclk_hz = 4e6, stall_at_s = 0, stall_ms = 0, spin_us = 0;
     double coalesce_at_s = -1;
     long coalesce_n = 0;
     int line_fd = -1;
+    double clock_error = 0;
     Py_ssize_t ring_frames = 65536;
     unsigned int drdy_line = 0;
     long long guard_ns = 0;
     long trig_period = 0, trig_width = 1;
     PyObject *spi_paths = NULL;
-    if (!PyArg_ParseTupleAndKeywords(args, kw, "|siiddnsIOiiLlldddpdli", kwlist, &backend, &n_chips,
+    if (!PyArg_ParseTupleAndKeywords(args, kw, "|siiddnsIOiiLlldddpdlid", kwlist, &backend, &n_chips,
                                      &frame_bytes, &rate_hz, &sclk_hz, &ring_frames, &gpiochip,
                                      &drdy_line, &spi_paths, &priority, &cpu, &guard_ns,
                                      &trig_period, &trig_width, &stall_at_s, &stall_ms, &spin_us, &reverse_read,
-                                     &coalesce_at_s, &coalesce_n, &line_fd))
+                                     &coalesce_at_s, &coalesce_n, &line_fd, &clock_error))
         return NULL;
     Reader *r = (Reader *)type->tp_alloc(type, 0);
     if (!r) return NULL;
     r->line_fd = -1;
     for (int c = 0; c < MAX_CHIPS; c++) r->spi_fd[c] = -1;
-    if (model_init(&r->model, n_chips, frame_bytes, rate_hz, sclk_hz, trig_period, trig_width))
+    if (model_init(&r->model, n_chips, frame_bytes, rate_hz, sclk_hz, trig_period, trig_width,
+                   clock_error))
         goto fail;
+    r->period_ns = (int64_t)(1e9 / rate_hz + 0.5);
     r->model.spin_ns = (int64_t)(spin_us * 1e3);
     if (coalesce_at_s >= 0 && coalesce_n > 0) {
         r->model.coalesce_k = (int64_t)(coalesce_at_s * rate_hz);
@@ -513,9 +528,11 @@ static PyObject *Reader_new(PyTypeObject *type, PyObject *args, PyObject *kw) {
                      backend);
         goto fail;
     }
-    if (ring_frames < 16 || ring_frames > (1 << 24) || guard_ns < 0 || stall_ms < 0) {
+    if (ring_frames < 16 || ring_frames > (1 << 24) || guard_ns < 0 || stall_ms < 0 ||
+        clock_error <= -0.5 || clock_error >= 0.5) {
         PyErr_Format(PyExc_ValueError, "ADS1299 reader: ring_frames %zd (16..16777216), "
-                     "guard_ns %lld and stall_ms %g (>= 0)", ring_frames, guard_ns, stall_ms);
+                     "guard_ns %lld and stall_ms %g (>= 0), clock_error %g (-0.5..0.5)",
+                     ring_frames, guard_ns, stall_ms, clock_error);
         goto fail;
     }
     snprintf(r->gpiochip, sizeof(r->gpiochip), "%s", gpiochip);
@@ -730,7 +747,7 @@ static PyObject *Model_new(PyTypeObject *type, PyObject *args, PyObject *kw) {
         return NULL;
     Model *self = (Model *)type->tp_alloc(type, 0);
     if (self && model_init(&self->m, n_chips, frame_bytes, rate_hz, sclk_hz, trig_period,
-                           trig_width)) {
+                           trig_width, 0.0)) {
         Py_DECREF(self);
         return NULL;
     }

@@ -55,13 +55,14 @@ def _require() -> None:
 class CompiledReader:
     """FrameReader over the compiled loop. `counts()` adds spi_errors, wait_errors,
     `last_seq` (index of the newest conversion seen: every conversion 0..last_seq is in exactly
-    one of frames, overwritten, late, ring_overflow), `coalesced` (overwritten conversions the
-    kernel reported as one edge, found from the timestamps) and `late_stamps`.
+    one of frames, overwritten, late, ring_overflow, spi_errors), `coalesced` (overwritten
+    conversions the kernel reported as one edge, found from the timestamps) and `late_stamps`.
 
     Kernel backend: `line_fd` shares a line request made elsewhere (libgpiod's, see
     `compiled_reader_for`), else the reader requests `drdy_line` on `gpiochip` itself.
     Model-only knobs: trigger_period/_width (GPIO1 schedule), stall_at_s/stall_ms (the thread
     sleeps once), coalesce_at_s/coalesce_n (n edges folded into the next event, stamped late),
+    clock_error (the chip's period is (1 + clock_error) x nominal; the reader measures it),
     spin_us (spin instead of sleeping for the last µs before an edge)."""
 
     def __init__(self, n_chips: int, frame_bytes: int, sample_rate_hz: float, spi_speed_hz: int,
@@ -71,7 +72,7 @@ class CompiledReader:
                  cpu: int | None = None, reverse_read: bool = False,
                  trigger_period: int = 0, trigger_width: int = 1, stall_at_s: float = 0.0,
                  stall_ms: float = 0.0, spin_us: float = 0.0, coalesce_at_s: float = -1.0,
-                 coalesce_n: int = 0, line_fd: int = -1) -> None:
+                 coalesce_n: int = 0, line_fd: int = -1, clock_error: float = 0.0) -> None:
         _require()
         self.sample_bytes = n_chips * frame_bytes
         self.sample_rate_hz = float(sample_rate_hz)
@@ -84,6 +85,7 @@ class CompiledReader:
             trigger_period=trigger_period, trigger_width=trigger_width, stall_at_s=stall_at_s,
             stall_ms=stall_ms, spin_us=spin_us, reverse_read=reverse_read,
             coalesce_at_s=coalesce_at_s, coalesce_n=coalesce_n, line_fd=line_fd,
+            clock_error=clock_error,
         )
 
     def start(self) -> None:
