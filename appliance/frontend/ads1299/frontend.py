@@ -131,9 +131,15 @@ class Ads1299FrontEnd:
     @property
     def reader(self) -> FrameReader:
         if self._reader is None:
-            from appliance.frontend.ads1299.compiled import compiled_reader_for
+            from appliance.frontend.ads1299.compiled import (
+                compiled_reader_for,
+                compiled_unavailable_reason,
+            )
 
             self._reader = compiled_reader_for(self)  # on a Pi, where the C extension built
+            self.health.extra["compiled_reader"] = float(self._reader is not None)
+            if self._reader is None and self.board is None and compiled_unavailable_reason():
+                log.warning("ADS1299: %s", compiled_unavailable_reason())
         if self._reader is None:
             # the step-wise emulator's clock moves only when DRDY is waited on: read inline
             threaded = not getattr(self.drdy, "stepwise", False)
