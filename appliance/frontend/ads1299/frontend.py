@@ -257,6 +257,7 @@ class Ads1299FrontEnd:
         self.health.extra.update(
             late_reads=float(late), overwritten=float(counts.get("overwritten", 0)),
             ring_overflow=float(counts.get("ring_overflow", 0)),
+            reader_compiled=float(getattr(self.reader, "kind", "python") != "python"),
         )
         error = getattr(self.reader, "error", None)
         if error is not None:
