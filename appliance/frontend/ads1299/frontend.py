@@ -222,11 +222,20 @@ class Ads1299FrontEnd:
         wait_s = self.stall_s if timeout_s is None else min(self.stall_s, timeout_s)
         while len(self._seqs) < n:
             need = n - len(self._seqs)
+            seen = self.reader.counts().get("seen", 0)
             batch = self.reader.drain(need, wait_s)
-            self._count_reader()
+            counts = self._count_reader()
             if len(batch):
                 self._append(batch)
             if len(batch) < need:  # the reader's wait timed out
+                if not len(batch) and counts.get("seen", 0) > seen:
+                    # DRDY is alive, but no read ended in time: not a dead chip to re-initialise
+                    self.health.last_error = (
+                        f"ADS1299 {self.chips[0].name}: DRDY is alive but no frame was read in "
+                        f"time ({counts.get('late', 0)} read too late, "
+                        f"{counts.get('overwritten', 0)} overwritten): a read takes longer than "
+                        "a sample period; raise frontend.spi_speed_hz or lower the rate")
+                    return False
                 self._on_no_edge(wait_s)
                 return False
         return True
@@ -249,7 +258,7 @@ class Ads1299FrontEnd:
         self._buf += batch.raw.tobytes()
         self._seqs.extend((batch.seq + self._shift).tolist())
 
-    def _count_reader(self) -> None:
+    def _count_reader(self) -> dict[str, int]:
         """The reader's counts in health: why conversions are missing (reader.py)."""
         counts = self.reader.counts()
         late = counts.get("late", 0)
@@ -262,6 +271,7 @@ class Ads1299FrontEnd:
         error = getattr(self.reader, "error", None)
         if error is not None:
             self.health.last_error = f"ADS1299 reader stopped: {error}"
+        return counts
 
     def drdy_hint(self) -> str:
         """What to check when DRDY is silent: the pin it is read on, by its config key."""

@@ -166,3 +166,19 @@ def test_consumer_that_stops_draining_overflows_the_ring_counted_exactly():
     assert counts["ring_overflow"] > 300  # up to 1600 - 512 did not fit (fewer if also lost)
     assert max(g[1] for g in gaps_of(blocks)) >= counts["ring_overflow"]
     assert fe.health.extra["ring_overflow"] == counts["ring_overflow"]
+
+
+def test_sclk_too_slow_for_the_rate_delivers_nothing_and_says_why():
+    """16 channels at 4 kSPS with SCLK 1 MHz: the two 27-byte transfers alone take 432 µs of
+    the 250 µs period, so every read overlaps the next update. Nothing is delivered as data,
+    the chips are not re-initialised as if dead, and the error names the setting."""
+    fe, board, _ = faithful_frontend(n_channels=16, sclk_hz=1_000_000)
+    fe.start()
+    try:
+        results = [fe.read_block(timeout_s=0.2) for _ in range(3)]
+    finally:
+        fe.close()
+    counts = fe.reader.counts()
+    assert results == [None] * 3 and counts["frames"] == 0 and counts["late"] > 100
+    assert "frontend.spi_speed_hz" in fe.health.last_error and fe.health.reconnects == 0
+    assert sum(c.mixed_reads for c in board.chips) > 0  # the chips did hand out mixed bytes
