@@ -104,7 +104,9 @@ class CompiledReader:
                           np.frombuffer(seq, np.int64), np.frombuffer(ts, np.int64))
 
     def counts(self) -> dict[str, int]:
-        return dict(self._r.counts())
+        c = dict(self._r.counts())
+        c["seen"] = c["last_seq"] + 1  # conversions since the first, as reader.py counts them
+        return c
 
     def info(self) -> dict[str, object]:
         """backend, sched_fifo (granted?), pinned, sched (what was asked and got), error."""

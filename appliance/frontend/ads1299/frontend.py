@@ -53,7 +53,7 @@ class Ads1299FrontEnd:
                  lead_off: bool = True, sleep: Callable[[float], None] = time.sleep,
                  device_names: tuple[str, ...] | None = None, stall_s: float = STALL_S,
                  board: EmulatedBoard | None = None, recover: bool = True,
-                 reader: FrameReader | None = None) -> None:
+                 reader: FrameReader | None = None, drdy_pin: int | None = None) -> None:
         n_chips = math.ceil(len(channel_names) / N_CHIP_CHANNELS)
         if not 1 <= n_chips <= MAX_CHIPS or len(spis) < n_chips:
             raise ConfigError(
@@ -81,6 +81,8 @@ class Ads1299FrontEnd:
         self._seq_origin_new = False
         self._reader = reader
         self._reading = False
+        self.drdy_pin = drdy_pin
+        self._rate_probe: tuple[int, int, int, int] | None = None  # seq/ns of first, last edge
         self._buf = bytearray()
         self._seqs: list[int] = []
         self._ready: deque[SampleBlock] = deque()
@@ -112,7 +114,7 @@ class Ads1299FrontEnd:
             spis: list[SpiDevice] = list(board.chips)
             return cls(spis, board.drdy(0), fe.channels, sleep=board.sleep, board=board,
                        device_names=tuple(f"emulated ADS1299 #{i + 1}" for i in range(n_chips)),
-                       **common)  # type: ignore[arg-type]
+                       drdy_pin=fe.drdy_pin, **common)  # type: ignore[arg-type]
         from appliance.frontend.ads1299.spi import SpidevSpi, open_drdy
 
         spis = []
@@ -125,7 +127,8 @@ class Ads1299FrontEnd:
                 spi.close()
             raise
         names = tuple(f"spidev{fe.spi_bus}.{fe.spi_device + i}" for i in range(n_chips))
-        return cls(spis, drdy, fe.channels, device_names=names, **common)  # type: ignore[arg-type]
+        return cls(spis, drdy, fe.channels, device_names=names, drdy_pin=fe.drdy_pin,
+                   **common)  # type: ignore[arg-type]
 
     # -- lifecycle ---------------------------------------------------------------------------
     @property
@@ -229,11 +232,20 @@ class Ads1299FrontEnd:
         wait_s = self.stall_s if timeout_s is None else min(self.stall_s, timeout_s)
         while len(self._seqs) < n:
             need = n - len(self._seqs)
+            seen = self.reader.counts().get("seen", 0)
             batch = self.reader.drain(need, wait_s)
-            self._count_reader()
+            counts = self._count_reader()
             if len(batch):
                 self._append(batch)
             if len(batch) < need:  # the reader's wait timed out
+                if not len(batch) and counts.get("seen", 0) > seen:
+                    # DRDY is alive, but no read ended in time: not a dead chip to re-initialise
+                    self.health.last_error = (
+                        f"ADS1299 {self.chips[0].name}: DRDY is alive but no frame was read in "
+                        f"time ({counts.get('late', 0)} read too late, "
+                        f"{counts.get('overwritten', 0)} overwritten): a read takes longer than "
+                        "a sample period; raise frontend.spi_speed_hz or lower the rate")
+                    return False
                 self._on_no_edge(wait_s)
                 return False
         return True
@@ -249,10 +261,14 @@ class Ads1299FrontEnd:
         self._no_edge_s = 0.0
         self._stalled = False
         self._last_seq = int(batch.seq[-1])
+        first = (int(batch.seq[0]), int(batch.drdy_ns[0]))
+        if self._rate_probe is not None:
+            first = self._rate_probe[:2]
+        self._rate_probe = (*first, self._last_seq, int(batch.drdy_ns[-1]))
         self._buf += batch.raw.tobytes()
         self._seqs.extend((batch.seq + self._shift).tolist())
 
-    def _count_reader(self) -> None:
+    def _count_reader(self) -> dict[str, int]:
         """The reader's counts in health: why conversions are missing (reader.py)."""
         counts = self.reader.counts()
         late = counts.get("late", 0)
@@ -260,10 +276,26 @@ class Ads1299FrontEnd:
         self.health.extra.update(
             late_reads=float(late), overwritten=float(counts.get("overwritten", 0)),
             ring_overflow=float(counts.get("ring_overflow", 0)),
+            reader_compiled=float(getattr(self.reader, "kind", "python") != "python"),
         )
         error = getattr(self.reader, "error", None)
         if error is not None:
             self.health.last_error = f"ADS1299 reader stopped: {error}"
+        return counts
+
+    def drdy_hint(self) -> str:
+        """What to check when DRDY is silent: the pin it is read on, by its config key."""
+        if self.drdy_pin is None:
+            return ""
+        return (f" on frontend.drdy_pin = {self.drdy_pin} (BCM{self.drdy_pin}): check the DRDY "
+                "wire and that frontend.drdy_pin names the pin it is connected to")
+
+    def measured_rate_hz(self) -> float | None:
+        """Conversion rate from the DRDY edge timestamps of the frames read last."""
+        if self._rate_probe is None:
+            return None
+        s0, t0, s1, t1 = self._rate_probe
+        return (s1 - s0) * 1e9 / (t1 - t0) if t1 > t0 and s1 > s0 else None
 
     def _on_no_edge(self, waited_s: float) -> None:
         self._no_edge_s += waited_s
@@ -275,6 +307,7 @@ class Ads1299FrontEnd:
             self.health.stalls += 1
             self.health.last_error = (
                 f"ADS1299 {self.chips[0].name}: no DRDY for {self._no_edge_s:.2f} s"
+                + self.drdy_hint()
             )
         elif self.recover and self._no_edge_s >= self._next_recovery_s:
             self._next_recovery_s = self._no_edge_s + RECOVER_EVERY_S
@@ -296,7 +329,9 @@ class Ads1299FrontEnd:
 
     def read_frames(self, n: int, timeout_s: float | None = None) -> Frames | None:
         """n decoded frames as they came (for the self test: raw counts and P/N lead-off);
-        None on a DRDY timeout. Gaps and corrupt frames are counted in `health`."""
+        None on a DRDY timeout. Gaps and corrupt frames are counted in `health`;
+        `measured_rate_hz()` then gives the conversion rate over these frames."""
+        self._rate_probe = None
         if not self._read_frames(n, timeout_s):
             return None
         frames, _ = self._take()

@@ -73,6 +73,7 @@ def _check_exact(counts: dict, raw: np.ndarray, seq: np.ndarray, n_chips: int) -
     frames = decode_frames(raw.tobytes(), 8, 24.0, n_chips)
     assert frames.valid.all()
     np.testing.assert_array_equal(frames.trigger, (k % TRIG_PERIOD < TRIG_WIDTH).astype(np.uint16))
+    assert counts["seen"] == counts["last_seq"] + 1
     missing = counts["last_seq"] + 1 - len(seq)
     dropped = counts["overwritten"] + counts["late"] + counts["ring_overflow"]
     assert missing == dropped, f"{missing} conversions missing, {dropped} counted"
