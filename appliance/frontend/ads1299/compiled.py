@@ -65,6 +65,8 @@ class CompiledReader:
     clock_error (the chip's period is (1 + clock_error) x nominal; the reader measures it),
     spin_us (spin instead of sleeping for the last µs before an edge)."""
 
+    kind = "compiled"  # health and selftest say which reader ran (reader.py: "python")
+
     def __init__(self, n_chips: int, frame_bytes: int, sample_rate_hz: float, spi_speed_hz: int,
                  backend: str = "kernel", spi_paths: Sequence[str] = (),
                  gpiochip: str = "/dev/gpiochip0", drdy_line: int = 0,

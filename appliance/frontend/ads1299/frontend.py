@@ -140,7 +140,6 @@ class Ads1299FrontEnd:
             )
 
             self._reader = compiled_reader_for(self)  # on a Pi, where the C extension built
-            self.health.extra["compiled_reader"] = float(self._reader is not None)
             if self._reader is None and self.board is None and compiled_unavailable_reason():
                 log.warning("ADS1299: %s", compiled_unavailable_reason())
         if self._reader is None:

@@ -214,6 +214,7 @@ def test_emulated_front_end_keeps_the_python_reader(make_frontend) -> None:
     fe, _ = make_frontend(rate_hz=1000)
     assert compiled_reader_for(fe) is None
     assert isinstance(fe.reader, PythonFrameReader)
+    assert CompiledReader.kind == "compiled" != fe.reader.kind  # what health reports
 
 
 @needs_c
