@@ -18,7 +18,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from appliance.frontend.ads1299.reader import UPDATE_GUARD_NS, FrameBatch
+from appliance.frontend.ads1299.reader import RING_S, UPDATE_GUARD_NS, FrameBatch
 
 try:
     from appliance.frontend.ads1299 import _reader  # type: ignore[attr-defined]
@@ -32,10 +32,10 @@ except ImportError as e:  # no compiler or headers at install time, or not Linux
         "and reinstall (deploy/install.sh, or pip install -e .)."
     )
 
-# SCHED_FIFO priority: below threaded IRQ handlers (50 on PREEMPT_RT), whose GPIO and SPI
-# interrupts this loop waits on, above every normal task
+# SCHED_FIFO priority: below the kernel's IRQ threads (FIFO 50; gpiolib-cdev queues DRDY edge
+# events from one, and a reader above it would delay the edges it waits for), above every
+# normal task
 DEFAULT_PRIORITY = 40
-RING_S = 2.0  # seconds of frames the ring holds for a consumer that is late
 
 
 def compiled_available() -> bool:
@@ -53,7 +53,7 @@ def _require() -> None:
 
 
 class CompiledReader:
-    """FrameReader over the compiled loop. `counts()` adds spi_errors, wait_errors,
+    """FrameReader over the compiled loop (one consumer thread drains). `counts()` adds spi_errors, wait_errors,
     `last_seq` (index of the newest conversion seen: every conversion 0..last_seq is in exactly
     one of frames, overwritten, late, ring_overflow, spi_errors), `coalesced` (overwritten
     conversions the kernel reported as one edge, found from the timestamps) and `late_stamps`.
