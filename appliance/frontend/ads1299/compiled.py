@@ -53,8 +53,8 @@ def _require() -> None:
 
 
 class CompiledReader:
-    """FrameReader over the compiled loop (one consumer thread drains). `counts()` adds spi_errors, wait_errors,
-    `last_seq` (index of the newest conversion seen: every conversion 0..last_seq is in exactly
+    """FrameReader over the compiled loop (one consumer thread drains). `counts()` adds
+    spi_errors, wait_errors, `last_seq` (index of the newest conversion seen: every conversion 0..last_seq is in exactly
     one of frames, overwritten, late, ring_overflow, spi_errors), `coalesced` (overwritten
     conversions the kernel reported as one edge, found from the timestamps) and `late_stamps`.
 
