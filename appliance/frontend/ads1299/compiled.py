@@ -54,9 +54,10 @@ def _require() -> None:
 
 class CompiledReader:
     """FrameReader over the compiled loop (one consumer thread drains). `counts()` adds
-    spi_errors, wait_errors, `last_seq` (index of the newest conversion seen: every conversion 0..last_seq is in exactly
-    one of frames, overwritten, late, ring_overflow, spi_errors), `coalesced` (overwritten
-    conversions the kernel reported as one edge, found from the timestamps) and `late_stamps`.
+    spi_errors, wait_errors, `last_seq` (index of the newest conversion seen: every conversion
+    0..last_seq is in exactly one of frames, overwritten, late, ring_overflow, spi_errors),
+    `seen`, `coalesced` (overwritten conversions the kernel reported as one edge, found from
+    the timestamps) and `late_stamps`.
 
     Kernel backend: `line_fd` shares a line request made elsewhere (libgpiod's, see
     `compiled_reader_for`), else the reader requests `drdy_line` on `gpiochip` itself.
