@@ -97,7 +97,8 @@ class PythonFrameReader:
 
     def __init__(self, spis: Sequence[SpiDevice], drdy: Drdy, frame_bytes: int,
                  sample_rate_hz: float, ring_frames: int | None = None,
-                 read_order: Sequence[int] | None = None, threaded: bool = True) -> None:
+                 read_order: Sequence[int] | None = None, threaded: bool = True,
+                 record_latency: int = 0) -> None:
         self.spis = list(spis)
         self.drdy = drdy
         self.frame_bytes = frame_bytes
@@ -121,6 +122,9 @@ class PythonFrameReader:
         self._counts = {"frames": 0, "overwritten": 0, "late": 0, "ring_overflow": 0,
                         "realtime": 0}
         self.error: BaseException | None = None
+        # for measurements: edge -> read end (ns) of the first `record_latency` reads
+        self.latency_ns = np.zeros(record_latency, np.int64)
+        self.n_latency = 0
 
     def start(self) -> None:
         if not self.threaded or self._thread is not None:
@@ -160,6 +164,9 @@ class PythonFrameReader:
         for i in self.read_order:
             parts[i] = bytes(spis[i].xfer2(zeros))
         end_ns = self._clock_ns()
+        if self.n_latency < self.latency_ns.shape[0]:
+            self.latency_ns[self.n_latency] = end_ns - edge_ns
+            self.n_latency += 1
         counts = self._counts
         if self._origin is None:
             self._origin, self._last_seq = seq, seq - 1
