@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import logging
 import math
+import threading
 import time
 from collections import deque
 from collections.abc import Callable
@@ -29,7 +30,14 @@ import numpy as np
 from appliance.errors import ConfigError, FrontEndError
 from appliance.frontend.ads1299.decode import Frames, decode_frames
 from appliance.frontend.ads1299.driver import Ads1299Chip, ChipConfig
-from appliance.frontend.ads1299.reader import FrameBatch, FrameReader, PythonFrameReader
+from appliance.frontend.ads1299.reader import (
+    CONSUMER_RT_PRIORITY,
+    FrameBatch,
+    FrameReader,
+    PythonFrameReader,
+    set_normal,
+    set_realtime,
+)
 from appliance.frontend.ads1299.registers import N_CHIP_CHANNELS
 from appliance.frontend.ads1299.spi import Drdy, SpiDevice
 from appliance.frontend.block import FrontEndHealth, SampleBlock
@@ -81,6 +89,7 @@ class Ads1299FrontEnd:
         self._seq_origin_new = False
         self._reader = reader
         self._reading = False
+        self._consumer_tid: int | None = None
         self.drdy_pin = drdy_pin
         self._rate_probe: tuple[int, int, int, int] | None = None  # seq/ns of first, last edge
         self._buf = bytearray()
@@ -155,11 +164,18 @@ class Ads1299FrontEnd:
         if self._reading:
             self._reading = False
             self.reader.stop()
+            if self._consumer_tid is not None:
+                set_normal(self._consumer_tid)
+                self._consumer_tid = None
 
     def _resume_reader(self) -> None:
         if not self._reading:
             self._reading = True
             self.reader.start()
+            # the thread that starts the front end drains it: keep it from being preempted
+            # while it holds the GIL the reader thread needs (undone by stop/close)
+            if getattr(self.reader, "threaded", False) and set_realtime(CONSUMER_RT_PRIORITY):
+                self._consumer_tid = threading.get_native_id()
 
     def start(self) -> None:
         """Power-up sequence on every chip (ID check first), then RDATAC + START on each (the

@@ -34,6 +34,10 @@ RING_S = 2.0  # frames the reader holds for a consumer that is late
 # 20 conversions at 4 kSPS): the reader thread wakes on every DRDY and must not wait that long
 SWITCH_INTERVAL_S = 50e-6
 RT_PRIORITY = 50  # SCHED_FIFO priority of the reader thread (1..99; the kernel's IRQ threads: 50)
+# the thread that drains the reader: it holds the GIL while it decodes, and if a normal-priority
+# process preempted it then, the reader would wait for the GIL (measured: worst edge-to-read-end
+# 13 ms at normal priority, 0.9 ms at SCHED_FIFO 10, load 10 on 2 CPUs)
+CONSUMER_RT_PRIORITY = 10
 
 
 @dataclass(frozen=True)
@@ -64,16 +68,24 @@ class FrameReader(Protocol):
     def counts(self) -> dict[str, int]: ...  # at least: frames, overwritten, late, ring_overflow
 
 
-def set_realtime(priority: int = RT_PRIORITY) -> bool:
-    """SCHED_FIFO for the calling thread where allowed (root, CAP_SYS_NICE or LimitRTPRIO in
-    the unit): the reader then wakes on DRDY ahead of everything at normal priority. The loop
-    sleeps in every DRDY wait, so it cannot starve the machine (and the kernel's RT throttling
-    keeps 5 % for others regardless)."""
+def set_realtime(priority: int = RT_PRIORITY, tid: int = 0) -> bool:
+    """SCHED_FIFO for a thread (0: the calling one) where allowed (root, CAP_SYS_NICE or
+    LimitRTPRIO in the unit): the reader then wakes on DRDY ahead of everything at normal
+    priority. The loop sleeps in every DRDY wait, so it cannot starve the machine (and the
+    kernel's RT throttling keeps 5 % for others regardless)."""
     try:
-        os.sched_setscheduler(0, os.SCHED_FIFO, os.sched_param(priority))
+        os.sched_setscheduler(tid, os.SCHED_FIFO, os.sched_param(priority))
     except (OSError, AttributeError):
         return False
     return True
+
+
+def set_normal(tid: int = 0) -> None:
+    """Back to SCHED_OTHER (undoes `set_realtime`)."""
+    try:
+        os.sched_setscheduler(tid, os.SCHED_OTHER, os.sched_param(0))
+    except (OSError, AttributeError):
+        pass
 
 
 def read_deadline_ns(sample_rate_hz: float) -> int:
@@ -97,7 +109,8 @@ class PythonFrameReader:
 
     def __init__(self, spis: Sequence[SpiDevice], drdy: Drdy, frame_bytes: int,
                  sample_rate_hz: float, ring_frames: int | None = None,
-                 read_order: Sequence[int] | None = None, threaded: bool = True) -> None:
+                 read_order: Sequence[int] | None = None, threaded: bool = True,
+                 record_latency: int = 0) -> None:
         self.spis = list(spis)
         self.drdy = drdy
         self.frame_bytes = frame_bytes
@@ -121,6 +134,9 @@ class PythonFrameReader:
         self._counts = {"frames": 0, "overwritten": 0, "late": 0, "ring_overflow": 0,
                         "realtime": 0}
         self.error: BaseException | None = None
+        # for measurements: edge -> read end (ns) of the first `record_latency` reads
+        self.latency_ns = np.zeros(record_latency, np.int64)
+        self.n_latency = 0
 
     def start(self) -> None:
         if not self.threaded or self._thread is not None:
@@ -160,6 +176,9 @@ class PythonFrameReader:
         for i in self.read_order:
             parts[i] = bytes(spis[i].xfer2(zeros))
         end_ns = self._clock_ns()
+        if self.n_latency < self.latency_ns.shape[0]:
+            self.latency_ns[self.n_latency] = end_ns - edge_ns
+            self.n_latency += 1
         counts = self._counts
         if self._origin is None:
             self._origin, self._last_seq = seq, seq - 1

@@ -4,6 +4,7 @@ SPI bus time. A reader that is too slow fails here (issue 11's "Must show")."""
 
 from __future__ import annotations
 
+import os
 import time
 
 import numpy as np
@@ -72,6 +73,7 @@ def test_slow_consumer_keeps_the_reader_reading_at_4ksps():
             time.sleep(0.024)
     finally:
         fe.close()
+    assert os.sched_getscheduler(0) == os.SCHED_OTHER  # the consumer's SCHED_FIFO is undone
     n = check_exact(blocks, ramp)
     counts = fe.reader.counts()
     lost = lost_conversions(blocks)
