@@ -12,7 +12,7 @@ STAMP := $(VENV)/.installed
 .PHONY: run test bench lint clean
 
 # setuptools' note that an install is editable is information, not a problem: not shown
-$(STAMP): pyproject.toml
+$(STAMP): pyproject.toml setup.py appliance/frontend/ads1299/_reader.c
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install -q --upgrade pip
 	PYTHONWARNINGS="ignore:Editable installation" $(BIN)/python -m pip install -q -e '.[$(EXTRAS)]'

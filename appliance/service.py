@@ -50,6 +50,21 @@ LOOP_COMMANDS = ("start_case", "stop_case", "set_baseline", "acknowledge", "audi
                  "annotate")
 
 
+def acquisition_counts(h: Any) -> dict[str, Any]:
+    """The front end's loss accounting (FrontEndHealth): samples missing from the stream, and
+    for an ADS1299 why (overwritten before read, read too late, reader ring full), the
+    corrupt frames (never data) and which reader ran."""
+    extra = h.extra
+    out: dict[str, Any] = {"samples": int(h.samples), "missed_samples": int(h.missed_samples),
+                           "corrupt_frames": int(h.corrupt_frames)}
+    for key in ("overwritten", "late_reads", "ring_overflow"):
+        if key in extra:
+            out[key] = int(extra[key])
+    if "reader_compiled" in extra:
+        out["reader"] = "compiled" if extra["reader_compiled"] else "python"
+    return out
+
+
 @dataclass
 class _Command:
     name: str
@@ -305,6 +320,7 @@ class Appliance:
                 if now >= next_status:
                     next_status = now + STATUS_EVERY_S
                     self.notifier.status(self.status_line())
+                    self._save_acquisition_counts()
                 if self.mqtt is not None and now >= next_mqtt_health:
                     next_mqtt_health = now + self.cfg.mqtt.health_interval_s
                     self.mqtt.publish_health(self.health_report())
@@ -467,6 +483,11 @@ class Appliance:
         if self.recorder is not None and not self._case_busy.is_set():
             self.recorder.record(kind, d)
 
+    def _save_acquisition_counts(self) -> None:
+        """Why samples are missing, in the case record (issue 11): kept current while running."""
+        if self.recorder is not None and self.case_id and not self._case_busy.is_set():
+            self.recorder.save_state("acquisition", acquisition_counts(self.acquisition.health()))
+
     def _save_baselines(self) -> None:
         if self.recorder is not None and not self._case_busy.is_set():
             self.recorder.save_state("baselines", self.monitor.baseline_state())
@@ -611,7 +632,8 @@ class Appliance:
         names = self.acquisition.channel_names
         lead_off = [c for c, a in zip(names, self._last_lead_off, strict=False) if a]
         d: dict[str, Any] = {"type": "health", "sample_rate_hz": self.fs_hz,
-                             "missed_samples": int(h.missed_samples), "lead_off": lead_off}
+                             "missed_samples": int(h.missed_samples), "lead_off": lead_off,
+                             "acquisition": acquisition_counts(h)}
         if self.recorder is not None:
             st = self.recorder.stats
             d["recording"] = {"case_id": self.case_id, "blocks_written": st.blocks_written,
@@ -656,6 +678,8 @@ class Appliance:
             if self.monitor is not None and self.manager is not None and self.case_id:
                 self.recorder.save_state("baselines", self.monitor.baseline_state())
                 self.recorder.save_state("alarms", self.manager.state_dict())
+                with contextlib.suppress(Exception):
+                    self._save_acquisition_counts()
             self.recorder.close()  # the case stays open: a restart resumes it
         if self.lights is not None:
             self.lights.close()

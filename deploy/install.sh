@@ -6,7 +6,8 @@
 #   deploy/install.sh --print-config  print the ionm.toml it writes when there is none
 #
 # Steps: apt packages; system user `ionm` in groups gpio and spi; SPI enabled
-# (dtparam=spi=on in /boot/firmware/config.txt); venv in /opt/ionm/venv with this checkout;
+# (dtparam=spi=on in /boot/firmware/config.txt); venv in /opt/ionm/venv with this checkout
+# and the libgpiod v2 binding (PyPI gpiod>=2, checked);
 # config in /etc/ionm (an existing ionm.toml is never overwritten); mosquitto with the TLS/ACL
 # files of deploy/mosquitto/, a local CA + server certificate and the appliance's MQTT login;
 # the systemd unit enabled.
@@ -46,7 +47,7 @@ EOF
 }
 
 usage() {
-    sed -n '2,12p' "$0" | sed 's/^# \{0,1\}//'
+    sed -n '2,13p' "$0" | sed 's/^# \{0,1\}//'
 }
 
 for arg in "$@"; do
@@ -134,6 +135,15 @@ fi
 run "$PREFIX/venv/bin/python" -m pip install -q --upgrade pip
 # [systemd]: journald fields through systemd-python (built against libsystemd-dev, step 1)
 run "$PREFIX/venv/bin/python" -m pip install -q "${SRC}[systemd]"
+# DRDY needs the libgpiod v2 binding (edge timestamps and sequence numbers: exact loss counts).
+# PyPI's gpiod >= 2 builds against its bundled libgpiod; Debian's python3-libgpiod on bookworm
+# is the 1.6 API, which ionm refuses by name. The venv does not see system packages.
+run "$PREFIX/venv/bin/python" -m pip install -q "gpiod>=2"
+run "$PREFIX/venv/bin/python" -c 'import gpiod, sys
+sys.exit(0 if hasattr(gpiod, "request_lines") else "gpiod in the venv is not the v2 API")'
+# the compiled ADS1299 reader (C, needs build-essential + python3-dev above) must have built
+run "$PREFIX/venv/bin/python" -c 'import sys; from appliance.frontend.ads1299.compiled import \
+compiled_available as ok, compiled_unavailable_reason as why; ok() or sys.exit(why())'
 
 # the MQTT login is the device id of the config in use (existing, else the example)
 if [ -z "$DEVICE_ID" ]; then

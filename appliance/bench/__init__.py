@@ -14,7 +14,8 @@ import importlib
 import json
 import sys
 
-SUITES = ("decode", "cyton", "pipeline", "recording", "mqtt", "lights", "detection")
+SUITES = ("decode", "cyton", "pipeline", "recording", "mqtt", "lights", "detection",
+          "acquisition")
 DEFAULT = ("decode", "pipeline")
 
 

@@ -110,7 +110,6 @@ class BdfWriter:
         # samples not yet in a record, as a list of chunks (one concatenation per record)
         self._chunks: list[tuple[np.ndarray, np.ndarray]] = []
         self._buffered = 0
-        self._last_uv = np.zeros((self._n_ch, 1))
         self._next_sample: int | None = None  # stream index expected next (gap detection)
         self._first_sample = 0
         self._prev_trig = 0
@@ -231,16 +230,24 @@ class BdfWriter:
             self.annotate(t, 0.0, f"discontinuity: stream jumped by {gap} samples (not filled)")
             self._next_sample = first_sample
             return
-        self.annotate(t, gap / self.sample_rate_hz, f"gap: {gap} missed samples (held)")
-        self._append(np.repeat(self._last_uv, gap, axis=1), np.zeros(gap, np.uint16))
+        self.annotate(t, gap / self.sample_rate_hz,
+                      f"gap: {gap} missed samples (no data: digital minimum)")
+        self._append_no_data(gap)
         self._prev_trig = 0
         self._next_sample = first_sample
+
+    def _append_no_data(self, n: int) -> None:
+        """Samples that were never acquired (a gap, the padding of the last record): every
+        channel at the digital minimum (readers see it as saturated, so no average takes it),
+        no trigger, and an annotation says so. Never a held or invented value. (A Status bit
+        would be cleaner but standard readers, e.g. MNE's find_events, take it as an event.)"""
+        self._chunks.append((np.full((self._n_ch, n), self._phys[0]), np.zeros(n, np.uint16)))
+        self._buffered += n
 
     def _append(self, uv: np.ndarray, trig: np.ndarray) -> None:
         if uv.shape[1]:
             self._chunks.append((uv, trig))
             self._buffered += uv.shape[1]
-            self._last_uv = uv[:, -1:].copy()
 
     def _onset(self, sample: int) -> float:
         return (sample - self._first_sample) / self.sample_rate_hz
@@ -327,7 +334,7 @@ class BdfWriter:
         self.records_written += 1
 
     def close(self) -> None:
-        """Write the last partial second (padded by holding the last value) and close."""
+        """Write the last partial second (padded with no-data samples) and close."""
         if self._closed:
             return
         try:
@@ -335,13 +342,11 @@ class BdfWriter:
                 return
             if self._buffered:
                 self.annotate(self._onset(self._next_sample or 0), 0.0, "recording end")
-                pad = self.n_per_record - self._buffered
-                self._append(np.repeat(self._last_uv, pad, axis=1), np.zeros(pad, np.uint16))
+                self._append_no_data(self.n_per_record - self._buffered)
                 self._flush_records()
             while self._pending and self.records_written > 0:
-                # annotations still waiting: one more record holding the last values
-                n = self.n_per_record
-                self._append(np.repeat(self._last_uv, n, axis=1), np.zeros(n, np.uint16))
+                # annotations still waiting: one more record, marked as no data
+                self._append_no_data(self.n_per_record)
                 self._flush_records()
             if self.fsync:
                 os.fsync(self._fd)

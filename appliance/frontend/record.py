@@ -2,7 +2,7 @@
 
 Record any front end to BDF+: every channel in µV (physical range = the ADC full scale, so its
 resolution is kept), the trigger bits in a 'Status' channel and each rising edge as a
-"stim bit N" annotation, missed samples held and annotated. KIND (cyton, ads1299,
+"stim bit N" annotation, missed samples marked as no data and annotated. KIND (cyton, ads1299,
 ads1299-emulated, simulated) needs no config file, so a board can be checked on its own.
 Ctrl-C (or SIGTERM) ends the recording early, between blocks, and closes a readable file.
 """
@@ -23,6 +23,7 @@ from appliance.errors import IonmError
 from appliance.progress import Progress
 
 KINDS = ("cyton", "ads1299", "ads1299-emulated", "simulated")
+ANNOTATIONS_PER_S = 512  # ~20 kB a 1-s record: stimulus edges at up to 100 Hz on 4 bits, gaps
 STALL_LIMIT_S = 5.0  # no block for this long: the front end is gone, stop with an error
 
 
@@ -66,9 +67,14 @@ def record(cfg: Any, seconds: float, out: str, log: Any = print) -> dict[str, An
     fe = open_frontend(cfg)
     full_scale_uv = float(getattr(fe, "full_scale_uv", 4.5e6 / cfg.frontend.gain))
     fe.start()
+    # room for every stimulus edge in its own second, so no record is added past N for them
     writer = BdfWriter(out, fe.channel_names, fe.sample_rate_hz, physical_max_uv=full_scale_uv,
-                       recording=f"ionm-record {cfg.frontend.kind} X")
+                       recording=f"ionm-record {cfg.frontend.kind} X",
+                       max_annotations_per_s=ANNOTATIONS_PER_S)
     n_total = int(round(seconds * fe.sample_rate_hz))
+    # N seconds of the stream's time axis: samples lost to gaps count toward N (the file marks
+    # them), so the file ends at sample n_total of the stream, not n_total samples of data
+    start: int | None = None
     written, stimuli, prev = 0, 0, 0
     stop = threading.Event()  # Ctrl-C / SIGTERM end the loop between blocks, never mid-write
     old = _on_signals(stop)
@@ -85,14 +91,17 @@ def record(cfg: Any, seconds: float, out: str, log: Any = print) -> dict[str, An
                                     f"{STALL_LIMIT_S:.0f} s ({fe.health.last_error or 'stall'}).")
                 continue
             last_block_t = time.monotonic()
-            take = min(block.n_samples, n_total - written)
+            start = block.first_sample if start is None else start
+            take = min(block.n_samples, n_total - (block.first_sample - start))
+            if take <= 0:
+                break
             trig = block.trigger[:take]
             with naming(out):  # a failed write() names the output
                 writer.write_samples(block.data_uv[:, :take], trig, block.first_sample)
             rising = trig & ~np.concatenate([[prev], trig[:-1]]).astype(trig.dtype)
             stimuli += int(np.unpackbits(rising.view(np.uint8)).sum())
             prev = int(trig[-1]) if take else prev
-            written += take
+            written = block.first_sample - start + take
             progress.update(written / fe.sample_rate_hz)
     finally:
         progress.close()

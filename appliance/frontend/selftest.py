@@ -30,6 +30,7 @@ from appliance.frontend.ads1299.registers import (
 )
 
 TEST_TOLERANCE_PCT = 5.0
+RATE_TOLERANCE_PCT = 1.0  # the chip's rate is fCLK / 2^k: a larger error is a wrong clock or pin
 TEST_SECONDS = 1.1  # > 2 periods of the ~1.95 Hz square
 NOISE_SECONDS = 0.5
 SETTLE_SECONDS = 0.05  # discarded after every reconfiguration (digital filter settling)
@@ -61,6 +62,10 @@ class SelftestReport:
     channels: list[ChannelResult] = field(default_factory=list)
     temperature_c: float | None = None
     temperature_ok: bool = False
+    drdy_pin: int | None = None  # frontend.drdy_pin (BCM)
+    reader: str = ""  # "python" or the compiled reader's kind
+    conversion_rate_hz: float | None = None  # from the DRDY edge timestamps
+    rate_ok: bool = False
     ok: bool = False
     error: str = ""
 
@@ -69,10 +74,14 @@ class SelftestReport:
 
 
 def square_amplitude_uv(x: np.ndarray) -> np.ndarray:
-    """Half the distance between the high and low plateaus of square waves (n_ch, n) -> (n_ch,)."""
-    med = np.median(x, axis=1, keepdims=True)
-    hi = np.where(x > med, x, np.nan)
-    lo = np.where(x <= med, x, np.nan)
+    """Half the distance between the high and low plateaus of square waves (n_ch, n) -> (n_ch,).
+    Split halfway between the extremes, not at the median: a window holding more high than low
+    samples has its median on the high plateau, which left nothing 'above' it."""
+    if x.shape[1] == 0:
+        return np.zeros(x.shape[0])
+    mid = (x.max(axis=1, keepdims=True) + x.min(axis=1, keepdims=True)) / 2
+    hi = np.where(x > mid, x, np.nan)
+    lo = np.where(x <= mid, x, np.nan)
     with np.errstate(all="ignore"), warnings.catch_warnings():
         warnings.simplefilter("ignore", RuntimeWarning)  # an all-flat channel has no 'high'
         amp = (np.nanmedian(hi, axis=1) - np.nanmedian(lo, axis=1)) / 2
@@ -85,7 +94,8 @@ def _measure(fe: Ads1299FrontEnd, configs: list[ChipConfig], seconds: float):
     settle = fe.read_frames(max(1, int(SETTLE_SECONDS * fs)), timeout_s=1.0)
     frames = fe.read_frames(int(seconds * fs), timeout_s=1.0) if settle is not None else None
     if frames is None:
-        raise FrontEndError(f"ADS1299 {fe.chips[0].name}: no data (DRDY stalled) in self test")
+        raise FrontEndError(f"ADS1299 {fe.chips[0].name}: no DRDY edge within 1 s in the self "
+                            f"test{fe.drdy_hint() or ' (DRDY stalled)'}")
     good = frames.valid
     return frames, good
 
@@ -104,6 +114,11 @@ def run_selftest(fe: Ads1299FrontEnd, source: str, require_leads: bool = False) 
     test_cfg = [replace(c, mux=(Mux.TEST,) * N_CHIP_CHANNELS, power_down=on, test_signal=True,
                         test_freq=TestFreq.FAST) for c in operating]
     frames, good = _measure(fe, test_cfg, TEST_SECONDS)
+    rep.drdy_pin = fe.drdy_pin
+    rep.reader = getattr(fe.reader, "kind", type(fe.reader).__name__)
+    rate = fe.measured_rate_hz()
+    rep.conversion_rate_hz = None if rate is None else round(rate, 2)
+    rep.rate_ok = rate is not None and abs(rate / fe.sample_rate_hz - 1) * 100 <= RATE_TOLERANCE_PCT
     amp_uv = square_amplitude_uv(frames.data_uv[:n_ch, good])
     dev_pct = (amp_uv / TEST_AMPLITUDE_UV - 1) * 100
 
@@ -142,7 +157,7 @@ def run_selftest(fe: Ads1299FrontEnd, source: str, require_leads: bool = False) 
             i + 1, name, round(float(amp_uv[i]) / 1000, 4), round(float(dev_pct[i]), 2),
             round(float(noise[i]), 3), limit, bool(off_p[i]), bool(off_n[i]), not problems,
             problems))
-    rep.ok = rep.temperature_ok and all(c.ok for c in rep.channels)
+    rep.ok = rep.temperature_ok and rep.rate_ok and all(c.ok for c in rep.channels)
     return rep
 
 
@@ -162,7 +177,10 @@ def format_table(rep: SelftestReport) -> str:
             f"{r.channel:>2}  {r.name:<10} {r.test_signal_mv:>9.3f} mV "
             f"{r.test_deviation_pct:>+6.1f}%  {r.noise_uv_rms:>12.2f}  {leads:<9} {ok[r.ok]}"
             + (f"  ({'; '.join(r.problems)})" if r.problems else ""))
-    lines += ["", f"temperature {rep.temperature_c} °C  {ok[rep.temperature_ok]}",
+    rate = "-" if rep.conversion_rate_hz is None else f"{rep.conversion_rate_hz:g} SPS"
+    lines += ["", f"DRDY on frontend.drdy_pin = {rep.drdy_pin}: conversion rate {rate} "
+              f"(from DRDY timestamps; reader: {rep.reader})  {ok[rep.rate_ok]}",
+              f"temperature {rep.temperature_c} °C  {ok[rep.temperature_ok]}",
               f"expected test signal {TEST_AMPLITUDE_UV / 1000:.3f} mV ± "
               f"{TEST_TOLERANCE_PCT:.0f} %; lead P/N: electrode on / OFF per the lead-off "
               "comparators",

@@ -118,6 +118,9 @@ def test_e2e_ssep_drop_reaches_red_light_and_mqtt_within_1_s(tmp_path: Path, bro
 
     # everything the appliance published keeps the documented contract
     assert subscriber.of_type("health") and not contract_errors(subscriber.messages)
+    acq = [b["acquisition"] for _, _, b in subscriber.of_type("health") if "acquisition" in b]
+    assert acq and acq[-1]["samples"] > 0  # the loss accounting is published
+    assert acq[-1]["missed_samples"] == acq[-1]["corrupt_frames"] == 0
     cases = [b for _, _, b in subscriber.of_type("case")]
     assert cases[0]["label"] == DEVICE and cases[0]["started_utc"]
 

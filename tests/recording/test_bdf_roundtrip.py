@@ -98,7 +98,7 @@ def test_bdf_clips_and_flags_out_of_range(tmp_path: Path) -> None:
     assert rec.data_uv[0, 10] == pytest.approx(262144.0, abs=0.05)
 
 
-def test_bdf_gap_in_stream_is_held_and_annotated(tmp_path: Path) -> None:
+def test_bdf_gap_in_stream_is_marked_never_written_as_data(tmp_path: Path) -> None:
     w = BdfWriter(tmp_path / "gap.bdf", NAMES, FS)
     w.write_samples(np.full((3, 500), 7.0), first_sample=1000)
     w.write_samples(np.full((3, 600), -3.0), first_sample=1700)  # 200 samples lost
@@ -106,8 +106,15 @@ def test_bdf_gap_in_stream_is_held_and_annotated(tmp_path: Path) -> None:
     rec = read_recording(tmp_path / "gap.bdf")
     gap = [a for a in rec.annotations if a.text.startswith("gap")]
     assert len(gap) == 1 and gap[0].onset_s == pytest.approx(0.5) and "200" in gap[0].text
-    np.testing.assert_allclose(rec.data_uv[0, 500:700], 7.0, atol=0.05)
+    np.testing.assert_allclose(rec.data_uv[0, 300:500], 7.0, atol=0.05)
+    # the gap keeps the time axis but holds no value: the digital minimum (read as saturated,
+    # so no average takes it); the same for the padding after the last sample
+    assert rec.saturated[:, 500:700].all() and not rec.saturated[:, :500].any()
+    assert not rec.saturated[:, 700:1300].any() and rec.saturated[:, 1300:].all()
     np.testing.assert_allclose(rec.data_uv[0, 700:1300], -3.0, atol=0.05)
+    with pyedflib.EdfReader(str(tmp_path / "gap.bdf")) as f:  # an independent reader
+        digital = f.readSignal(0, digital=True)
+    assert (digital[500:700] == -(2**23)).all() and (digital[:500] > -(2**23)).all()
 
 
 def test_bdf_non_integer_rate_is_refused(tmp_path: Path) -> None:

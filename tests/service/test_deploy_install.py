@@ -52,6 +52,7 @@ def test_deploy_install_dry_run_prints_steps_and_changes_nothing(tmp_path: Path)
     assert f'+ append "dtparam=spi=on" to {env["IONM_BOOT_CONFIG"]}' in out
     assert f"+ python3 -m venv {env['IONM_PREFIX']}/venv" in out
     assert f"pip install -q {REPO}[systemd]" in out  # journald through systemd-python on the Pi
+    assert 'pip install -q gpiod>=2' in out  # the exact-count DRDY path (issue 11)
     assert f"ionm.service {env['IONM_UNIT_DIR']}/ionm.service" in out
     assert "+ systemctl enable ionm.service" in out
     assert "dry run: nothing was changed" in out

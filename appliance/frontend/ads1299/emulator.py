@@ -20,6 +20,8 @@ BIAS_MEAS (read as noise), single-shot mode, DAISY_IN (chips use separate chip s
 
 from __future__ import annotations
 
+import ctypes
+import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -53,6 +55,7 @@ TEMP_UV_PER_C = 490.0
 AVDD_V, AVSS_V, DVDD_V = 5.0, 0.0, 3.3
 # 8 SCLK per byte must last >= 4 tCLK for multi-byte commands sent back to back (spidev does)
 MAX_BACK_TO_BACK_SCLK_HZ = 2 * F_CLK_HZ  # 4.096 MHz
+UPDATE_TCLK = 4  # the output register takes a new conversion 4 tCLK before its DRDY falls
 LEAD_OFF_RAIL_UV = 5e6  # an open input charged by the lead-off current sits at a rail
 
 Source = Callable[[int], Any] | Any  # f(n) / .generate(n) -> uv (n_ch, n) [, trigger (n,)]
@@ -84,6 +87,7 @@ class Ads1299Emulator:
         self.lead_off_n = np.zeros(N_CH, bool)
         self.rng = np.random.default_rng(seed + 1000 * index)
         self.transactions = 0
+        self.mixed_reads = 0  # faithful mode: reads that overlapped an update (bytes mixed)
         self.closed = False
         self._power_up()
 
@@ -161,13 +165,21 @@ class Ads1299Emulator:
         if self.closed:
             raise OSError(f"emulated ADS1299 #{self.index + 1}: SPI device is closed")
         self.transactions += 1
+        board = self.board
+        t_in_ns = time.monotonic_ns()
+        t0 = board.now
         self._load_output()
         if self.rdatac and not self._parse and not any(data):  # fast path: a data read
             n = len(data)
             out = self._out[:n] + [0] * max(0, n - len(self._out))
             del self._out[:n]
+            if board.faithful:
+                self._mix_update(out, t0)
         else:
             out = [self._byte(b) for b in data]
+        if board.faithful:  # the bus is busy for 8 SCLK per byte; a chip computes for free
+            board.pause_ns(time.monotonic_ns() - t_in_ns, board.ns(t0))
+            board.spin_until_ns(board.ns(t0) + len(data) * 8 * 1_000_000_000 // self.max_speed_hz)
         self._parse = []  # CS high resets the serial interface (ends a partial command)
         if self.mode != 1:  # wrong clock phase: the host samples MISO one bit late
             v = int.from_bytes(bytes(out), "big") >> 1
@@ -176,6 +188,24 @@ class Ads1299Emulator:
 
     def readbytes(self, n: int) -> list[int]:
         return self.xfer2([0] * n)
+
+    def _mix_update(self, out: list[int], t0: int) -> None:
+        """Faithful mode: the output register takes the next conversion UPDATE_TCLK before its
+        DRDY; bytes of a read still shifting out then come from the new frame (status first,
+        so the frame looks valid)."""
+        if not self.converting or self._out_conv < 0:
+            return
+        k = self._out_conv
+        update = self.conversion_time(k + 1) - UPDATE_TCLK
+        ticks_per_byte = 8 * F_CLK_HZ / self.max_speed_hz
+        first_new = max(0, int((update - t0) // ticks_per_byte))
+        if first_new >= len(out):
+            return
+        new = list(self.frame(k + 1))
+        n = len(out)
+        out[first_new:] = (new[first_new:n] + [0] * n)[:n - first_new]
+        self._out_conv, self._out = k + 1, new[n:]
+        self.mixed_reads += 1
 
     def close(self) -> None:
         self.closed = True
@@ -347,6 +377,22 @@ def _test_signal_uv(config2: int, t_tclk: np.ndarray) -> np.ndarray:
     return np.where((t_tclk // half_period) % 2 == 0, amp, -amp)
 
 
+_thread_state = threading.local()
+PR_SET_TIMERSLACK = 29
+
+
+def precise_sleep(seconds: float) -> None:
+    """time.sleep without the kernel's default 50 µs timer slack (set to 1 ns for the calling
+    thread once): a DRDY interrupt or an SPI completion wakes a real reader that promptly."""
+    if not getattr(_thread_state, "slack_set", False):
+        _thread_state.slack_set = True
+        try:
+            ctypes.CDLL(None, use_errno=True).prctl(PR_SET_TIMERSLACK, 1, 0, 0, 0)
+        except (OSError, AttributeError):  # not Linux: the default slack stays
+            pass
+    time.sleep(seconds)
+
+
 class EmulatedDrdy:
     """DRDY of one emulated chip. `wait` advances the emulated clock to the next conversion
     (or by `timeout_s` if none comes); if the reader is late, it reports the latest edge and
@@ -355,6 +401,7 @@ class EmulatedDrdy:
     def __init__(self, chip: Ads1299Emulator) -> None:
         self.chip = chip
         self.sequence = 0
+        self.timestamp_ns = 0  # of the latest edge, in the clock of `clock_ns()`
         self.waits = 0
         self._seen_edge = 0
         self._miss = 0
@@ -363,9 +410,19 @@ class EmulatedDrdy:
         """Make the reader late: the next wait lets n conversions pass unread."""
         self._miss += n
 
+    def clock_ns(self) -> int:
+        return self.chip.board.clock_ns()
+
+    @property
+    def stepwise(self) -> bool:
+        """True when time moves only as the reader waits: a reader must then run inline."""
+        return not self.chip.board.faithful
+
     def wait(self, timeout_s: float) -> bool:
         chip, board = self.chip, self.chip.board
         self.waits += 1
+        if board.faithful:
+            return self._wait_real(timeout_s)
         deadline = board.now + int(round(timeout_s * F_CLK_HZ))
         self._miss += board.take_dropouts()
         stall_end = board.stall_end()
@@ -390,9 +447,43 @@ class EmulatedDrdy:
         board.advance(deadline - board.now)
         return False
 
+    def _wait_real(self, timeout_s: float) -> bool:
+        """Faithful mode: sleep (GIL released, as in poll()) until the chip's next edge; report
+        the newest edge, as a reader taking the last of libgpiod's queued events sees it."""
+        chip, board = self.chip, self.chip.board
+        t_in_ns = time.monotonic_ns()  # the stand-in's own compute is kept off the chip clock
+        deadline_ns = board.clock_ns() + int(timeout_s * 1e9)
+        late = board.take_dropouts() + self._miss
+        if late:  # a scripted late reader: these conversions pass unread
+            self._miss = 0
+            board.pause_ns(time.monotonic_ns() - t_in_ns, self.timestamp_ns)
+            precise_sleep(late * chip.period_tclk / F_CLK_HZ)
+            t_in_ns = time.monotonic_ns()
+        while True:
+            now = board.now
+            stall_end = board.stall_end()
+            k = chip.latest_conversion(now) if chip.converting and stall_end is None else -1
+            if k >= 0 and chip.edge_number(k) > self._seen_edge:
+                self._edge(k)
+                board.pause_ns(time.monotonic_ns() - t_in_ns, self.timestamp_ns)
+                return True
+            now_ns = board.clock_ns()
+            if now_ns >= deadline_ns:
+                return False
+            if stall_end is not None:
+                wake_ns = board.ns(min(stall_end, 2**62))
+            elif chip.converting:
+                wake_ns = board.ns(chip.conversion_time(chip.latest_conversion(now) + 1))
+            else:
+                wake_ns = deadline_ns
+            board.pause_ns(time.monotonic_ns() - t_in_ns, board.ns(now))
+            precise_sleep(max(0, min(wake_ns, deadline_ns) - board.clock_ns()) / 1e9)
+            t_in_ns = time.monotonic_ns()
+
     def _edge(self, k: int) -> bool:
         self._seen_edge = self.chip.edge_number(k)
         self.sequence = self._seen_edge
+        self.timestamp_ns = self.chip.board.ns(self.chip.conversion_time(k))
         return True
 
     def close(self) -> None:
@@ -410,14 +501,17 @@ class EmulatedBoard:
     def __init__(self, source: Source | None = None, source_rate_hz: float = 4000.0,
                  n_chips: int = 1, chip_ids: tuple[int, ...] | None = None,
                  noise_uv_rms: float = 1.0, temperature_c: float = 35.0, seed: int = 1,
-                 realtime: bool = False) -> None:
+                 realtime: bool = False, faithful: bool = False) -> None:
         self.source = source
         self.period_src = max(1, int(round(F_CLK_HZ / source_rate_hz)))
         self.noise_uv_rms = noise_uv_rms
         self.temperature_c = temperature_c
         self.realtime = realtime
-        self.now = 0  # tCLK ticks
+        self.faithful = faithful
+        self._now = 0  # tCLK ticks (emulated clock)
         self._t0_wall = time.monotonic()
+        self._t0_ns = time.monotonic_ns()
+        self._paused_ns = 0  # faithful mode: the emulator's own compute time, off the chip clock
         ids = chip_ids or (ID_ADS1299,) * n_chips
         self.chips = [Ads1299Emulator(self, i, ids[i], seed) for i in range(n_chips)]
         self.drdys = [EmulatedDrdy(c) for c in self.chips]
@@ -453,11 +547,46 @@ class EmulatedBoard:
         return self.drdys[i]
 
     @property
+    def now(self) -> int:
+        """tCLK ticks since the board was made: emulated, or (faithful) from the real clock."""
+        if self.faithful:
+            return (self.clock_ns() - self._t0_ns) * F_CLK_HZ // 1_000_000_000
+        return self._now
+
+    @property
     def now_s(self) -> float:
         return self.now / F_CLK_HZ
 
+    def clock_ns(self) -> int:
+        """The clock DRDY timestamps are in: CLOCK_MONOTONIC less the emulator's own compute
+        time when faithful (a real chip needs none), else the emulated clock."""
+        if self.faithful:
+            return time.monotonic_ns() - self._paused_ns
+        return self.ns(self._now)
+
+    def ns(self, ticks: int | float) -> int:
+        """A time in tCLK ticks on the `clock_ns()` scale, rounded up (so that `now` read at
+        that instant has reached the tick)."""
+        return self._t0_ns - (-int(ticks) * 1_000_000_000 // F_CLK_HZ)
+
+    def pause_ns(self, ns: int, floor_ns: int = 0) -> None:
+        """Take `ns` of the emulator's own compute off the chip clock, never turning it back
+        before `floor_ns` (an edge already reported, a read already begun)."""
+        if self.faithful:
+            self._paused_ns += max(0, min(ns, self.clock_ns() - floor_ns))
+
+    def spin_until_ns(self, t_ns: int) -> None:
+        """Hold the caller until `clock_ns()` reaches t_ns, releasing the GIL as an ioctl does."""
+        wait_ns = t_ns - self.clock_ns()
+        if wait_ns > 0:
+            precise_sleep(wait_ns / 1e9)
+
     def advance(self, ticks: int) -> None:
-        self.now += max(0, int(ticks))
+        if self.faithful:  # the chip's clock runs by itself: wait for it
+            target_ns = self.ns(self.now + max(0, int(ticks)))
+            precise_sleep(max(0, target_ns - self.clock_ns()) / 1e9)
+            return
+        self._now += max(0, int(ticks))
         if self.realtime:
             ahead_s = self._t0_wall + self.now_s - time.monotonic()
             if ahead_s > 0.002:

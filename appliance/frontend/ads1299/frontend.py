@@ -2,9 +2,12 @@
 chip 1's DRDY) delivering `SampleBlock`s of ~`block_ms`.
 
 Reading is one DRDY wait and one SPI transfer per chip per sample (the hardware hands out one
-frame per conversion); decoding, gap and corruption handling are vectorised per block.
-Missed samples come from DRDY edge sequence numbers; a frame with a bad status nibble is
-counted corrupt and splits the block (it is never decoded as data); no DRDY edge for
+frame per conversion), done by a `FrameReader` (reader.py) in its own thread, away from decoding;
+this class drains it in blocks and decodes, gap and corruption handling vectorised per block.
+Missed samples come from DRDY edge sequence numbers (a conversion missing from the reader's
+`seq`: overwritten, read too late, or not drained in time; `health.extra` says which); a frame
+read too late or with a bad status nibble is counted corrupt and never decoded as data (it
+splits the block: the next block's `first_sample` jumps); no DRDY edge for
 `stall_s` (0.5 s) is a stall: `read_block` returns None and `health.stalls` increments once
 per episode; after 1 s of silence the chips are re-initialised (every 2 s until it works,
 `health.reconnects`), and silent time the DRDY count does not cover becomes a gap in
@@ -15,6 +18,7 @@ from __future__ import annotations
 
 import logging
 import math
+import threading
 import time
 from collections import deque
 from collections.abc import Callable
@@ -26,6 +30,14 @@ import numpy as np
 from appliance.errors import ConfigError, FrontEndError
 from appliance.frontend.ads1299.decode import Frames, decode_frames
 from appliance.frontend.ads1299.driver import Ads1299Chip, ChipConfig
+from appliance.frontend.ads1299.reader import (
+    CONSUMER_RT_PRIORITY,
+    FrameBatch,
+    FrameReader,
+    PythonFrameReader,
+    set_normal,
+    set_realtime,
+)
 from appliance.frontend.ads1299.registers import N_CHIP_CHANNELS
 from appliance.frontend.ads1299.spi import Drdy, SpiDevice
 from appliance.frontend.block import FrontEndHealth, SampleBlock
@@ -48,7 +60,8 @@ class Ads1299FrontEnd:
                  sample_rate_hz: int = 4000, gain: int = 24, block_ms: float = 16.0,
                  lead_off: bool = True, sleep: Callable[[float], None] = time.sleep,
                  device_names: tuple[str, ...] | None = None, stall_s: float = STALL_S,
-                 board: EmulatedBoard | None = None, recover: bool = True) -> None:
+                 board: EmulatedBoard | None = None, recover: bool = True,
+                 reader: FrameReader | None = None, drdy_pin: int | None = None) -> None:
         n_chips = math.ceil(len(channel_names) / N_CHIP_CHANNELS)
         if not 1 <= n_chips <= MAX_CHIPS or len(spis) < n_chips:
             raise ConfigError(
@@ -74,6 +87,11 @@ class Ads1299FrontEnd:
         self._next_recovery_s = RECOVER_AFTER_S
         self.recover = recover
         self._seq_origin_new = False
+        self._reader = reader
+        self._reading = False
+        self._consumer_tid: int | None = None
+        self.drdy_pin = drdy_pin
+        self._rate_probe: tuple[int, int, int, int] | None = None  # seq/ns of first, last edge
         self._buf = bytearray()
         self._seqs: list[int] = []
         self._ready: deque[SampleBlock] = deque()
@@ -105,24 +123,65 @@ class Ads1299FrontEnd:
             spis: list[SpiDevice] = list(board.chips)
             return cls(spis, board.drdy(0), fe.channels, sleep=board.sleep, board=board,
                        device_names=tuple(f"emulated ADS1299 #{i + 1}" for i in range(n_chips)),
-                       **common)  # type: ignore[arg-type]
+                       drdy_pin=fe.drdy_pin, **common)  # type: ignore[arg-type]
         from appliance.frontend.ads1299.spi import SpidevSpi, open_drdy
 
         spis = []
         try:
             for i in range(n_chips):
                 spis.append(SpidevSpi(fe.spi_bus, fe.spi_device + i, fe.spi_speed_hz))
-            drdy = open_drdy(fe.drdy_pin, fe.sample_rate_hz)
+            drdy = open_drdy(fe.drdy_pin)
         except FrontEndError:
             for spi in spis:
                 spi.close()
             raise
         names = tuple(f"spidev{fe.spi_bus}.{fe.spi_device + i}" for i in range(n_chips))
-        return cls(spis, drdy, fe.channels, device_names=names, **common)  # type: ignore[arg-type]
+        return cls(spis, drdy, fe.channels, device_names=names, drdy_pin=fe.drdy_pin,
+                   **common)  # type: ignore[arg-type]
 
     # -- lifecycle ---------------------------------------------------------------------------
+    @property
+    def reader(self) -> FrameReader:
+        if self._reader is None:
+            from appliance.frontend.ads1299.compiled import (
+                compiled_reader_for,
+                compiled_unavailable_reason,
+            )
+
+            self._reader = compiled_reader_for(self)  # on a Pi, where the C extension built
+            if self._reader is None and self.board is None and compiled_unavailable_reason():
+                log.warning("ADS1299: %s", compiled_unavailable_reason())
+        if self._reader is None:
+            # the step-wise emulator's clock moves only when DRDY is waited on: read inline
+            threaded = not getattr(self.drdy, "stepwise", False)
+            self._reader = PythonFrameReader(
+                [c.spi for c in self.chips], self.drdy, self.chips[0].frame_bytes,
+                self.sample_rate_hz, read_order=range(len(self.chips) - 1, -1, -1),
+                threaded=threaded)
+        return self._reader
+
+    def _pause_reader(self) -> None:
+        if self._reading:
+            self._reading = False
+            self.reader.stop()
+            if self._consumer_tid is not None:
+                set_normal(self._consumer_tid)
+                self._consumer_tid = None
+
+    def _resume_reader(self) -> None:
+        if not self._reading:
+            self._reading = True
+            self.reader.start()
+            # the thread that starts the front end drains it: keep it from being preempted
+            # while it holds the GIL the reader thread needs (undone by stop/close)
+            if getattr(self.reader, "threaded", False) and set_realtime(CONSUMER_RT_PRIORITY):
+                self._consumer_tid = threading.get_native_id()
+
     def start(self) -> None:
-        """Power-up sequence on every chip (ID check first), then RDATAC + START on each."""
+        """Power-up sequence on every chip (ID check first), then RDATAC + START on each (the
+        chip whose DRDY is read last, so every other chip's conversion is ready at its edge),
+        then the reader."""
+        self._pause_reader()
         for chip, config in zip(self.chips, self.configs, strict=True):
             chip.power_up(config)
         sizes = {chip.n_channels for chip in self.chips}
@@ -133,22 +192,28 @@ class Ads1299FrontEnd:
                 + ", ".join(f"{c.name} has {c.n_channels}" for c in self.chips)
                 + " (ADS1299-4/-6 variants have 4/6; two chips must be the same variant)."
             )
-        for chip in self.chips:
+        for chip in reversed(self.chips):
             chip.start()
         self.health.connected = True
+        self._resume_reader()
 
     def reconfigure(self, configs: list[ChipConfig]) -> None:
         """While streaming: STOP, SDATAC, WREG..., RDATAC, START on each chip. Frames read
         before are delivered first; sample numbering continues (the pause is not a gap)."""
+        running = self._reading
+        self._pause_reader()
         self._emit()  # decode what was read with the gains it was read at
         for chip, config in zip(self.chips, configs, strict=True):
             chip.reconfigure(config)
         self.configs = list(configs)
+        if running:
+            self._resume_reader()
 
     def set_gain(self, gain: int) -> None:
         self.reconfigure([replace(c, gains=(gain,) * N_CHIP_CHANNELS) for c in self.configs])
 
     def stop(self) -> None:
+        self._pause_reader()
         for chip in self.chips:
             if chip.streaming:
                 chip.stop()
@@ -181,23 +246,71 @@ class Ads1299FrontEnd:
         """Append up to n frames to the buffer; False on a DRDY timeout (partial kept)."""
         wait_s = self.stall_s if timeout_s is None else min(self.stall_s, timeout_s)
         while len(self._seqs) < n:
-            if not self.drdy.wait(wait_s):
+            need = n - len(self._seqs)
+            seen = self.reader.counts().get("seen", 0)
+            batch = self.reader.drain(need, wait_s)
+            counts = self._count_reader()
+            if len(batch):
+                self._append(batch)
+            if len(batch) < need:  # the reader's wait timed out
+                if not len(batch) and counts.get("seen", 0) > seen:
+                    # DRDY is alive, but no read ended in time: not a dead chip to re-initialise
+                    self.health.last_error = (
+                        f"ADS1299 {self.chips[0].name}: DRDY is alive but no frame was read in "
+                        f"time ({counts.get('late', 0)} read too late, "
+                        f"{counts.get('overwritten', 0)} overwritten): a read takes longer than "
+                        "a sample period; raise frontend.spi_speed_hz or lower the rate")
+                    return False
                 self._on_no_edge(wait_s)
                 return False
-            seq = self.drdy.sequence
-            if self._no_edge_s and self._last_seq is not None:
-                # DRDY was silent: if the edge count does not cover the silent time (the chip
-                # stopped converting, e.g. reset by a brown-out), the sample index still must,
-                # or epochs would be cut across the hole.
-                silent = int(self._no_edge_s * self.sample_rate_hz)
-                self._shift += max(0, silent - (seq - self._last_seq - 1))
-            self._no_edge_s = 0.0
-            self._stalled = False
-            self._last_seq = seq
-            for chip in self.chips:
-                self._buf += bytes(chip.read_frame())
-            self._seqs.append(seq + self._shift)
         return True
+
+    def _append(self, batch: FrameBatch) -> None:
+        seq = int(batch.seq[0])
+        if self._no_edge_s and self._last_seq is not None:
+            # DRDY was silent: if the edge count does not cover the silent time (the chip
+            # stopped converting, e.g. reset by a brown-out), the sample index still must,
+            # or epochs would be cut across the hole.
+            silent = int(self._no_edge_s * self.sample_rate_hz)
+            self._shift += max(0, silent - (seq - self._last_seq - 1))
+        self._no_edge_s = 0.0
+        self._stalled = False
+        self._last_seq = int(batch.seq[-1])
+        first = (int(batch.seq[0]), int(batch.drdy_ns[0]))
+        if self._rate_probe is not None:
+            first = self._rate_probe[:2]
+        self._rate_probe = (*first, self._last_seq, int(batch.drdy_ns[-1]))
+        self._buf += batch.raw.tobytes()
+        self._seqs.extend((batch.seq + self._shift).tolist())
+
+    def _count_reader(self) -> dict[str, int]:
+        """The reader's counts in health: why conversions are missing (reader.py)."""
+        counts = self.reader.counts()
+        late = counts.get("late", 0)
+        self.health.corrupt_frames += late - int(self.health.extra.get("late_reads", 0))
+        self.health.extra.update(
+            late_reads=float(late), overwritten=float(counts.get("overwritten", 0)),
+            ring_overflow=float(counts.get("ring_overflow", 0)),
+            reader_compiled=float(getattr(self.reader, "kind", "python") != "python"),
+        )
+        error = getattr(self.reader, "error", None)
+        if error is not None:
+            self.health.last_error = f"ADS1299 reader stopped: {error}"
+        return counts
+
+    def drdy_hint(self) -> str:
+        """What to check when DRDY is silent: the pin it is read on, by its config key."""
+        if self.drdy_pin is None:
+            return ""
+        return (f" on frontend.drdy_pin = {self.drdy_pin} (BCM{self.drdy_pin}): check the DRDY "
+                "wire and that frontend.drdy_pin names the pin it is connected to")
+
+    def measured_rate_hz(self) -> float | None:
+        """Conversion rate from the DRDY edge timestamps of the frames read last."""
+        if self._rate_probe is None:
+            return None
+        s0, t0, s1, t1 = self._rate_probe
+        return (s1 - s0) * 1e9 / (t1 - t0) if t1 > t0 and s1 > s0 else None
 
     def _on_no_edge(self, waited_s: float) -> None:
         self._no_edge_s += waited_s
@@ -209,6 +322,7 @@ class Ads1299FrontEnd:
             self.health.stalls += 1
             self.health.last_error = (
                 f"ADS1299 {self.chips[0].name}: no DRDY for {self._no_edge_s:.2f} s"
+                + self.drdy_hint()
             )
         elif self.recover and self._no_edge_s >= self._next_recovery_s:
             self._next_recovery_s = self._no_edge_s + RECOVER_EVERY_S
@@ -230,7 +344,9 @@ class Ads1299FrontEnd:
 
     def read_frames(self, n: int, timeout_s: float | None = None) -> Frames | None:
         """n decoded frames as they came (for the self test: raw counts and P/N lead-off);
-        None on a DRDY timeout. Gaps and corrupt frames are counted in `health`."""
+        None on a DRDY timeout. Gaps and corrupt frames are counted in `health`;
+        `measured_rate_hz()` then gives the conversion rate over these frames."""
+        self._rate_probe = None
         if not self._read_frames(n, timeout_s):
             return None
         frames, _ = self._take()

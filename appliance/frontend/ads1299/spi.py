@@ -1,14 +1,14 @@
 """The two hardware seams of the ADS1299: an SPI device shaped like spidev, and the DRDY line.
 
 Real implementations import their libraries lazily, so this module imports anywhere; they only
-open on a Raspberry Pi (spidev; libgpiod v2 `gpiod`, else the RPi.GPIO API from rpi-lgpio).
+open on a Raspberry Pi (spidev; libgpiod v2 `gpiod` from PyPI, checked by `check_gpiod`).
 Stand-ins with the same surface live in `emulator.py`.
 """
 
 from __future__ import annotations
 
 import time
-from typing import Protocol
+from typing import Any, Protocol
 
 from appliance.errors import FrontEndError
 
@@ -31,9 +31,14 @@ class SpiDevice(Protocol):
 class Drdy(Protocol):
     """The DRDY line. `wait` returns True on a falling edge (a conversion is ready), False when
     none came within `timeout_s`. `sequence` is the sequence number of the latest edge seen:
-    it grows by one per conversion, so a jump of k means k - 1 conversions were not read."""
+    it grows by one per conversion, so a jump of k means k - 1 conversions were not read.
+    `timestamp_ns` is when that edge fell, in the clock of `clock_ns()` (CLOCK_MONOTONIC on a Pi;
+    the kernel's timestamp with libgpiod v2, the wake-up time with RPi.GPIO)."""
 
     sequence: int
+    timestamp_ns: int
+
+    def clock_ns(self) -> int: ...
 
     def wait(self, timeout_s: float) -> bool: ...
 
@@ -93,16 +98,40 @@ class SpidevSpi:
             self._dev.close()
 
 
+GPIOD_PACKAGE = "gpiod>=2"  # PyPI's libgpiod v2 binding (Debian bookworm's python3-libgpiod is 1.6)
+
+
+def check_gpiod() -> Any:
+    """The libgpiod v2 module, or a FrontEndError naming the package to install."""
+    try:
+        import gpiod  # type: ignore[import-not-found]
+    except ImportError as e:
+        raise FrontEndError(
+            f"ADS1299 DRDY: the libgpiod v2 Python binding is not installed: pip install "
+            f"'{GPIOD_PACKAGE}' (deploy/install.sh does). It gives each DRDY edge a kernel "
+            "timestamp and sequence number, which is how lost and late samples are counted."
+        ) from e
+    if not hasattr(gpiod, "request_lines"):  # the 1.x API: gpiod.Chip(...).get_line(...)
+        version = getattr(gpiod, "__version__", "") or "1.x"
+        raise FrontEndError(
+            f"ADS1299 DRDY: the installed gpiod module is the libgpiod 1.x API ({version}; "
+            "Debian's python3-libgpiod on bookworm); ionm needs the v2 API: pip install "
+            f"'{GPIOD_PACKAGE}' into the appliance's venv (deploy/install.sh does)."
+        )
+    return gpiod
+
+
 class GpiodDrdy:
-    """DRDY via libgpiod v2: falling-edge events carry the kernel's line sequence number, so
-    missed conversions are counted exactly even when this process was descheduled."""
+    """DRDY via libgpiod v2: falling-edge events carry the kernel's line sequence number and
+    CLOCK_MONOTONIC timestamp, so missed conversions are counted exactly even when this process
+    was descheduled, and a read that started too late after its edge is recognised."""
 
     def __init__(self, pin: int, chip_path: str | None = None) -> None:
-        import gpiod  # type: ignore[import-not-found]
+        gpiod = check_gpiod()
         from gpiod.line import Bias, Direction, Edge  # type: ignore[import-not-found]
 
         chip_path = chip_path or header_gpiochip()
-        self.name = f"DRDY on BCM{pin} ({chip_path})"
+        self.name = f"DRDY on BCM{pin} ({chip_path}; frontend.drdy_pin = {pin})"
         self.pin = pin
         try:
             self._req = gpiod.request_lines(
@@ -113,7 +142,12 @@ class GpiodDrdy:
         except (OSError, ValueError) as e:
             raise FrontEndError(f"ADS1299 {self.name}: cannot request the line ({e}).") from e
         self.sequence = 0
+        self.timestamp_ns = 0
         self._closed = False
+
+    @staticmethod
+    def clock_ns() -> int:
+        return time.monotonic_ns()  # libgpiod v2's default event clock
 
     def wait(self, timeout_s: float) -> bool:
         if not self._req.wait_edge_events(timeout_s):
@@ -121,54 +155,15 @@ class GpiodDrdy:
         events = self._req.read_edge_events()
         if not events:
             return False
-        self.sequence = int(events[-1].line_seqno)  # the latest; earlier ones were missed
+        last = events[-1]  # the newest; earlier ones were overwritten (the sequence jumps)
+        self.sequence = int(last.line_seqno)
+        self.timestamp_ns = int(last.timestamp_ns)
         return True
 
     def close(self) -> None:
         if not self._closed:
             self._closed = True
             self._req.release()
-
-
-class RpiGpioDrdy:
-    """DRDY via the RPi.GPIO API (rpi-lgpio). It has no edge sequence numbers, so `sequence`
-    is estimated from the time between edges at the known data rate."""
-
-    def __init__(self, pin: int, sample_rate_hz: float) -> None:
-        try:
-            import RPi.GPIO as GPIO  # type: ignore[import-not-found]  # noqa: N814
-        except ImportError as e:
-            raise FrontEndError(
-                f"ADS1299 DRDY on BCM{pin}: neither gpiod (libgpiod v2) nor RPi.GPIO "
-                "(pip install rpi-lgpio) is importable."
-            ) from e
-        self._gpio = GPIO
-        self.pin = pin
-        self.period_s = 1.0 / sample_rate_hz
-        try:
-            GPIO.setmode(GPIO.BCM)
-            GPIO.setup(pin, GPIO.IN, pull_up_down=GPIO.PUD_UP)
-        except (RuntimeError, OSError) as e:
-            raise FrontEndError(f"ADS1299 DRDY on BCM{pin}: cannot set it up ({e}).") from e
-        self.sequence = 0
-        self._last_t: float | None = None
-        self._closed = False
-
-    def wait(self, timeout_s: float) -> bool:
-        ch = self._gpio.wait_for_edge(self.pin, self._gpio.FALLING,
-                                      timeout=max(1, int(timeout_s * 1000)))
-        if ch is None:
-            return False
-        now = time.monotonic()
-        step = 1 if self._last_t is None else max(1, round((now - self._last_t) / self.period_s))
-        self._last_t = now
-        self.sequence += step
-        return True
-
-    def close(self) -> None:
-        if not self._closed:
-            self._closed = True
-            self._gpio.cleanup(self.pin)
 
 
 # labels of the gpiochip that drives the 40-pin header (Pi 5: RP1; Pi 4; Pi 3 and earlier)
@@ -191,10 +186,7 @@ def header_gpiochip() -> str:
     return "/dev/gpiochip0"
 
 
-def open_drdy(pin: int, sample_rate_hz: float) -> Drdy:
-    """gpiod v2 if importable (exact sequence numbers), else the RPi.GPIO API."""
-    try:
-        import gpiod  # type: ignore[import-not-found]  # noqa: F401
-    except ImportError:
-        return RpiGpioDrdy(pin, sample_rate_hz)
+def open_drdy(pin: int) -> Drdy:
+    """libgpiod v2 or a FrontEndError naming the package: without edge sequence numbers and
+    timestamps lost and mixed samples cannot be counted, so there is no fallback."""
     return GpiodDrdy(pin)

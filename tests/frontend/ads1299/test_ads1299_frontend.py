@@ -249,7 +249,7 @@ def test_scenario_stall_and_dropout_reach_the_emulated_chip(tmp_path):
 
 def test_real_spi_that_cannot_open_names_the_device():
     """Here (no Pi) the real path must fail loudly, never fall back to the emulator."""
-    from appliance.frontend.ads1299.spi import RpiGpioDrdy, SpidevSpi
+    from appliance.frontend.ads1299.spi import SpidevSpi, open_drdy
 
     with pytest.raises(FrontEndError, match="/dev/spidev0.1"):
         SpidevSpi(0, 1)
@@ -257,10 +257,10 @@ def test_real_spi_that_cannot_open_names_the_device():
     with pytest.raises(FrontEndError, match="spidev0.0"):
         Ads1299FrontEnd.from_config(cfg, emulated=False)
     try:
-        import RPi.GPIO  # noqa: F401
+        import gpiod  # noqa: F401
     except ImportError:
-        with pytest.raises(FrontEndError, match="DRDY on BCM26"):
-            RpiGpioDrdy(26, 4000)
+        with pytest.raises(FrontEndError, match="gpiod>=2"):
+            open_drdy(26)
 
 
 def test_chip_reset_by_a_brown_out_is_reinitialised(make_frontend):

@@ -49,9 +49,30 @@ def test_broken_gain_path_and_stuck_channel_fail_only_those_channels(capsys):
     assert "flat output" in " ".join(bad[6]["problems"])
 
 
-def test_stalled_drdy_is_a_failure_not_a_hang(capsys):
-    assert ionm(["selftest", "--emulated", "--fault", "stall"]) == 1
-    assert "DRDY stalled" in capsys.readouterr().out
+def test_stalled_drdy_is_a_failure_naming_the_pin(capsys, tmp_path):
+    cfg = tmp_path / "c.toml"
+    cfg.write_text('[frontend]\nkind = "ads1299-emulated"\ndrdy_pin = 13\n')
+    assert ionm(["selftest", "--config", str(cfg), "--fault", "stall"]) == 1
+    out = capsys.readouterr().out
+    assert "no DRDY edge" in out and "frontend.drdy_pin = 13" in out and "RESULT: FAIL" in out
+
+
+def test_selftest_reports_drdy_pin_and_measured_rate(capsys, tmp_path):
+    cfg = tmp_path / "c.toml"
+    cfg.write_text('[frontend]\nkind = "ads1299-emulated"\nsample_rate_hz = 2000\n'
+                   'drdy_pin = 26\n')
+    assert ionm(["selftest", "--config", str(cfg), "--json"]) == 0
+    rep = json.loads(capsys.readouterr().out)
+    assert rep["drdy_pin"] == 26 and rep["rate_ok"] is True and rep["reader"] == "python"
+    assert rep["conversion_rate_hz"] == pytest.approx(2000, rel=1e-3)
+
+
+def test_square_amplitude_with_unequal_high_and_low_counts():
+    """Noise-free internal test square: 70 high and 30 low samples in the window (the median
+    split read this as 0.000 mV)."""
+    x = np.r_[np.full(70, 1875.0), np.full(30, -1875.0)][None, :]
+    assert square_amplitude_uv(x)[0] == pytest.approx(1875.0)
+    assert square_amplitude_uv(-x)[0] == pytest.approx(1875.0)
 
 
 def test_lead_off_is_reported_per_electrode(make_frontend):
