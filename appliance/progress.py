@@ -28,7 +28,9 @@ class Progress:
             return
         self._last = now
         pct = f" ({100 * done / self.total:.0f} %)" if self.total > 0 else ""
-        line = f"{self.label}: {done:.1f} / {self.total:.1f} {self.unit}{pct}{note}"
+        digits = 1 if self.unit == "s" else 0  # seconds to a tenth; counts whole
+        line = (f"{self.label}: {done:.{digits}f} / {self.total:.{digits}f} {self.unit}"
+                f"{pct}{note}")
         self._draw(line)
 
     def _draw(self, line: str) -> None:

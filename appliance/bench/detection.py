@@ -160,17 +160,29 @@ def _run_job(job: tuple[cases.Case, int, DetectorSettings]) -> dict:
 def run_jobs(jobs: Sequence[tuple[cases.Case, int, DetectorSettings]],
              processes: int | None = None) -> list[dict]:
     """`run_case` over jobs, in order; in a spawn pool unless processes == 1."""
+    from appliance.progress import Progress
+
     n = min(processes or os.cpu_count() or 1, len(jobs))
+    progress = Progress("bench detection", len(jobs), unit="runs")  # a terminal only
     if n <= 1:
-        return [_run_job(j) for j in jobs]
+        out1 = []
+        for j in jobs:
+            out1.append(_run_job(j))
+            progress.update(len(out1))
+        progress.close()
+        return out1
     order = sorted(range(len(jobs)), key=lambda i: -jobs[i][0].duration_s)  # longest first
     # one BLAS thread per worker: the workers already fill the cores (inherited at spawn)
     saved = {k: os.environ.get(k) for k in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS")}
     os.environ.update(dict.fromkeys(saved, "1"))
     try:
         with mp.get_context("spawn").Pool(n) as pool:
-            done = pool.map(_run_job, [jobs[i] for i in order], chunksize=1)
+            done = []
+            for r in pool.imap(_run_job, [jobs[i] for i in order], chunksize=1):
+                done.append(r)
+                progress.update(len(done))
     finally:
+        progress.close()
         for k, v in saved.items():
             if v is None:
                 os.environ.pop(k, None)
