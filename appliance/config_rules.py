@@ -77,7 +77,12 @@ def _stimulator(cfg: Any) -> None:
                           "site.")
     lights = {getattr(cfg.lights, f"{n}_pin"): n for n in
               ("red", "yellow", "cyan", "green", "paused", "buzzer", "button")}
+    from appliance.settings.lights import RESERVED_PINS
+
     for name, pin in f.stim_pins.items():
+        if RESERVED_PINS.get(pin, "stimulus") != "stimulus":
+            raise ConfigError(f"frontend.stim_pins.{name}: got {pin}, allowed: a BCM pin not "
+                              f"used by {RESERVED_PINS[pin]} (see hw/pinout.md).")
         if pin in lights:
             raise ConfigError(f"frontend.stim_pins.{name}: got {pin}, allowed: a pin not used "
                               f"by lights.{lights[pin]}_pin.")

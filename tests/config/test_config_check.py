@@ -46,6 +46,8 @@ BAD = {
                          "frontend.sample_rate_hz", "250"),
     "stim_pins missing a site": ("[frontend]\nstimulator = true\nstim_pins = { other = 5 }\n"
                                  + SITE, "frontend.stim_pins", "L median"),
+    "stimulator on an SPI pin": ("[frontend]\nstimulator = true\nstim_pins = { 'L median' = 10 }\n"
+                                 + SITE, "frontend.stim_pins.L median", "SPI0"),
     "window of 0.01 ms": (SITE + "window_ms = [0, 0.01]", "analysis.sites[0].window_ms",
                           "at least 8 samples"),
     "negative seed": ("[frontend]\nseed = -1\n", "frontend.seed", "0 to"),
