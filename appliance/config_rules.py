@@ -54,6 +54,10 @@ def _sites(cfg: Any) -> None:
             if ch not in names:
                 raise ConfigError(f"{path}.channels: got {ch!r}, allowed: one of "
                                   f"frontend.channels {sorted(names)}.")
+        if not cfg.frontend.trigger_mask >> site.trigger_bit & 1:
+            raise ConfigError(f"{path}.trigger_bit: got {site.trigger_bit}, allowed: a bit kept "
+                              f"by frontend.trigger_mask ({cfg.frontend.trigger_mask:#x}); its "
+                              "stimuli would never be seen.")
         plan_site(site, cfg.analysis, names, float(cfg.frontend.sample_rate_hz), path)
 
 

@@ -48,6 +48,8 @@ BAD = {
                                  + SITE, "frontend.stim_pins", "L median"),
     "stimulator on an SPI pin": ("[frontend]\nstimulator = true\nstim_pins = { 'L median' = 10 }\n"
                                  + SITE, "frontend.stim_pins.L median", "SPI0"),
+    "trigger bit masked out": ("[frontend]\ntrigger_mask = 2\n" + SITE,
+                               "analysis.sites[0].trigger_bit", "frontend.trigger_mask (0x2)"),
     "window of 0.01 ms": (SITE + "window_ms = [0, 0.01]", "analysis.sites[0].window_ms",
                           "at least 8 samples"),
     "negative seed": ("[frontend]\nseed = -1\n", "frontend.seed", "0 to"),
