@@ -50,10 +50,6 @@ def _sites(cfg: Any) -> None:
     names = tuple(cfg.frontend.channels)
     for i, site in enumerate(cfg.analysis.sites):
         path = f"analysis.sites[{i}]"
-        for ch in site.channels:
-            if ch not in names:
-                raise ConfigError(f"{path}.channels: got {ch!r}, allowed: one of "
-                                  f"frontend.channels {sorted(names)}.")
         if not cfg.frontend.trigger_mask >> site.trigger_bit & 1:
             raise ConfigError(f"{path}.trigger_bit: got {site.trigger_bit}, allowed: a bit kept "
                               f"by frontend.trigger_mask ({cfg.frontend.trigger_mask:#x}); its "
