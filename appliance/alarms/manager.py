@@ -225,7 +225,7 @@ class AlarmManager:
                 return []  # an end we never saw start, or already ended: nothing changes
             a.active = False
             a.cleared_utc, a.cleared_t_s = self._utc(), self._clock()
-            a.message, a.evidence = c.message or a.message, dict(c.evidence) or a.evidence
+            a.evidence = dict(c.evidence) or a.evidence
             if a.latches and not a.acknowledged:
                 return [self._event("cleared", a, cause, latched=True)]
             del self._alarms[a.id]
