@@ -11,9 +11,10 @@ from pathlib import Path
 from typing import Any
 
 from appliance.errors import ConfigError
+from appliance.frontend.cyton import protocol as cyton
 
-CYTON_RATE_HZ = 250  # the Cyton dongle streams 250 Hz only (docs/cyton.md)
-CYTON_MAX_CHANNELS = 8
+CYTON_RATE_HZ = int(cyton.SAMPLE_RATE_HZ)  # the Cyton dongle streams 250 Hz only
+CYTON_MAX_CHANNELS = cyton.N_CHANNELS  # no daisy board
 ADC_FULL_SCALE_UV = 4.5e6  # ADS1299 at gain 1 (VREF 4.5 V): the range is this / gain
 
 

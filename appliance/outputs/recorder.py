@@ -30,6 +30,7 @@ from pathlib import Path
 from typing import Any
 
 from appliance.conditions import Condition, Kind, Priority
+from appliance.config_rules import ADC_FULL_SCALE_UV
 from appliance.errors import RecordingError
 from appliance.frontend.bdf import BdfWriter
 from appliance.frontend.block import SampleBlock
@@ -462,7 +463,7 @@ class CaseRecorder:
         self._seg_reason = "disk space recovered"
 
     def _physical_max_uv(self) -> float:
-        return self.settings.physical_max_uv or 4.5e6 / self.cfg.frontend.gain
+        return self.settings.physical_max_uv or ADC_FULL_SCALE_UV / self.cfg.frontend.gain
 
     def _annotate_raw(self, t_s: float, text: str) -> None:
         if self._bdf is None:
