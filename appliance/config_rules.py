@@ -11,9 +11,10 @@ from pathlib import Path
 from typing import Any
 
 from appliance.errors import ConfigError
+from appliance.frontend.cyton import protocol as cyton
 
-CYTON_RATE_HZ = 250  # the Cyton dongle streams 250 Hz only (docs/cyton.md)
-CYTON_MAX_CHANNELS = 8
+CYTON_RATE_HZ = int(cyton.SAMPLE_RATE_HZ)  # the Cyton dongle streams 250 Hz only
+CYTON_MAX_CHANNELS = cyton.N_CHANNELS  # no daisy board
 ADC_FULL_SCALE_UV = 4.5e6  # ADS1299 at gain 1 (VREF 4.5 V): the range is this / gain
 
 
@@ -50,10 +51,10 @@ def _sites(cfg: Any) -> None:
     names = tuple(cfg.frontend.channels)
     for i, site in enumerate(cfg.analysis.sites):
         path = f"analysis.sites[{i}]"
-        for ch in site.channels:
-            if ch not in names:
-                raise ConfigError(f"{path}.channels: got {ch!r}, allowed: one of "
-                                  f"frontend.channels {sorted(names)}.")
+        if not cfg.frontend.trigger_mask >> site.trigger_bit & 1:
+            raise ConfigError(f"{path}.trigger_bit: got {site.trigger_bit}, allowed: a bit kept "
+                              f"by frontend.trigger_mask ({cfg.frontend.trigger_mask:#x}); its "
+                              "stimuli would never be seen.")
         plan_site(site, cfg.analysis, names, float(cfg.frontend.sample_rate_hz), path)
 
 
@@ -77,7 +78,12 @@ def _stimulator(cfg: Any) -> None:
                           "site.")
     lights = {getattr(cfg.lights, f"{n}_pin"): n for n in
               ("red", "yellow", "cyan", "green", "paused", "buzzer", "button")}
+    from appliance.settings.lights import RESERVED_PINS
+
     for name, pin in f.stim_pins.items():
+        if RESERVED_PINS.get(pin, "stimulus") != "stimulus":
+            raise ConfigError(f"frontend.stim_pins.{name}: got {pin}, allowed: a BCM pin not "
+                              f"used by {RESERVED_PINS[pin]} (see hw/pinout.md).")
         if pin in lights:
             raise ConfigError(f"frontend.stim_pins.{name}: got {pin}, allowed: a pin not used "
                               f"by lights.{lights[pin]}_pin.")

@@ -30,6 +30,7 @@ from pathlib import Path
 from typing import Any
 
 from appliance.conditions import Condition, Kind, Priority
+from appliance.config_rules import ADC_FULL_SCALE_UV
 from appliance.errors import RecordingError
 from appliance.frontend.bdf import BdfWriter
 from appliance.frontend.block import SampleBlock
@@ -54,6 +55,7 @@ class RecorderStats:
     raw_errors: int = 0
     db_errors: int = 0
     segments: int = 0
+    clipped_samples: int = 0  # beyond ±physical_max_uv: stored at the limit
     free_mb: float = float("nan")
 
 
@@ -90,6 +92,7 @@ class CaseRecorder:
         self._raw_failed = False
         self._db_failed = False
         self._last_drop_t = -1e9
+        self._last_clip_t = -1e9
         self._next_disk_check = 0.0
         self._cond_active = False
         self._problem = ""
@@ -264,7 +267,8 @@ class CaseRecorder:
             s = self.stats
             evidence = {"free_mb": round(s.free_mb, 1), "blocks_dropped": s.blocks_dropped,
                         "events_dropped": s.events_dropped, "raw_errors": s.raw_errors,
-                        "db_errors": s.db_errors, "raw_paused": self._raw_paused,
+                        "db_errors": s.db_errors, "clipped_samples": s.clipped_samples,
+                        "raw_paused": self._raw_paused,
                         "store_paused": self._db_paused}
         return [Condition("tech.storage", Kind.TECHNICAL, Priority.MEDIUM, bool(problem), t_s,
                           "", problem or self._problem or "recording storage OK", evidence)]
@@ -286,6 +290,10 @@ class CaseRecorder:
         if time.monotonic() - self._last_drop_t < DROP_ALARM_S:
             parts.append(f"recording cannot keep up: {self.stats.blocks_dropped} blocks, "
                          f"{self.stats.events_dropped} events dropped")
+        if time.monotonic() - self._last_clip_t < DROP_ALARM_S:
+            parts.append(f"raw recording clips: {self.stats.clipped_samples} samples beyond "
+                         f"±{self._physical_max_uv():g} µV stored at the limit (raise "
+                         "recording.physical_max_uv)")
         text = "; ".join(parts)
         if text:
             self._problem = text
@@ -412,7 +420,12 @@ class CaseRecorder:
             if self._bdf is None:
                 self._open_segment(block)
             assert self._bdf is not None  # noqa: S101
+            clipped = self._bdf.clipped_samples
             self._bdf.write(block)
+            if self._bdf.clipped_samples > clipped:
+                with self._lock:
+                    self.stats.clipped_samples += self._bdf.clipped_samples - clipped
+                    self._last_clip_t = time.monotonic()
             self.stats.blocks_written += 1
             self.stats.samples_written += block.n_samples
         except (OSError, RecordingError) as e:
@@ -431,7 +444,7 @@ class CaseRecorder:
         names = self.channel_names
         if len(names) != block.n_channels:
             names = tuple(f"ch{i + 1}" for i in range(block.n_channels))
-        pmax = self.settings.physical_max_uv or 4.5e6 / self.cfg.frontend.gain
+        pmax = self._physical_max_uv()
         info = casestore.case_info(self.case_dir) or {}
         label = "_".join(str(info.get("label", "X")).split()) or "X"
         self._bdf = BdfWriter(
@@ -448,6 +461,9 @@ class CaseRecorder:
                        "VALUES (?, ?, 'segment', '', ?)",
                        (casestore.utc_now(), self._seg_t0_s, json.dumps(seg)))
         self._seg_reason = "disk space recovered"
+
+    def _physical_max_uv(self) -> float:
+        return self.settings.physical_max_uv or ADC_FULL_SCALE_UV / self.cfg.frontend.gain
 
     def _annotate_raw(self, t_s: float, text: str) -> None:
         if self._bdf is None:

@@ -9,11 +9,11 @@ class RecordingSettings:
     enabled: bool = field(True, help="record every case (raw BDF+ and SQLite store)")
     directory: str = field("cases", help="folder that holds one sub-folder per case")
     min_free_mb: float = field(
-        500.0, min=0.0, max=1e6,
+        500.0, min=0.0, max=1e12,
         help="free disk below this: raw BDF+ writing pauses (events still stored), tech.storage",
     )
     stop_free_mb: float = field(
-        50.0, min=0.0, max=1e6, help="free disk below this: the SQLite store pauses too"
+        50.0, min=0.0, max=1e12, help="free disk below this: the SQLite store pauses too"
     )
     disk_check_s: float = field(5.0, min=0.1, max=600.0, help="how often free space is checked")
     queue_s: float = field(

@@ -46,6 +46,10 @@ BAD = {
                          "frontend.sample_rate_hz", "250"),
     "stim_pins missing a site": ("[frontend]\nstimulator = true\nstim_pins = { other = 5 }\n"
                                  + SITE, "frontend.stim_pins", "L median"),
+    "stimulator on an SPI pin": ("[frontend]\nstimulator = true\nstim_pins = { 'L median' = 10 }\n"
+                                 + SITE, "frontend.stim_pins.L median", "SPI0"),
+    "trigger bit masked out": ("[frontend]\ntrigger_mask = 2\n" + SITE,
+                               "analysis.sites[0].trigger_bit", "frontend.trigger_mask (0x2)"),
     "window of 0.01 ms": (SITE + "window_ms = [0, 0.01]", "analysis.sites[0].window_ms",
                           "at least 8 samples"),
     "negative seed": ("[frontend]\nseed = -1\n", "frontend.seed", "0 to"),
@@ -120,3 +124,26 @@ def test_every_command_loads_through_the_same_validation_and_starts_nothing(
     written = sorted(str(p.relative_to(tmp_path)) for p in tmp_path.rglob("*"))
     # nothing written (demo makes its state folder before it reads the config: left empty)
     assert written in (["bad.toml"], ["bad.toml", "state"]), written
+
+
+def test_docs_list_every_analysis_key_with_its_range() -> None:
+    """docs/analysis.md has a row per [analysis], site and criteria key, and a number's row
+    shows its declared range, so the documented ranges cannot drift from the checked ones."""
+    import dataclasses
+    import typing
+
+    from appliance.settings.analysis import CRITERIA, AnalysisSettings, SiteSettings
+
+    doc = (REPO / "docs" / "analysis.md").read_text(encoding="utf-8")
+    rows = {line.split("|")[1].strip(" `"): line for line in doc.splitlines()
+            if line.startswith("| `")}
+    metas = {k: (float, m) for k, m in CRITERIA.items()}
+    for cls in (AnalysisSettings, SiteSettings):
+        hints = typing.get_type_hints(cls)
+        metas |= {f.name: (hints[f.name], f.metadata) for f in dataclasses.fields(cls)
+                  if f.name != "sites"}
+    for key, (tp, meta) in metas.items():
+        assert key in rows, f"docs/analysis.md: no row for {key!r}"
+        if tp in (int, float) and not meta.get("choices"):
+            span = f"{meta['min']:g}–{meta['max']:g}"
+            assert span in rows[key], (key, span, rows[key])

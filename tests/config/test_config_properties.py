@@ -22,6 +22,7 @@ import numpy as np
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from toml_text import to_toml
 
 from appliance import config
 from appliance.errors import ConfigError
@@ -162,29 +163,6 @@ def valid(leaf: Leaf) -> st.SearchStrategy[Any] | None:
         floats = st.floats(m["min"], m["max"], allow_nan=False)
         return st.one_of(floats, st.sampled_from(specials)) if specials else floats
     return None  # names, paths, lists: the base config's
-
-
-def _toml(v: Any) -> str:
-    if isinstance(v, bool):
-        return "true" if v else "false"
-    if isinstance(v, str):
-        return json.dumps(v)
-    if isinstance(v, list):
-        return "[" + ", ".join(_toml(x) for x in v) + "]"
-    if isinstance(v, dict):
-        return "{ " + ", ".join(f"{json.dumps(k)} = {_toml(x)}" for k, x in v.items()) + " }"
-    return repr(float(v)) if isinstance(v, float) else str(v)
-
-
-def to_toml(d: dict[str, Any]) -> str:
-    out = []
-    for section, table in d.items():
-        out.append(f"[{section}]")
-        out += [f"{k} = {_toml(v)}" for k, v in table.items() if k != "sites"]
-        for site in table.get("sites", []):
-            out.append(f"[[{section}.sites]]")
-            out += [f"{k} = {_toml(v)}" for k, v in site.items()]
-    return "\n".join(out) + "\n"
 
 
 @st.composite

@@ -14,6 +14,7 @@ from typing import Any
 import jsonschema
 import paho.mqtt.client as mqtt
 import yaml
+from toml_text import to_toml  # noqa: F401 -- the e2e tests import it from here
 
 DROP_AT_S = 12.0
 DEVICE = "e2e-dev"
@@ -59,31 +60,6 @@ def config_dict(tmp: Path, broker: Any | None, realtime: bool) -> dict[str, Any]
                  "health_interval_s": 1.0},
         "recording": {"directory": str(tmp / "cases"), "min_free_mb": 20.0, "stop_free_mb": 5.0},
     }
-
-
-def to_toml(d: dict[str, Any]) -> str:
-    """The little TOML writer these configs need (tables, arrays of tables, scalars, lists)."""
-
-    def val(v: Any) -> str:
-        if isinstance(v, bool):
-            return "true" if v else "false"
-        if isinstance(v, str):
-            return json.dumps(v)
-        if isinstance(v, list):
-            return "[" + ", ".join(val(x) for x in v) + "]"
-        return repr(v)
-
-    out = []
-    for section, table in d.items():
-        out.append(f"[{section}]")
-        arrays = {k: v for k, v in table.items() if isinstance(v, list) and v
-                  and isinstance(v[0], dict)}
-        out += [f"{k} = {val(v)}" for k, v in table.items() if k not in arrays]
-        for k, items in arrays.items():
-            for item in items:
-                out.append(f"[[{section}.{k}]]")
-                out += [f"{kk} = {val(vv)}" for kk, vv in item.items()]
-    return "\n".join(out) + "\n"
 
 
 class NotifyListener:

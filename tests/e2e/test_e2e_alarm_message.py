@@ -37,8 +37,8 @@ def test_e2e_reraised_alarm_carries_the_new_message_everywhere(
         events += app.manager.update(_cond(False, "amplitude 60 % of baseline", 1.2),
                                      cause="analysis")  # latched: stays until acknowledged
         events += app.manager.update(_cond(True, SECOND, 0.96), cause="analysis")
-        assert [(e.event, e.message) for e in events] == [
-            ("raised", FIRST), ("cleared", "amplitude 60 % of baseline"), ("raised", SECOND)]
+        assert [e.event for e in events] == ["raised", "cleared", "raised"]
+        assert (events[0].message, events[2].message) == (FIRST, SECOND)
         assert events[-1].evidence["now_uv"] == 0.96
 
         def mqtt_raised() -> list[str]:

@@ -12,6 +12,7 @@ import pytest
 from recording_helpers import CHANNELS, blocks, expected_uv, recording_config
 
 from appliance.conditions import Kind, Priority
+from appliance.config import from_dict
 from appliance.errors import RecordingError
 from appliance.frontend.bdf import read_recording
 from appliance.outputs import casestore
@@ -165,3 +166,27 @@ def test_recorder_unusable_directory_never_stops_monitoring(tmp_path: Path) -> N
     assert rec.stats.blocks_dropped == 5 and rec.stats.events_dropped >= 2
     rec.stop_case()
     assert rec.case_id is None
+
+
+def test_recorder_clipping_raises_tech_storage_naming_physical_max(tmp_path: Path) -> None:
+    """A source beyond recording.physical_max_uv (possible only when re-recording a file,
+    kind = "recording": live front ends are refused a range below their full scale at load)
+    is stored at the limit, counted, and reported as a technical condition."""
+    cfg = from_dict({"frontend": {"kind": "recording", "channels": CHANNELS,
+                                  "sample_rate_hz": 1000},
+                     "recording": {"fsync": False, "min_free_mb": 0.0, "stop_free_mb": 0.0,
+                                   "physical_max_uv": 1000.0}})
+    rec = CaseRecorder(tmp_path, cfg)
+    rec.start_case("anon", "clip")
+    for b in blocks(70):  # within range: nothing to report
+        assert rec.write_block(b)
+    _wait(lambda: rec.stats.blocks_written == 70)
+    assert rec.conditions(1.0) == [] and rec.stats.clipped_samples == 0
+    for b in blocks(70, first=70 * 16):
+        assert rec.write_block(dataclasses.replace(b, data_uv=b.data_uv * 100.0))  # ±5 mV
+    _wait(lambda: rec.stats.clipped_samples > 0)
+    [c] = rec.conditions(2.0)
+    assert (c.id, c.kind, c.active) == ("tech.storage", Kind.TECHNICAL, True)
+    assert "clips" in c.message and "recording.physical_max_uv" in c.message, c.message
+    assert c.evidence["clipped_samples"] == rec.stats.clipped_samples
+    rec.stop_case()

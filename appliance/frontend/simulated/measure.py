@@ -110,8 +110,9 @@ def block_cost(seconds: float = 20.0) -> list[dict]:
                  ("R tibial", "ssep_lower", ("Cz'-Fz", "Pf-R"), 2.3)))]
     rows = []
     for fs in (250, 4000, 16000):
+        band = [30.0, min(1000.0, 0.4 * fs)]  # a band each rate can analyse (checked at load)
         cfg = config.from_dict({"frontend": {"sample_rate_hz": fs, "realtime": False},
-                                "analysis": {"sites": sites}})
+                                "analysis": {"sites": [{**s, "band_hz": band} for s in sites]}})
         fe = SimulatedFrontEnd.from_config(cfg)
         fe.start()
         t, n, k = time.perf_counter(), 0, 0
