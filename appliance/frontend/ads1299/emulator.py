@@ -55,6 +55,7 @@ TEMP_UV_PER_C = 490.0
 AVDD_V, AVSS_V, DVDD_V = 5.0, 0.0, 3.3
 # 8 SCLK per byte must last >= 4 tCLK for multi-byte commands sent back to back (spidev does)
 MAX_BACK_TO_BACK_SCLK_HZ = 2 * F_CLK_HZ  # 4.096 MHz
+SPIN_BELOW_NS = 20_000  # shorter bus times are spun (a sleep's wake-up alone takes ~30-70 µs)
 UPDATE_TCLK = 4  # the output register takes a new conversion 4 tCLK before its DRDY falls
 LEAD_OFF_RAIL_UV = 5e6  # an open input charged by the lead-off current sits at a rail
 
@@ -578,8 +579,10 @@ class EmulatedBoard:
     def spin_until_ns(self, t_ns: int) -> None:
         """Hold the caller until `clock_ns()` reaches t_ns, releasing the GIL as an ioctl does."""
         wait_ns = t_ns - self.clock_ns()
-        if wait_ns > 0:
+        if wait_ns > SPIN_BELOW_NS:
             precise_sleep(wait_ns / 1e9)
+        while self.clock_ns() < t_ns:  # a sleep this short would overshoot it many times
+            pass
 
     def advance(self, ticks: int) -> None:
         if self.faithful:  # the chip's clock runs by itself: wait for it
