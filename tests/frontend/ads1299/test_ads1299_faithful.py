@@ -50,6 +50,18 @@ def check_exact(blocks, ramp: Ramp) -> int:
     return sum(b.n_samples for b in blocks)
 
 
+def read_for(fe: Ads1299FrontEnd, seconds: float, blocks: list, each=None,
+             min_blocks: int = 0) -> None:
+    """Read blocks for `seconds` (and at least `min_blocks`); each(block, n) after each."""
+    t_end = time.monotonic() + seconds
+    while time.monotonic() < t_end or len(blocks) < min_blocks:
+        b = fe.read_block(timeout_s=0.5)
+        assert b is not None, fe.health.last_error
+        blocks.append(b)
+        if each is not None:
+            each(b, len(blocks))
+
+
 def lost_conversions(blocks) -> int:
     """Conversions missing from the delivered blocks (from conversion 0 to the last one)."""
     return blocks[0].first_sample + sum(
@@ -63,14 +75,9 @@ def test_slow_consumer_keeps_the_reader_reading_at_4ksps():
     mislabelled frames as data (measured with 6 ms away: 36-48 % lost, 19-24 wrong samples)."""
     fe, board, ramp = faithful_frontend()
     fe.start()
-    blocks = []
+    blocks: list = []
     try:
-        t_end = time.monotonic() + 1.5
-        while time.monotonic() < t_end:
-            b = fe.read_block(timeout_s=0.5)
-            assert b is not None, fe.health.last_error
-            blocks.append(b)
-            time.sleep(0.024)
+        read_for(fe, 1.5, blocks, each=lambda b, n: time.sleep(0.024))
     finally:
         fe.close()
     assert os.sched_getscheduler(0) == os.SCHED_OTHER  # the consumer's SCHED_FIFO is undone
@@ -90,14 +97,6 @@ def test_slow_consumer_keeps_the_reader_reading_at_4ksps():
     assert lost < 0.4 * span, counts
 
 
-def read_for(fe: Ads1299FrontEnd, seconds: float, blocks: list, stall=None) -> None:
-    t_end = time.monotonic() + seconds
-    while time.monotonic() < t_end or len(blocks) < 40:
-        b = fe.read_block(timeout_s=0.5)
-        assert b is not None, fe.health.last_error
-        blocks.append(b)
-        if stall is not None and len(blocks) == 20:
-            stall()
 
 
 def gaps_of(blocks) -> list[tuple[int, int]]:
@@ -117,7 +116,8 @@ def test_stalled_reader_gap_is_counted_exactly_and_marked_in_the_recording(tmp_p
     fe.start()
     blocks: list = []
     try:
-        read_for(fe, 0.8, blocks, stall=lambda: board.drdy(0).miss_next(200))
+        read_for(fe, 0.8, blocks, min_blocks=40,
+                 each=lambda b, n: n == 20 and board.drdy(0).miss_next(200))
     finally:
         fe.close()
     check_exact(blocks, ramp)
@@ -158,7 +158,7 @@ def test_consumer_that_stops_draining_overflows_the_ring_counted_exactly():
     fe.start()
     blocks: list = []
     try:
-        read_for(fe, 0.8, blocks, stall=lambda: time.sleep(0.4))
+        read_for(fe, 0.8, blocks, min_blocks=40, each=lambda b, n: n == 20 and time.sleep(0.4))
     finally:
         fe.close()
     check_exact(blocks, ramp)
@@ -200,15 +200,9 @@ def test_4ksps_recorded_while_filtering_is_exact_in_the_file(tmp_path, n_channel
     out = tmp_path / "r.bdf"
     w = BdfWriter(out, fe.channel_names, 4000, fsync=False, max_annotations_per_s=512)
     fe.start()
-    blocks = []
+    blocks: list = []
     try:
-        t_end = time.monotonic() + 1.2
-        while time.monotonic() < t_end:
-            b = fe.read_block(timeout_s=0.5)
-            assert b is not None, fe.health.last_error
-            sosfilt(sos, b.data_uv, axis=1)
-            w.write(b)
-            blocks.append(b)
+        read_for(fe, 1.2, blocks, each=lambda b, n: (sosfilt(sos, b.data_uv, axis=1), w.write(b)))
     finally:
         fe.close()
         w.close()
