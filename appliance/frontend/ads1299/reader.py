@@ -141,6 +141,7 @@ class PythonFrameReader:
     def start(self) -> None:
         if not self.threaded or self._thread is not None:
             return
+        self.error = None
         if sys.getswitchinterval() > SWITCH_INTERVAL_S:
             sys.setswitchinterval(SWITCH_INTERVAL_S)
         self._run.set()
