@@ -126,6 +126,7 @@ class PythonFrameReader:
         self._parts: list[bytes] = [b""] * len(self.spis)
         self._ring: deque[tuple[bytes, int, int]] = deque()
         self._thread: threading.Thread | None = None
+        self._switch_interval_s = sys.getswitchinterval()
         self._run = threading.Event()
         self._ready = threading.Event()  # set when the ring holds `_want` frames
         self._want = 1 << 62
@@ -142,7 +143,8 @@ class PythonFrameReader:
         if not self.threaded or self._thread is not None:
             return
         self.error = None
-        if sys.getswitchinterval() > SWITCH_INTERVAL_S:
+        self._switch_interval_s = sys.getswitchinterval()
+        if self._switch_interval_s > SWITCH_INTERVAL_S:
             sys.setswitchinterval(SWITCH_INTERVAL_S)
         self._run.set()
         self._thread = threading.Thread(target=self._loop, name="ads1299-reader", daemon=True)
@@ -153,6 +155,7 @@ class PythonFrameReader:
         if self._thread is not None:
             self._thread.join(timeout=2.0)
             self._thread = None
+            sys.setswitchinterval(self._switch_interval_s)
 
     def counts(self) -> dict[str, int]:
         """frames + overwritten + late + ring_overflow == seen (conversions since the first)."""
