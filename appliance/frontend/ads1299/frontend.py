@@ -277,17 +277,18 @@ class Ads1299FrontEnd:
             counts = self._count_reader()
             if len(batch):
                 self._append(batch)
-            if len(batch) < need:  # the reader's wait timed out
-                if not len(batch) and counts.get("seen", 0) > seen:
-                    # DRDY is alive, but no read ended in time: not a dead chip to re-initialise
-                    self.health.last_error = (
-                        f"ADS1299 {self.chips[0].name}: DRDY is alive but no frame was read in "
-                        f"time ({counts.get('late', 0)} read too late, "
-                        f"{counts.get('overwritten', 0)} overwritten): a read takes longer than "
-                        "a sample period; raise frontend.spi_speed_hz or lower the rate")
-                    return False
-                self._on_no_edge(wait_s)
+                continue
+            # empty: the reader's wait timed out
+            if counts.get("seen", 0) > seen:
+                # DRDY is alive, but no read ended in time: not a dead chip to re-initialise
+                self.health.last_error = (
+                    f"ADS1299 {self.chips[0].name}: DRDY is alive but no frame was read in "
+                    f"time ({counts.get('late', 0)} read too late, "
+                    f"{counts.get('overwritten', 0)} overwritten): a read takes longer than "
+                    "a sample period; raise frontend.spi_speed_hz or lower the rate")
                 return False
+            self._on_no_edge(wait_s)
+            return False
         return True
 
     def _append(self, batch: FrameBatch) -> None:
