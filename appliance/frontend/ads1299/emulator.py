@@ -55,6 +55,7 @@ TEMP_UV_PER_C = 490.0
 AVDD_V, AVSS_V, DVDD_V = 5.0, 0.0, 3.3
 # 8 SCLK per byte must last >= 4 tCLK for multi-byte commands sent back to back (spidev does)
 MAX_BACK_TO_BACK_SCLK_HZ = 2 * F_CLK_HZ  # 4.096 MHz
+SPIN_BELOW_NS = 20_000  # shorter bus times are spun (a sleep's wake-up alone takes ~30-70 µs)
 UPDATE_TCLK = 4  # the output register takes a new conversion 4 tCLK before its DRDY falls
 LEAD_OFF_RAIL_UV = 5e6  # an open input charged by the lead-off current sits at a rail
 
@@ -256,6 +257,7 @@ class Ads1299Emulator:
         self._edges_before = was  # the host's DRDY edge counter keeps counting
 
     def _command(self, b: int) -> None:
+        self.board.mark_state()
         if b == Command.RESET:
             self.power_cycle()
             self._ignore_until = self.board.now + RESET_TCLK
@@ -294,6 +296,7 @@ class Ads1299Emulator:
         if addr >= N_REGISTERS or addr in READ_ONLY:
             return
         self.regs[addr] = value & 0xFF
+        self.board.mark_state()
         if addr == Reg.CONFIG1 and self.running:  # writing CONFIG1 resets the digital filter
             self._restart_conversions(True)
         self.invalidate()
@@ -512,6 +515,7 @@ class EmulatedBoard:
         self._t0_wall = time.monotonic()
         self._t0_ns = time.monotonic_ns()
         self._paused_ns = 0  # faithful mode: the emulator's own compute time, off the chip clock
+        self._state_ns = 0  # clock_ns() of the latest command that scheduled chip events
         ids = chip_ids or (ID_ADS1299,) * n_chips
         self.chips = [Ads1299Emulator(self, i, ids[i], seed) for i in range(n_chips)]
         self.drdys = [EmulatedDrdy(c) for c in self.chips]
@@ -573,13 +577,21 @@ class EmulatedBoard:
         """Take `ns` of the emulator's own compute off the chip clock, never turning it back
         before `floor_ns` (an edge already reported, a read already begun)."""
         if self.faithful:
+            floor_ns = max(floor_ns, self._state_ns)
             self._paused_ns += max(0, min(ns, self.clock_ns() - floor_ns))
+
+    def mark_state(self) -> None:
+        """A chip scheduled something by the clock (RESET's busy time, START): the clock must
+        never be turned back before this instant."""
+        self._state_ns = self.clock_ns()
 
     def spin_until_ns(self, t_ns: int) -> None:
         """Hold the caller until `clock_ns()` reaches t_ns, releasing the GIL as an ioctl does."""
         wait_ns = t_ns - self.clock_ns()
-        if wait_ns > 0:
+        if wait_ns > SPIN_BELOW_NS:
             precise_sleep(wait_ns / 1e9)
+        while self.clock_ns() < t_ns:  # a sleep this short would overshoot it many times
+            pass
 
     def advance(self, ticks: int) -> None:
         if self.faithful:  # the chip's clock runs by itself: wait for it

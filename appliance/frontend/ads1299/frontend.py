@@ -35,10 +35,11 @@ from appliance.frontend.ads1299.reader import (
     FrameBatch,
     FrameReader,
     PythonFrameReader,
+    read_deadline_ns,
     set_normal,
     set_realtime,
 )
-from appliance.frontend.ads1299.registers import N_CHIP_CHANNELS
+from appliance.frontend.ads1299.registers import N_CHIP_CHANNELS, Command
 from appliance.frontend.ads1299.spi import Drdy, SpiDevice
 from appliance.frontend.block import FrontEndHealth, SampleBlock
 
@@ -50,6 +51,8 @@ STALL_S = 0.5
 RECOVER_AFTER_S = 1.0  # silent DRDY this long: re-initialise the chips ...
 RECOVER_EVERY_S = 2.0  # ... and again this often while it stays silent
 MAX_CHIPS = 2
+MAX_START_SKEW_NS = 50_000  # chip 2 ahead of chip 1 by at most this after START (else retried)
+START_ATTEMPTS = 5
 log = logging.getLogger(__name__)
 
 
@@ -90,6 +93,7 @@ class Ads1299FrontEnd:
         self._reader = reader
         self._reading = False
         self._consumer_tid: int | None = None
+        self.start_skew_ns = 0  # how far chip 2's conversions may run ahead of chip 1's
         self.drdy_pin = drdy_pin
         self._rate_probe: tuple[int, int, int, int] | None = None  # seq/ns of first, last edge
         self._buf = bytearray()
@@ -192,10 +196,34 @@ class Ads1299FrontEnd:
                 + ", ".join(f"{c.name} has {c.n_channels}" for c in self.chips)
                 + " (ADS1299-4/-6 variants have 4/6; two chips must be the same variant)."
             )
-        for chip in reversed(self.chips):
-            chip.start()
+        self._start_together()
         self.health.connected = True
         self._resume_reader()
+
+    def _start_together(self) -> None:
+        """RDATAC on every chip, then START back to back, chip 1 (whose DRDY is read) last.
+        With START commands (no shared START pin) each chip converts from its own command, so
+        chip 2 runs ahead of chip 1 by up to the time between them: it is measured, retried
+        while larger than MAX_START_SKEW_NS, and taken off the reader's deadline."""
+        clock_ns = getattr(self.drdy, "clock_ns", time.monotonic_ns)
+        for chip in self.chips:
+            chip.command(Command.RDATAC)
+        skew_ns = 0
+        for attempt in range(START_ATTEMPTS):
+            t0 = clock_ns()
+            for chip in reversed(self.chips):
+                chip.command(Command.START)
+            skew_ns = clock_ns() - t0 if len(self.chips) > 1 else 0
+            if skew_ns <= MAX_START_SKEW_NS or attempt == START_ATTEMPTS - 1:
+                break
+            for chip in self.chips:
+                chip.command(Command.STOP)
+        for chip in self.chips:
+            chip.streaming = True
+        self.start_skew_ns = skew_ns
+        self.health.extra["start_skew_us"] = skew_ns / 1000
+        if hasattr(self.reader, "deadline_ns"):
+            self.reader.deadline_ns = read_deadline_ns(self.sample_rate_hz) - skew_ns
 
     def reconfigure(self, configs: list[ChipConfig]) -> None:
         """While streaming: STOP, SDATAC, WREG..., RDATAC, START on each chip. Frames read
@@ -203,9 +231,15 @@ class Ads1299FrontEnd:
         running = self._reading
         self._pause_reader()
         self._emit()  # decode what was read with the gains it was read at
+        was = [chip.streaming for chip in self.chips]
+        for chip in self.chips:
+            if chip.streaming:
+                chip.stop()
         for chip, config in zip(self.chips, configs, strict=True):
-            chip.reconfigure(config)
+            chip.write_config(config)
         self.configs = list(configs)
+        if any(was):
+            self._start_together()  # together again: the chips' conversions stay aligned
         if running:
             self._resume_reader()
 
@@ -252,17 +286,18 @@ class Ads1299FrontEnd:
             counts = self._count_reader()
             if len(batch):
                 self._append(batch)
-            if len(batch) < need:  # the reader's wait timed out
-                if not len(batch) and counts.get("seen", 0) > seen:
-                    # DRDY is alive, but no read ended in time: not a dead chip to re-initialise
-                    self.health.last_error = (
-                        f"ADS1299 {self.chips[0].name}: DRDY is alive but no frame was read in "
-                        f"time ({counts.get('late', 0)} read too late, "
-                        f"{counts.get('overwritten', 0)} overwritten): a read takes longer than "
-                        "a sample period; raise frontend.spi_speed_hz or lower the rate")
-                    return False
-                self._on_no_edge(wait_s)
+                continue
+            # empty: the reader's wait timed out
+            if counts.get("seen", 0) > seen:
+                # DRDY is alive, but no read ended in time: not a dead chip to re-initialise
+                self.health.last_error = (
+                    f"ADS1299 {self.chips[0].name}: DRDY is alive but no frame was read in "
+                    f"time ({counts.get('late', 0)} read too late, "
+                    f"{counts.get('overwritten', 0)} overwritten): a read takes longer than "
+                    "a sample period; raise frontend.spi_speed_hz or lower the rate")
                 return False
+            self._on_no_edge(wait_s)
+            return False
         return True
 
     def _append(self, batch: FrameBatch) -> None:

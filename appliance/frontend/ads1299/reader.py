@@ -59,8 +59,9 @@ class FrameReader(Protocol):
     def start(self) -> None: ...  # chips already in RDATAC + START
 
     def drain(self, max_frames: int, timeout_s: float) -> FrameBatch:
-        """Up to max_frames good frames: returns as soon as max_frames are ready, else after
-        timeout_s with what is ready (>= 1 frame, or empty: nothing came)."""
+        """Up to max_frames good frames, >= 1 frame or empty on timeout (nothing came). A reader
+        may return fewer than max_frames early; callers loop until they have enough, and take
+        only an empty batch for a timeout."""
         ...
 
     def stop(self) -> None: ...
@@ -126,8 +127,10 @@ class PythonFrameReader:
         self._parts: list[bytes] = [b""] * len(self.spis)
         self._ring: deque[tuple[bytes, int, int]] = deque()
         self._thread: threading.Thread | None = None
+        self._switch_interval_s = sys.getswitchinterval()
         self._run = threading.Event()
         self._ready = threading.Event()  # set when the ring holds `_want` frames
+        self._timed_out = False  # inline: a DRDY wait timed out after frames were read
         self._want = 1 << 62
         self._origin: int | None = None  # DRDY sequence of conversion 0
         self._last_seq = 0
@@ -141,7 +144,9 @@ class PythonFrameReader:
     def start(self) -> None:
         if not self.threaded or self._thread is not None:
             return
-        if sys.getswitchinterval() > SWITCH_INTERVAL_S:
+        self.error = None
+        self._switch_interval_s = sys.getswitchinterval()
+        if self._switch_interval_s > SWITCH_INTERVAL_S:
             sys.setswitchinterval(SWITCH_INTERVAL_S)
         self._run.set()
         self._thread = threading.Thread(target=self._loop, name="ads1299-reader", daemon=True)
@@ -152,6 +157,7 @@ class PythonFrameReader:
         if self._thread is not None:
             self._thread.join(timeout=2.0)
             self._thread = None
+            sys.setswitchinterval(self._switch_interval_s)
 
     def counts(self) -> dict[str, int]:
         """frames + overwritten + late + ring_overflow == seen (conversions since the first)."""
@@ -198,8 +204,13 @@ class PythonFrameReader:
     def drain(self, max_frames: int, timeout_s: float) -> FrameBatch:
         ring = self._ring
         if not self.threaded:
-            while len(ring) < max_frames and self._read_one(timeout_s):
-                pass
+            if self._timed_out:  # the last drain's wait timed out after some frames: say so now
+                self._timed_out = False
+                return FrameBatch.empty(self.sample_bytes)
+            while len(ring) < max_frames:
+                if not self._read_one(timeout_s):
+                    self._timed_out = bool(ring)
+                    break
         elif len(ring) < max_frames:
             self._ready.clear()
             self._want = max_frames

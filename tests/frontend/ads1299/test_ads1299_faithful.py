@@ -50,6 +50,18 @@ def check_exact(blocks, ramp: Ramp) -> int:
     return sum(b.n_samples for b in blocks)
 
 
+def read_for(fe: Ads1299FrontEnd, seconds: float, blocks: list, each=None,
+             min_blocks: int = 0) -> None:
+    """Read blocks for `seconds` (and at least `min_blocks`); each(block, n) after each."""
+    t_end = time.monotonic() + seconds
+    while time.monotonic() < t_end or len(blocks) < min_blocks:
+        b = fe.read_block(timeout_s=0.5)
+        assert b is not None, fe.health.last_error
+        blocks.append(b)
+        if each is not None:
+            each(b, len(blocks))
+
+
 def lost_conversions(blocks) -> int:
     """Conversions missing from the delivered blocks (from conversion 0 to the last one)."""
     return blocks[0].first_sample + sum(
@@ -63,14 +75,9 @@ def test_slow_consumer_keeps_the_reader_reading_at_4ksps():
     mislabelled frames as data (measured with 6 ms away: 36-48 % lost, 19-24 wrong samples)."""
     fe, board, ramp = faithful_frontend()
     fe.start()
-    blocks = []
+    blocks: list = []
     try:
-        t_end = time.monotonic() + 1.5
-        while time.monotonic() < t_end:
-            b = fe.read_block(timeout_s=0.5)
-            assert b is not None, fe.health.last_error
-            blocks.append(b)
-            time.sleep(0.024)
+        read_for(fe, 1.5, blocks, each=lambda b, n: time.sleep(0.024))
     finally:
         fe.close()
     assert os.sched_getscheduler(0) == os.SCHED_OTHER  # the consumer's SCHED_FIFO is undone
@@ -90,14 +97,6 @@ def test_slow_consumer_keeps_the_reader_reading_at_4ksps():
     assert lost < 0.4 * span, counts
 
 
-def read_for(fe: Ads1299FrontEnd, seconds: float, blocks: list, stall=None) -> None:
-    t_end = time.monotonic() + seconds
-    while time.monotonic() < t_end or len(blocks) < 40:
-        b = fe.read_block(timeout_s=0.5)
-        assert b is not None, fe.health.last_error
-        blocks.append(b)
-        if stall is not None and len(blocks) == 20:
-            stall()
 
 
 def gaps_of(blocks) -> list[tuple[int, int]]:
@@ -117,7 +116,8 @@ def test_stalled_reader_gap_is_counted_exactly_and_marked_in_the_recording(tmp_p
     fe.start()
     blocks: list = []
     try:
-        read_for(fe, 0.8, blocks, stall=lambda: board.drdy(0).miss_next(200))
+        read_for(fe, 0.8, blocks, min_blocks=40,
+                 each=lambda b, n: n == 20 and board.drdy(0).miss_next(200))
     finally:
         fe.close()
     check_exact(blocks, ramp)
@@ -158,7 +158,7 @@ def test_consumer_that_stops_draining_overflows_the_ring_counted_exactly():
     fe.start()
     blocks: list = []
     try:
-        read_for(fe, 0.8, blocks, stall=lambda: time.sleep(0.4))
+        read_for(fe, 0.8, blocks, min_blocks=40, each=lambda b, n: n == 20 and time.sleep(0.4))
     finally:
         fe.close()
     check_exact(blocks, ramp)
@@ -184,3 +184,59 @@ def test_sclk_too_slow_for_the_rate_delivers_nothing_and_says_why():
     assert results == [None] * 3 and counts["frames"] == 0 and counts["late"] > 100
     assert "frontend.spi_speed_hz" in fe.health.last_error and fe.health.reconnects == 0
     assert sum(c.mixed_reads for c in board.chips) > 0  # the chips did hand out mixed bytes
+
+
+@pytest.mark.parametrize("n_channels", [8, 16])
+def test_4ksps_recorded_while_filtering_is_exact_in_the_file(tmp_path, n_channels):
+    """4 kSPS on one and two chips, each block filtered (the analysis' first step) and written
+    to BDF+ as it comes: the file holds every conversion that was read, sample-exact with its
+    trigger bits, and each missing one as a marked gap, never as data."""
+    from scipy.signal import butter, sosfilt
+
+    from appliance.frontend.bdf import BdfWriter, read_recording
+
+    fe, board, ramp = faithful_frontend(n_channels=n_channels)
+    sos = butter(4, [30, 1500], btype="band", fs=4000, output="sos")
+    out = tmp_path / "r.bdf"
+    w = BdfWriter(out, fe.channel_names, 4000, fsync=False, max_annotations_per_s=512)
+    fe.start()
+    blocks: list = []
+    try:
+        read_for(fe, 1.2, blocks, each=lambda b, n: (sosfilt(sos, b.data_uv, axis=1), w.write(b)))
+    finally:
+        fe.close()
+        w.close()
+    check_exact(blocks, ramp)
+    rec = read_recording(out)
+    start = blocks[0].first_sample
+    got = np.zeros(rec.n_samples, bool)
+    for b in blocks:
+        lo = b.first_sample - start
+        np.testing.assert_allclose(rec.data_uv[:, lo:lo + b.n_samples], b.data_uv, atol=0.05)
+        np.testing.assert_array_equal(rec.trigger[lo:lo + b.n_samples], b.trigger)
+        got[lo:lo + b.n_samples] = True
+    assert rec.saturated[:, ~got].all()  # every other sample is marked no data
+    lost = lost_conversions(blocks) - start
+    assert lost == int(np.count_nonzero(~got[:blocks[-1].end_sample - start]))
+    assert lost < 0.4 * (blocks[-1].end_sample - start), fe.reader.counts()
+
+
+def test_two_chips_start_together_and_the_skew_comes_off_the_deadline():
+    """START by command (no shared START pin): chip 2 converts ahead of chip 1 by the time
+    between the two commands. It is measured, kept small, and taken off the reader's deadline,
+    so a read of chip 2 that would overlap chip 2's own update counts as late."""
+    from appliance.frontend.ads1299.frontend import MAX_START_SKEW_NS
+    from appliance.frontend.ads1299.reader import read_deadline_ns
+    from appliance.frontend.ads1299.registers import F_CLK_HZ
+
+    fe, board, _ = faithful_frontend(n_channels=16)
+    fe.start()
+    try:
+        true_skew_ns = (board.chips[0]._t_start - board.chips[1]._t_start) * 1e9 / F_CLK_HZ
+        assert 0 <= fe.start_skew_ns <= MAX_START_SKEW_NS
+        assert true_skew_ns <= fe.start_skew_ns + 1e9 / F_CLK_HZ  # within one tCLK
+        assert fe.reader.deadline_ns == read_deadline_ns(4000) - fe.start_skew_ns
+        fe.set_gain(12)  # a reconfiguration restarts both chips together again
+        assert board.chips[0]._t_start - board.chips[1]._t_start <= fe.start_skew_ns * 2.048e-3 + 1
+    finally:
+        fe.close()

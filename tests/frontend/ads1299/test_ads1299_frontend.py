@@ -310,3 +310,27 @@ def test_spi_clock_too_fast_for_back_to_back_command_bytes_fails_clearly():
     with Ads1299FrontEnd.from_config(cfg, emulated=True) as fe:
         fe.start()  # 4 MHz is within the datasheet's limit
         assert fe.read_block() is not None
+
+
+def test_a_reader_returning_frames_early_gives_the_same_blocks():
+    """The seam allows a reader (the compiled one) to return fewer frames than asked: the front
+    end keeps draining until a block is full and takes only an empty batch for a timeout."""
+    from appliance.frontend.ads1299.reader import PythonFrameReader
+
+    class FewAtATime(PythonFrameReader):
+        def drain(self, max_frames, timeout_s):
+            return super().drain(min(max_frames, 3), timeout_s)
+
+    blocks = []
+    for few in (False, True):
+        board = EmulatedBoard(Ramp(8), 1000, noise_uv_rms=0.0)
+        reader = FewAtATime(board.chips, board.drdy(0), 27, 1000, threaded=False) if few else None
+        fe = Ads1299FrontEnd(list(board.chips), board.drdy(0), tuple("abcdefgh"), 1000,
+                             block_ms=10, sleep=board.sleep, board=board, reader=reader)
+        fe.start()
+        blocks.append([fe.read_block() for _ in range(5)])
+        fe.close()
+    for a, b in zip(*blocks, strict=True):
+        assert a.first_sample == b.first_sample and a.n_samples == b.n_samples == 10
+        np.testing.assert_array_equal(a.data_uv, b.data_uv)
+    assert fe.health.missed_samples == 0 and fe.health.stalls == 0
