@@ -10,11 +10,13 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+from appliance.analysis.plan import plan_site
 from appliance.errors import ConfigError
-from appliance.frontend.cyton import protocol as cyton
 
-CYTON_RATE_HZ = int(cyton.SAMPLE_RATE_HZ)  # the Cyton dongle streams 250 Hz only
-CYTON_MAX_CHANNELS = cyton.N_CHANNELS  # no daisy board
+# appliance/frontend/cyton/protocol.py's SAMPLE_RATE_HZ and N_CHANNELS (that module imports
+# numpy, which loading a config does not need): the dongle streams 250 Hz, 8 channels, no daisy
+CYTON_RATE_HZ = 250
+CYTON_MAX_CHANNELS = 8
 ADC_FULL_SCALE_UV = 4.5e6  # ADS1299 at gain 1 (VREF 4.5 V): the range is this / gain
 
 
@@ -46,8 +48,6 @@ def _frontend(cfg: Any) -> None:
 def _sites(cfg: Any) -> None:
     """Every site planned as the Monitor plans it, at the configured rate: channels, windows,
     band, component windows, sweep counts; the analysis' own ConfigErrors name the key."""
-    from appliance.analysis.site import plan_site
-
     names = tuple(cfg.frontend.channels)
     for i, site in enumerate(cfg.analysis.sites):
         path = f"analysis.sites[{i}]"

@@ -3,140 +3,25 @@
 
 from __future__ import annotations
 
-import dataclasses
 import math
-from dataclasses import dataclass
 
 import numpy as np
 
 from appliance.analysis.outputs import ComponentValue, TrendPoint, Waveform
+from appliance.analysis.plan import SitePlan, plan_site, sweep_decimation  # noqa: F401
 from appliance.dsp import averagers, peaks, quality
 from appliance.dsp.epochs import Epocher, times_ms
 from appliance.dsp.events import EdgeDetector
 from appliance.dsp.filters import (
-    FilterSpec,
     StreamingFilter,
     bandpass_sos,
     zero_phase_sweeps,
 )
 from appliance.dsp.reject import Rejector
-from appliance.errors import ConfigError
-from appliance.modalities import registry
-from appliance.modalities.base import Component, Measure, Modality, role_from_name
-from appliance.settings.analysis import AnalysisSettings, SiteSettings
+from appliance.modalities.base import Measure
 
-MIN_WINDOW_SAMPLES = 8  # an analysis window shorter than this at the sweep rate measures nothing
-MIN_COMPONENT_SAMPLES = 4  # a component window must hold a peak and its neighbours
-MAX_UPDATE_S = 120.0  # an update (update_sweeps / rate_hz) may take at most this long
 MAX_WAITING = 64  # raw sweeps held back for one vectorised filter call (bounds memory)
 MEP_ONSET_UV = 20.0  # tcMEP onset threshold floor (µV); 5 x pre-stimulus RMS when larger
-
-
-@dataclass(frozen=True)
-class SitePlan:
-    """Everything resolved from a site's settings and its modality's defaults."""
-
-    site: SiteSettings
-    modality: Modality
-    judge: object
-    channel_index: tuple[int, ...]
-    roles: tuple[str, ...]
-    pre_ms: float
-    post_ms: float
-    filter: FilterSpec
-    n_sweeps: int
-    update_sweeps: int
-    cumulative: bool
-    reject_uv: float
-    crit: dict[str, float]
-
-
-def plan_site(s: SiteSettings, a: AnalysisSettings, channel_names: tuple[str, ...],
-              fs_hz: float, path: str = "analysis.sites") -> SitePlan:
-    """Resolve one site; a ConfigError names the key when something cannot work."""
-    mod, judge = registry.get(s.modality)
-    missing = [c for c in s.channels if c not in channel_names]
-    if missing:
-        raise ConfigError(f"{path}.channels: {missing[0]!r} is not among the recorded channels "
-                          f"{list(channel_names)}.")
-    idx = tuple(channel_names.index(c) for c in s.channels)
-    default_role = "epidural" if s.d_wave else mod.default_role
-    roles = tuple(s.roles) if s.roles else ()
-    roles = tuple(r if r != "auto" else role_from_name(c, default_role)
-                  for c, r in zip(s.channels, roles or ("auto",) * len(s.channels), strict=True))
-    # a name-derived role the modality does not measure (BAEP "Cz-A1" looks cortical) is its
-    # default role; an explicit role in the config is kept and measured as the default
-    roles = tuple(r if r in mod.measures or s.roles else default_role for r in roles)
-    pre_ms, post_ms = s.window_ms or mod.window_ms
-    lo, want_hi = s.band_hz or mod.band_hz
-    # BAEP's 3 kHz needs >= 8 kSPS: a little below that the band is cut (and the cut band is
-    # in every result); a rate that keeps less than half of it is refused
-    hi = min(want_hi, 0.45 * fs_hz)
-    if not 0 < lo < hi or hi < 0.5 * want_hi:
-        raise ConfigError(f"{path}.band_hz: [{lo:g}, {want_hi:g}] Hz needs a sample rate of at "
-                          f"least {want_hi / 0.45 / 2:g} Hz, got {fs_hz:g} Hz; raise "
-                          "frontend.sample_rate_hz or lower band_hz.")
-    fs_sweep_hz = fs_hz / sweep_decimation(fs_hz, hi, s.phase == "zero")
-    if (pre_ms + post_ms) * fs_sweep_hz / 1e3 < MIN_WINDOW_SAMPLES:
-        raise ConfigError(f"{path}.window_ms: got {[pre_ms, post_ms]}, allowed: a window of at "
-                          f"least {MIN_WINDOW_SAMPLES} samples at {fs_sweep_hz:g} Hz "
-                          f"({MIN_WINDOW_SAMPLES * 1e3 / fs_sweep_hz:g} ms).")
-    mod = with_component_windows(mod, s.components, post_ms, fs_sweep_hz, f"{path}.components")
-    notch = a.notch_hz if s.notch_hz < 0 else s.notch_hz
-    notch = notch if 0 < notch < 0.5 * fs_hz else None
-    if mod.family == "tcmep" and not s.d_wave and s.n_sweeps > 1:
-        raise ConfigError(f"{path}.n_sweeps: got {s.n_sweeps}, allowed: 0 or 1 — muscle MEPs "
-                          "are judged sweep by sweep, never averaged (d_wave = true averages).")
-    n = s.n_sweeps or (mod.extra.get("d_wave_sweeps", mod.n_sweeps) if s.d_wave else mod.n_sweeps)
-    upd = s.update_sweeps or (min(5, n) if s.d_wave else mod.update_sweeps)
-    if upd / s.rate_hz > MAX_UPDATE_S:
-        raise ConfigError(f"{path}.update_sweeps: {upd} sweeps at rate_hz {s.rate_hz:g} take "
-                          f"{upd / s.rate_hz:.0f} s, allowed: an update at least every "
-                          f"{MAX_UPDATE_S:g} s (fewer update_sweeps or a higher rate_hz).")
-    crit = dict(mod.criteria)
-    if mod.family == "tcmep":
-        from appliance.modalities.tcmep import CASE_AMPLITUDE_RATIO_MIN
-
-        crit["amplitude_ratio_min"] = (mod.extra["d_wave_ratio_min"] if s.d_wave
-                                       else CASE_AMPLITUDE_RATIO_MIN[a.case_type])
-    crit.update(s.criteria)
-    reject = s.reject_uv or mod.reject_uv
-    cumulative = s.averaging == "cumulative"
-    return SitePlan(s, mod, judge, idx, roles, float(pre_ms), float(post_ms),
-                    FilterSpec((float(lo), float(hi)), s.phase, notch), int(n), int(upd),
-                    cumulative, float(reject), crit)
-
-
-def sweep_decimation(fs_hz: float, hi_hz: float, zero_phase: bool) -> int:
-    """Sweeps are analysed at fs / q, the lowest whole fraction of the rate that still samples
-    the band at >= 4x its upper edge (SSEP at 16 kSPS: 4 kSPS); q = 1 for causal filtering."""
-    return max(1, int(fs_hz // (4.0 * hi_hz))) if zero_phase else 1
-
-
-def with_component_windows(mod: Modality, windows: dict[str, tuple[float, ...]], post_ms: float,
-                           fs_sweep_hz: float, path: str) -> Modality:
-    """`mod` with the named components searched in `windows` (ms after the stimulus) instead of
-    its defaults; every window lies inside the analysis window and holds a few samples."""
-    if not windows:
-        return mod
-    known = {c.name for m in mod.measures.values() for c in m.components}
-    min_ms = MIN_COMPONENT_SAMPLES * 1e3 / fs_sweep_hz
-    for name, (lo, hi) in windows.items():
-        if name not in known:
-            raise ConfigError(f"{path}.{name}: unknown component, allowed for {mod.name}: "
-                              f"{', '.join(sorted(known))}.")
-        if hi > post_ms or hi - lo < min_ms:
-            raise ConfigError(f"{path}.{name}: got {[lo, hi]}, allowed: a window inside 0-"
-                              f"{post_ms:g} ms (the analysis window) at least {min_ms:g} ms "
-                              f"({MIN_COMPONENT_SAMPLES} samples) wide.")
-
-    def moved(c: Component) -> Component:
-        w = windows.get(c.name)
-        return dataclasses.replace(c, window_ms=(float(w[0]), float(w[1]))) if w else c
-
-    measures = {role: dataclasses.replace(m, components=tuple(moved(c) for c in m.components))
-                for role, m in mod.measures.items()}
-    return dataclasses.replace(mod, measures=measures)
 
 
 class SitePipeline:

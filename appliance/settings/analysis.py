@@ -66,7 +66,7 @@ class SiteSettings:
     n_sweeps: int = field(0, min=0, max=10000, help="sweeps in the moving average; 0: default")
     update_sweeps: int = field(0, min=0, max=2000, help="sweeps per update; 0: default")
     reject_uv: float = field(
-        0.0, min=5.0, max=1e5, special={0.0: "modality default"},
+        0.0, min=1.0, max=1e5, special={0.0: "modality default"},
         help="reject beyond +/- this µV; 0: default",
     )
     d_wave: bool = field(False, help="tcMEP site records an epidural D-wave (averaged, <= 20)")

@@ -147,3 +147,14 @@ def test_docs_list_every_analysis_key_with_its_range() -> None:
         if tp in (int, float) and not meta.get("choices"):
             span = f"{meta['min']:g}–{meta['max']:g}"
             assert span in rows[key], (key, span, rows[key])
+
+
+def test_loading_a_config_imports_neither_numpy_nor_scipy() -> None:
+    """Every site is planned at load, yet `ionm alarm ack`, `lights-check` and `check-config`
+    stay quick to start: planning is pure Python (appliance/analysis/plan.py)."""
+    code = ("import sys; from appliance import config; "
+            "config.load('deploy/config/ssep-example.toml'); "
+            "print(sorted(m for m in ('numpy', 'scipy') if m in sys.modules))")
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60,
+                       cwd=REPO, env={**os.environ, "PYTHONPATH": str(REPO)})
+    assert r.returncode == 0 and r.stdout.strip() == "[]", (r.stdout, r.stderr)
