@@ -27,10 +27,10 @@ from appliance.detection.template import TemplateModel, _robust_sd, fit_template
 @dataclass(frozen=True)
 class DetectorSettings:
     rate_hz: float = 4.7
-    baseline_sweeps: int = 600  # template (~2 min at 4.7 Hz; a 300-sweep template is too noisy)
-    # then scored out-of-sample for the reference amplitude and sigma: the reference's own error
-    # (sigma / sqrt(n)) must be well under the drop tests' margin (delta / 2)
-    calibration_sweeps: int = 1500
+    # template (~2 min at 4.7 Hz; a 300-sweep template is too noisy). Its reference amplitude
+    # and sigma are cross-fitted on the same sweeps, so the detector arms when they are in; the
+    # reference keeps learning after that and the tests widen for its error meanwhile
+    baseline_sweeps: int = 600
     drop_designs: tuple[float, ...] = (0.5, 0.7, 1.0)  # drop fractions the high bank is tuned to
     possible_drop: float = 0.3  # the medium "possible change" test
     high_false_alarm_h: float = 8.0  # one false high alarm per this many hours
@@ -45,7 +45,7 @@ class DetectorSettings:
     # the reference extrapolates its slope over this window, clipped to the fastest global
     # drift it follows: anaesthetic fade (30 %/h in the benchmark's worst case) and cooling
     slope_window_s: float = 1200.0
-    max_fade_per_h: float = 0.4  # fraction of the calibration amplitude
+    max_fade_per_h: float = 0.4  # fraction of the baseline amplitude
     max_latency_drift_per_h: float = 1.0  # in design shifts (2 ms) per hour
     reject_noise_scale: float = 25.0  # sweeps this much noisier than baseline are skipped
     clear_after_sweeps: int = 30
@@ -71,9 +71,8 @@ def _llr_drop(z: np.ndarray, sd: np.ndarray, delta: float) -> np.ndarray:
 class SweepDetector:
     """Sequential detector for one site. Not thread-safe; one per site.
 
-    Phases: template (fit on `baseline_sweeps`), calibration (score the next
-    `calibration_sweeps` with that fixed model: reference amplitude and per-sweep sds measured
-    out-of-sample, hence unbiased), monitoring.
+    Phases: baseline (fit the template on `baseline_sweeps`, with the reference amplitude and
+    per-sweep sds cross-fitted on the same sweeps, hence out of sample), monitoring.
     """
 
     def __init__(self, site: str, sample_rate_hz: float, settings: DetectorSettings) -> None:
@@ -82,7 +81,6 @@ class SweepDetector:
         self.cfg = settings
         self.model: TemplateModel | None = None
         self._baseline: list[np.ndarray] = []
-        self._calib: list[np.ndarray] = []  # rows of (a, lat, scale)
         self._amp_ref: TrackedReference | None = None
         self._lat_ref: TrackedReference | None = None
         self.sigma_ratio = float("nan")  # per-sweep sd of the amplitude / baseline amplitude
@@ -90,7 +88,8 @@ class SweepDetector:
         self.n_seen = 0
         self.n_rejected = 0
         self._recent: list[np.ndarray] = []  # sweeps of the current CUSUM run, for evidence
-        # noise levels relative to calibration, tracked on every sweep outside alarms
+        self._recent_z: list[float] = []  # their (clipped) amplitude ratios
+        # noise levels relative to the baseline, tracked on every sweep outside alarms
         self.var_factor = 1.0
         self.var_factor_l = 1.0
         self.kalman_x = 1.0
@@ -104,18 +103,17 @@ class SweepDetector:
         self.latency = Cusum(1.0)
 
     def _calibrate(self) -> None:
-        assert self.model is not None
-        rows = np.concatenate(self._calib)
-        self._calib = []
-        ok = rows[:, 2] <= self.cfg.reject_noise_scale
+        assert self.model is not None and self.model.baseline_scores is not None
+        rows = self.model.baseline_scores
+        ok = rows[:, 2] <= self.cfg.reject_noise_scale * self.model.r_median
         a, lat = rows[ok, 0], rows[ok, 1]
         cfg = self.cfg
         per_h = 3600.0 * cfg.rate_hz
-        ref = float(np.median(a))
+        ref = self.model.reference
         self.sigma_ratio = _robust_sd(a) / ref
         self._sigma_l = _robust_sd(lat)
         # tails heavier than Gaussian make the MAD-based sd low for a variance-based test:
-        # start the noise factors at the clipped second moments of the calibration sweeps
+        # start the noise factors at the clipped second moments of the cross-fitted baseline scores
         zs = np.clip((a / ref - 1.0) / self.sigma_ratio, -3.0, 3.0)
         self.var_factor = float(np.mean(zs**2))
         lat0 = float(np.median(lat))
@@ -152,7 +150,7 @@ class SweepDetector:
 
     @property
     def reference(self) -> float:
-        """The amplitude the tests compare with (1.0 before calibration)."""
+        """The amplitude the tests compare with (1.0 before the baseline is in)."""
         return self._amp_ref.value if self._amp_ref is not None else 1.0
 
     @property
@@ -180,20 +178,12 @@ class SweepDetector:
                     whiten=self.cfg.whiten,
                 )
                 self._baseline = []
+                self._calibrate()
         if self.model is None or len(sweeps) == 0:
             return []
         a, lat, scale = self.model.estimate(sweeps)
         # channels one after the other (the template model's layout) for the evidence traces
         sweeps = sweeps.reshape(sweeps.shape[0], -1)
-        if not self.ready:
-            need = self.cfg.calibration_sweeps - sum(len(c) for c in self._calib)
-            self._calib.append(np.c_[a, lat, scale][:need])
-            a, lat, scale = a[need:], lat[need:], scale[need:]
-            sweeps, t_s = sweeps[need:], t_s[need:]
-            if need <= len(self._calib[-1]):
-                self._calibrate()
-            if not self.ready or len(a) == 0:
-                return []
         out: list[Condition] = []
         for i in range(len(a)):
             out += self._step(float(a[i]), float(lat[i]), float(scale[i]), sweeps[i], float(t_s[i]))
@@ -254,10 +244,15 @@ class SweepDetector:
             amp_ref.push(a, 3.0 * sd * amp_ref.value)
             lat_ref.push(lat, 3.0 * self._sigma_l * noise_l)
         self._recent.append(sweep)
+        self._recent_z.append(z)
         tests = [*self.drop_tests.values(), self.possible]
         keep = max([c.run_length for c in tests] + [50])
         if len(self._recent) > keep:
             del self._recent[: len(self._recent) - keep]
+            del self._recent_z[: len(self._recent_z) - keep]
+        if fired_high or fired_med:
+            self._restart_trend(self.drop_tests[max(fired_high)] if fired_high else self.possible,
+                                sd)
 
         out: list[Condition] = []
         if fired_high and not self._state.alarmed.get("amplitude"):
@@ -276,6 +271,14 @@ class SweepDetector:
                 test.reset()  # its evidence is in the raised condition; accumulate anew
         out += self._maybe_clear(t)
         return out
+
+    def _restart_trend(self, test: Cusum, sd: float) -> None:
+        """Restart the displayed trend at the change point the firing test estimates: the mean
+        since then, with its own variance. The Kalman trend alone lags a step by its time
+        constant (~15-30 s), so at the alarm it still read a 40 % response as 55-70 %."""
+        n = max(min(test.run_length, len(self._recent_z)), 1)
+        self.kalman_x = float(np.mean(self._recent_z[-n:]))
+        self.kalman_p = sd**2 / n
 
     def _maybe_clear(self, t: float) -> list[Condition]:
         """Clear once the trend is back above the midpoint for `clear_after_sweeps` sweeps."""
