@@ -131,11 +131,16 @@ def run_case(case: cases.Case, seed: int, settings: DetectorSettings | None = No
     stable_rows: list[np.ndarray] = []
     n_stable = 0
     evidence_ok = True
+    active: set[str] = set()
     for x, t in cases.sweeps(case, seed):
         x0 = x if x.ndim == 2 else x[:, 0]  # the standard derivation
         for c in det.push(x, t):
             if not c.active:
+                active.discard(c.id)
                 continue
+            if c.id in active:  # a re-report of a raised alarm with the estimate updated
+                continue
+            active.add(c.id)
             evidence_ok &= all(k in c.evidence for k in (
                 "amplitude_ratio_ci95", "statistic", "threshold", "short_average"))
             (fast_high if c.priority.name == "HIGH" else fast_med).append(c.t_s)

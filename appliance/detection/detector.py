@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import base64
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 
@@ -48,7 +48,10 @@ class DetectorSettings:
     max_fade_per_h: float = 0.4  # fraction of the baseline amplitude
     max_latency_drift_per_h: float = 1.0  # in design shifts (2 ms) per hour
     reject_noise_scale: float = 25.0  # sweeps this much noisier than baseline are skipped
-    clear_after_sweeps: int = 30
+    # while an alarm is active it is re-reported this often with the estimate since the change
+    # point, which sharpens as the change persists (the first report decides on a few dozen
+    # sweeps and is correspondingly uncertain)
+    report_every_s: float = 10.0
     trend_q_per_s: float = 0.05  # Kalman process sd per second (fraction of baseline)
     whiten: bool = True
     # Huber-style clip of each sweep's deviation, in sd: little cost in Gaussian noise, but
@@ -58,9 +61,23 @@ class DetectorSettings:
 
 
 @dataclass
+class _Alarm:
+    """A raised alarm: its last report and the test that clears it. Clearing is a CUSUM too,
+    for the return from the alarmed level to the reference (hysteresis: the measure must come
+    back past the design's midpoint and stay there for as much evidence as raising took), so
+    a persisting change is not cleared by the noise of a trend and raised again."""
+
+    condition: Condition
+    recover: Cusum
+    design: float  # amplitude: the design drop; latency: the design shift of the statistic
+    last_report_n: int
+
+
+@dataclass
 class _State:
-    alarmed: dict[str, bool] = field(default_factory=dict)
-    above_count: int = 0
+    alarmed: dict[str, _Alarm] = field(default_factory=dict)
+    level_sum: float = 0.0  # amplitude ratios since the change point, for the estimate
+    level_n: int = 0
 
 
 def _llr_drop(z: np.ndarray, sd: np.ndarray, delta: float) -> np.ndarray:
@@ -210,10 +227,17 @@ class SweepDetector:
         sd_arr = np.array([sd])
         # Kalman local-level trend on the amplitude ratio (for display and evidence)
         q = (self.cfg.trend_q_per_s / self.cfg.rate_hz) ** 2 * self.cfg.rate_hz
-        self.kalman_p += q
-        gain = self.kalman_p / (self.kalman_p + sd**2)
-        self.kalman_x += gain * (z - self.kalman_x)
-        self.kalman_p *= 1.0 - gain
+        st = self._state
+        if st.alarmed:  # the estimate since the change point (see _restart_trend)
+            st.level_sum += z
+            st.level_n += 1
+            self.kalman_x = st.level_sum / st.level_n
+            self.kalman_p = sd**2 / st.level_n
+        else:
+            self.kalman_p += q
+            gain = self.kalman_p / (self.kalman_p + sd**2)
+            self.kalman_x += gain * (z - self.kalman_x)
+            self.kalman_p *= 1.0 - gain
 
         amp_ref, lat_ref = self._amp_ref, self._lat_ref
         assert amp_ref is not None and lat_ref is not None
@@ -232,7 +256,7 @@ class SweepDetector:
         y = float(np.clip(lat - lat_ref.value, -k * sl, k * sl))
         fired_lat = self.latency.update(np.array([(dl / sl**2) * (y - dl / 2.0)])) >= 0
 
-        if not any(self._state.alarmed.values()):
+        if not self._state.alarmed:
             alpha = 1.0 / (self.cfg.reference_tau_s * self.cfg.rate_hz)
             zs = (z - 1.0) / (sd / noise)
             self.var_factor += alpha * (min(zs * zs, 9.0) - self.var_factor)
@@ -250,65 +274,101 @@ class SweepDetector:
         if len(self._recent) > keep:
             del self._recent[: len(self._recent) - keep]
             del self._recent_z[: len(self._recent_z) - keep]
-        if fired_high or fired_med:
-            self._restart_trend(self.drop_tests[max(fired_high)] if fired_high else self.possible,
-                                sd)
+        if (fired_high or fired_med or fired_lat) and not self._state.alarmed:
+            self._restart_trend(self.drop_tests[max(fired_high)] if fired_high
+                                else self.possible if fired_med else self.latency)
 
         out: list[Condition] = []
-        if fired_high and not self._state.alarmed.get("amplitude"):
+        alarmed = self._state.alarmed
+        if fired_high and "amplitude" not in alarmed:
             d = max(fired_high)
-            out.append(self._condition("amplitude", Priority.HIGH, True, t, d, self.drop_tests[d]))
-            self._state.alarmed["amplitude"] = True
-        if fired_med and not self._state.alarmed.get("possible"):
-            out.append(self._condition("possible", Priority.MEDIUM, True, t,
-                                       self.cfg.possible_drop, self.possible))
-            self._state.alarmed["possible"] = True
-        if fired_lat and not self._state.alarmed.get("latency"):
-            out.append(self._condition("latency", Priority.HIGH, True, t, None, self.latency))
-            self._state.alarmed["latency"] = True
+            self._raise("amplitude", Priority.HIGH, t, d, self.drop_tests[d], out)
+        if fired_med and "possible" not in alarmed:
+            self._raise("possible", Priority.MEDIUM, t, self.cfg.possible_drop, self.possible,
+                        out)
+        if fired_lat and "latency" not in alarmed:
+            self._raise("latency", Priority.HIGH, t, dl, self.latency, out)
         for test in [*tests, self.latency]:
             if test.s >= test.h:
                 test.reset()  # its evidence is in the raised condition; accumulate anew
-        out += self._maybe_clear(t)
+        out += self._recover(t, z, sd, y, sl)
         return out
 
-    def _restart_trend(self, test: Cusum, sd: float) -> None:
-        """Restart the displayed trend at the change point the firing test estimates: the mean
-        since then, with its own variance. The Kalman trend alone lags a step by its time
-        constant (~15-30 s), so at the alarm it still read a 40 % response as 55-70 %."""
+    def _raise(self, name: str, prio: Priority, t: float, design: float, test: Cusum,
+               out: list[Condition]) -> None:
+        c = self._condition(name, prio, True, t, None if name == "latency" else design, test)
+        # the recovery test runs from the smallest design of the alarm's kind (a 100 % design
+        # fired on a 60 % drop would otherwise test 0.5 against 1 and clear on noise); its
+        # threshold is that design's, so a persisting change clears as rarely as it false-alarms
+        if name == "amplitude":
+            design = min(self.drop_tests)
+            test = self.drop_tests[design]
+        self._state.alarmed[name] = _Alarm(c, Cusum(test.h), design, self.n_seen)
+        out.append(c)
+
+    def _restart_trend(self, test: Cusum) -> None:
+        """Restart the displayed estimate at the change point the firing test estimates: from
+        then on it is the mean since that point, with its own variance, until every alarm has
+        cleared. The Kalman trend alone lags a step by its time constant (~15-30 s), so at the
+        alarm it still read a 40 % response as 55-70 %."""
         n = max(min(test.run_length, len(self._recent_z)), 1)
-        self.kalman_x = float(np.mean(self._recent_z[-n:]))
-        self.kalman_p = sd**2 / n
+        self._state.level_sum = float(np.sum(self._recent_z[-n:]))
+        self._state.level_n = n
+        self.kalman_x = self._state.level_sum / n
+        self.kalman_p = self.sigma_ratio**2 * self.var_factor / n
 
-    def _maybe_clear(self, t: float) -> list[Condition]:
-        """Clear once the trend is back above the midpoint for `clear_after_sweeps` sweeps."""
-        if not any(self._state.alarmed.values()):
-            return []
-        tests = [*self.drop_tests.values(), self.possible, self.latency]
-        recovered = self.kalman_x > 1.0 - min(self.cfg.drop_designs) / 2.0 and all(
-            c.s < c.h / 2 for c in tests)
-        self._state.above_count = self._state.above_count + 1 if recovered else 0
-        if self._state.above_count < self.cfg.clear_after_sweeps:
-            return []
-        out = []
-        for name, on in self._state.alarmed.items():
-            if on:
-                prio = Priority.MEDIUM if name == "possible" else Priority.HIGH
+    def _recover(self, t: float, z: float, sd: float, y: float, sl: float) -> list[Condition]:
+        """Re-report active alarms every `report_every_s`; clear each when its recovery CUSUM
+        (reference level vs the alarmed level) crosses the threshold that raised it."""
+        st = self._state
+        out: list[Condition] = []
+        every = max(int(self.cfg.report_every_s * self.cfg.rate_hz), 1)
+        for name, al in list(st.alarmed.items()):
+            d = al.design
+            if name == "latency":  # back from the design shift towards the reference
+                llr = (d / sl**2) * (d / 2.0 - y)
+            else:  # back from 1 - d to the reference, 1
+                llr = (d / sd**2) * (z - 1.0 + d / 2.0)
+            if al.recover.update(np.array([llr])) >= 0:
+                prio = al.condition.priority
                 out.append(self._condition(name, prio, False, t, None, None))
-        self._state = _State()
-        for c in tests:
-            c.reset()
+                del st.alarmed[name]
+            elif self.n_seen - al.last_report_n >= every:
+                al.last_report_n = self.n_seen
+                out.append(self._update(al.condition, t))
+        if not st.alarmed and out:  # the last alarm cleared: start afresh
+            self._state = _State()
+            for c in [*self.drop_tests.values(), self.possible, self.latency]:
+                c.reset()
         return out
+
+    def _update(self, c: Condition, t: float) -> Condition:
+        """The active condition again, with the estimate as it stands now."""
+        ev = dict(c.evidence)
+        ev.update(self._estimate())
+        ev["sweeps_seen"] = self.n_seen
+        ev["sweeps_since_change"] = self._state.level_n
+        msg = c.message.split(" (now ")[0] + self._estimate_text()
+        return replace(c, t_s=t, message=msg, evidence=ev)
+
+    def _estimate(self) -> dict[str, object]:
+        ci = 1.96 * math.sqrt(self.kalman_p)
+        return {"amplitude_ratio": round(self.kalman_x, 4),
+                "amplitude_ratio_ci95": [round(self.kalman_x - ci, 4),
+                                         round(self.kalman_x + ci, 4)]}
+
+    def _estimate_text(self) -> str:
+        ci = 1.96 * math.sqrt(self.kalman_p)
+        return (f" (now {self.kalman_x:.0%} of baseline, 95% CI "
+                f"{self.kalman_x - ci:.0%}-{self.kalman_x + ci:.0%})")
 
     def _condition(self, name: str, prio: Priority, active: bool, t: float,
                    delta: float | None, test: Cusum | None) -> Condition:
         m = self.model
         assert m is not None
-        ci = 1.96 * math.sqrt(self.kalman_p)
         ev: dict[str, object] = {
             "method": "template-matched GLS amplitude + CUSUM",
-            "amplitude_ratio": round(self.kalman_x, 4),
-            "amplitude_ratio_ci95": [round(self.kalman_x - ci, 4), round(self.kalman_x + ci, 4)],
+            **self._estimate(),
             "reference_ratio": round(self.reference, 4),
             "sigma_a": round(self.sigma_ratio, 4),
             "noise_factor": round(math.sqrt(self.var_factor), 3),
@@ -338,9 +398,7 @@ class SweepDetector:
             })
         what = {"amplitude": "amplitude drop", "latency": "latency increase",
                 "possible": "possible amplitude change"}[name]
-        msg = (f"{self.site}: {what} (now {self.kalman_x:.0%} of baseline, 95% CI "
-               f"{self.kalman_x - ci:.0%}-{self.kalman_x + ci:.0%})" if active
-               else f"{self.site}: {what} cleared")
+        msg = f"{self.site}: {what}" + (self._estimate_text() if active else " cleared")
         return Condition(
             id=f"fast.{name}:{self.site}", kind=Kind.PHYSIOLOGICAL, priority=prio,
             active=active, t_s=t, site=self.site, message=msg, evidence=ev,
