@@ -52,6 +52,9 @@ class DetectorSettings:
     # point, which sharpens as the change persists (the first report decides on a few dozen
     # sweeps and is correspondingly uncertain)
     report_every_s: float = 10.0
+    # smallest rise (fraction of the reference) the recovery test looks for; keeps a false alarm
+    # whose level since the change point is near 1 from waiting ever longer to clear
+    min_recovery: float = 0.25
     trend_q_per_s: float = 0.05  # Kalman process sd per second (fraction of baseline)
     whiten: bool = True
     # Huber-style clip of each sweep's deviation, in sd: little cost in Gaussian noise, but
@@ -69,7 +72,7 @@ class _Alarm:
 
     condition: Condition
     recover: Cusum
-    design: float  # amplitude: the design drop; latency: the design shift of the statistic
+    design: float  # latency: the design shift of the statistic (amplitude uses its level)
     last_report_n: int
 
 
@@ -297,13 +300,14 @@ class SweepDetector:
     def _raise(self, name: str, prio: Priority, t: float, design: float, test: Cusum,
                out: list[Condition]) -> None:
         c = self._condition(name, prio, True, t, None if name == "latency" else design, test)
-        # the recovery test runs from the smallest design of the alarm's kind (a 100 % design
-        # fired on a 60 % drop would otherwise test 0.5 against 1 and clear on noise); its
-        # threshold is that design's, so a persisting change clears as rarely as it false-alarms
-        if name == "amplitude":
-            design = min(self.drop_tests)
-            test = self.drop_tests[design]
-        self._state.alarmed[name] = _Alarm(c, Cusum(test.h), design, self.n_seen)
+        # an amplitude alarm's recovery test takes the largest threshold of the smallest high
+        # design and its own (the 100 % test's, low, would clear a 60 % drop on noise; the
+        # medium test's cleared "possible" across a persisting 50 % drop), so a persisting
+        # change clears about as rarely as the high tests false-alarm
+        h = test.h
+        if name != "latency":
+            h = max(h, self.drop_tests[min(self.drop_tests)].h)
+        self._state.alarmed[name] = _Alarm(c, Cusum(h), design, self.n_seen)
         out.append(c)
 
     def _restart_trend(self, test: Cusum) -> None:
@@ -327,7 +331,12 @@ class SweepDetector:
             d = al.design
             if name == "latency":  # back from the design shift towards the reference
                 llr = (d / sl**2) * (d / 2.0 - y)
-            else:  # back from 1 - d to the reference, 1
+            else:
+                # back from the level measured since the change point to the reference, 1:
+                # clears once the level is past the midpoint for as much evidence as raising
+                # took. (From 1 - design instead, a 50 % drop whose channel reads 58 % --
+                # components that do not drop -- cleared after ~500 s and was raised again.)
+                d = max(1.0 - self.kalman_x, self.cfg.min_recovery)
                 llr = (d / sd**2) * (z - 1.0 + d / 2.0)
             if al.recover.update(np.array([llr])) >= 0:
                 prio = al.condition.priority
