@@ -52,8 +52,9 @@ class DetectorSettings:
     # point, which sharpens as the change persists (the first report decides on a few dozen
     # sweeps and is correspondingly uncertain)
     report_every_s: float = 10.0
-    # smallest rise (fraction of the reference) the recovery test looks for; keeps a false alarm
-    # whose level since the change point is near 1 from waiting ever longer to clear
+    # smallest rise (fraction of the reference; of the design shift for latency) the recovery
+    # test looks for: keeps a false alarm whose level since the change point is near the
+    # reference from waiting ever longer to clear
     min_recovery: float = 0.25
     trend_q_per_s: float = 0.05  # Kalman process sd per second (fraction of baseline)
     whiten: bool = True
@@ -74,6 +75,8 @@ class _Alarm:
     recover: Cusum
     design: float  # latency: the design shift of the statistic (amplitude uses its level)
     last_report_n: int
+    level_sum: float = 0.0  # latency: the statistic since the alarm, for its recovery test
+    level_n: int = 0
 
 
 @dataclass
@@ -328,8 +331,10 @@ class SweepDetector:
         out: list[Condition] = []
         every = max(int(self.cfg.report_every_s * self.cfg.rate_hz), 1)
         for name, al in list(st.alarmed.items()):
-            d = al.design
-            if name == "latency":  # back from the design shift towards the reference
+            if name == "latency":  # back from the shift measured since the alarm to none
+                al.level_sum += y
+                al.level_n += 1
+                d = max(al.level_sum / al.level_n, self.cfg.min_recovery * al.design)
                 llr = (d / sl**2) * (d / 2.0 - y)
             else:
                 # back from the level measured since the change point to the reference, 1:
