@@ -27,10 +27,12 @@ def specs(quick: bool) -> list[evaluate.Spec]:
     return [evaluate.Spec(f, c) for f in FAMILIES for c in family_b.standard_cases()]
 
 
-def run(quick: bool = False, processes: int | None = None) -> dict:
+def run(quick: bool = False, processes: int | None = None,
+        cases: list[evaluate.Spec] | None = None, seeds: tuple[int, ...] | None = None) -> dict:
+    """Every spec (default `specs(quick)`) over `seeds` (default 1 seed quick, else 3)."""
     t0 = time.perf_counter()
-    sp = specs(quick)
-    seeds = SEEDS[:1] if quick else SEEDS
+    sp = cases if cases is not None else specs(quick)
+    seeds = seeds or (SEEDS[:1] if quick else SEEDS)
     jobs = [(s, seed) for s in sp for seed in seeds]
     results = evaluate.run_jobs(jobs, processes)
     rows = []

@@ -207,7 +207,8 @@ def evaluate(spec: Spec, seed: int) -> dict[str, Any]:
                     conds.append({k: d[k] for k in ("id", "active", "priority", "t_s", "site")})
             elif kind == "trend" and d["site"] == site and d["channel"] == cort:
                 lat = (d["components"].get("N20") or {}).get("latency_ms")
-                trend.append((d["t_s"], d["peak_to_peak_uv"] or 0.0, lat))
+                trend.append((d["t_s"], d["peak_to_peak_uv"] or 0.0, lat,
+                              d["residual_noise_uv"], d["n_sweeps"]))
             elif kind == "baseline" and d["site"] == site and d["channel"] == cort:
                 base = base or d
         det = getattr(mon.fast.get(site), "detector", None)
@@ -248,6 +249,15 @@ def _measures(spec: Spec, trend, base, fast_est) -> dict[str, Any]:
             np.linspace(ti - SETTLE_S, ti, 16))) for ti in t[sel]])) if sel.any() else None
         lat = np.array([p[2] if p[2] is not None else np.nan for p in trend])
         out["conv_latency_null_fraction"] = _r(np.mean(np.isnan(lat[sel]))) if sel.any() else None
+        if c.change == "latency" and base.get("latency_ms") and sel.any():
+            ok = sel & ~np.isnan(lat)
+            out["conv_latency_ratio_mean"] = (_r(np.mean(lat[ok]) / base["latency_ms"])
+                                              if ok.any() else None)
+            out["latency_truth_ratio"] = _r(float(tr.latency_ratio(c.duration_s)))
+    # the residual noise of full averages before any change, as the monitor reports it
+    pre = [p[3] for p in trend if p[4] >= 300 and p[3] is not None
+           and (onset is None or p[0] < onset)]
+    out["conv_residual_uv"] = _r(np.median(pre)) if pre else None
     if fast_est:
         t = np.array([p[0] for p in fast_est])
         est = np.array([p[1] for p in fast_est])
@@ -343,6 +353,8 @@ def summarise_runs(spec: Spec, runs: list[dict]) -> dict[str, Any]:
                            "onset_s": c.onset_s}
     nstar = [r["n_star_s"] for r in runs if r.get("n_star_s") is not None]
     row["sigma_a"] = _r(np.median([r["sigma_a"] for r in runs]))
+    row["conv_ratio_per_seed"] = [r.get("conv_ratio_mean") for r in runs]
+    row["fast_ratio_per_seed"] = [r.get("fast_ratio_mean") for r in runs]
     row["n_star_s"] = _r(np.median(nstar), 1) if nstar else None
     hours = sum(r["site_hours"] for r in runs)
     row["site_hours"] = round(hours, 2)
@@ -360,7 +372,8 @@ def summarise_runs(spec: Spec, runs: list[dict]) -> dict[str, Any]:
             row[f"{src}_false_{prio}"] = k
             row[f"{src}_false_{prio}_per_8h"] = round(k / hours * 8.0, 2) if hours else None
     for key in ("conv_ratio_mean", "conv_truth_mean", "fast_ratio_mean", "fast_truth_mean",
-                "conv_latency_null_fraction"):
+                "conv_latency_null_fraction", "conv_latency_ratio_mean", "latency_truth_ratio",
+                "conv_residual_uv"):
         v = [r[key] for r in runs if r.get(key) is not None]
         row[key] = _r(np.mean(v)) if v else None
     for key in ("conv_armed_s", "fast_armed_s"):
