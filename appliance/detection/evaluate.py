@@ -211,10 +211,13 @@ def evaluate(spec: Spec, seed: int) -> dict[str, Any]:
                               d["residual_noise_uv"], d["n_sweeps"]))
             elif kind == "baseline" and d["site"] == site and d["channel"] == cort:
                 base = base or d
+        # the fast detector's displayed estimate ("now X % of baseline") once it is armed
         det = getattr(mon.fast.get(site), "detector", None)
-        if det is not None and det.ready:
+        if det is not None and getattr(det, "ready", False):
             fast_armed_s = fast_armed_s if fast_armed_s is not None else t_end
-            fast_est.append((t_end, float(det.kalman_x)))
+            est = getattr(det, "kalman_x", None)
+            if est is not None:
+                fast_est.append((t_end, float(est)))
     mon.flush()
     x = np.concatenate(raw)[:keep_n]
     st = np.concatenate(stim)
