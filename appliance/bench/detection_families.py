@@ -78,3 +78,24 @@ def table(rows: list[dict]) -> str:
         lines.append(" ".join(cells))
     return "\n".join(lines)
 
+
+
+def markdown(rows: list[dict]) -> str:
+    """The docs/detection.md table: per case and family, every seed's delays."""
+    head = ("| case | fam | n* s | conventional HIGH s | fast HIGH s | fast medium s | "
+            "amplitude conv / fast / true | flaps conv / fast | false conv H / fast H / fast M "
+            "(site-h) | armed conv / fast s |")
+    lines = [head, "|" + "---|" * head.count(" | ") + "---|"]
+    for r in rows:
+        amp = " / ".join("-" if r.get(k) is None else f"{r[k]:.2f}" for k in (
+            "conv_ratio_mean", "fast_ratio_mean", "conv_truth_mean"))
+        flaps = (f"{r['conv_high_clears']} / {r['fast_high_clears']}"
+                 if "conv_high_clears" in r else "-")
+        lines.append(
+            f"| {r['case']} | {r['family']} | {r['n_star_s'] if r['n_star_s'] else '-'} | "
+            f"{_fmt_delays(r.get('conv_high_s'))} | {_fmt_delays(r.get('fast_high_s'))} | "
+            f"{_fmt_delays(r.get('fast_medium_s'))} | {amp} | {flaps} | "
+            f"{r['conv_false_high']} / {r['fast_false_high']} / {r['fast_false_medium']} "
+            f"({r['site_hours']:g}) | "
+            f"{r.get('conv_armed_s')} / {r.get('fast_armed_s')} |")
+    return "\n".join(lines)
