@@ -2,7 +2,8 @@
 measured in the same run, because these machines are noisy.
 
 Each suite is a module `appliance.bench.<name>` with `run(quick: bool) -> dict` whose values are
-numbers or strings; `ionm bench` with no suite runs the default ones and merges their dicts.
+numbers or strings (and optionally `text(result) -> str`, its readable layout); `ionm bench`
+with no suite runs the default ones and merges their dicts.
 """
 
 from __future__ import annotations
@@ -35,6 +36,9 @@ def main(argv: list[str]) -> int:
         merged.update(result)
         if not args.json:
             print(f"== {name}")
+            if hasattr(mod, "text"):  # a suite with its own readable layout
+                print(mod.text(result))
+                continue
             for k, v in result.items():
                 print(f"  {k:<40} {v}")
     if args.json:

@@ -317,7 +317,7 @@ def _is_stable(case: cases.Case) -> bool:
     return case.change_at_s is None and case.fade_per_h == 0.0
 
 
-def run(quick: bool = False, processes: int | None = None) -> dict:
+def run_sweep_level(quick: bool = False, processes: int | None = None) -> dict:
     t0 = time.perf_counter()
     settings = DetectorSettings()
     scen = scenarios(quick)
@@ -345,3 +345,20 @@ def run(quick: bool = False, processes: int | None = None) -> dict:
                 f"n{ns:g}" + ("" if ch == 1 else f"-{ch}ch"): {pre: v for pre, (v, _) in m.items()}
                 for (ns, ch), m in matched.items()},
             "detection_wall_s": round(time.perf_counter() - t0, 1)}
+
+
+def run(quick: bool = False, processes: int | None = None) -> dict:
+    """The sweep-level part above, then both case families through the real Monitor
+    (appliance/bench/detection_families.py)."""
+    from appliance.bench import detection_families
+
+    return {**run_sweep_level(quick, processes), **detection_families.run(quick, processes)}
+
+
+def text(result: dict) -> str:
+    """`ionm bench detection` without --json: the families' table after the other figures."""
+    from appliance.bench import detection_families
+
+    rest = "\n".join(f"  {k:<40} {v}" for k, v in result.items()
+                     if k not in ("detection_families",))
+    return rest + "\n" + detection_families.table(result.get("detection_families", []))

@@ -160,13 +160,22 @@ class Truth:
         return fade * (1.0 - (1.0 - c.to_ratio) * self._progress(t))
 
     def latency_shift_ms(self, t_s, site: str | None = None):
+        """Shift of the N20 peak of the (conditioned, noiseless) average, ms."""
         c = self.case
         if (site or c.site) != c.site or c.change != "latency":
             return np.zeros_like(np.asarray(t_s, dtype=np.float64))
-        return c.latency_pct / 100.0 * N20_LATENCY_MS * self._progress(t_s)
+        return c.latency_pct / 100.0 * n20_peak_ms() * self._progress(t_s)
+
+    def cortical_shift_ms(self, t_s, site: str | None = None):
+        """Shift the generator applies to the cortical lobes for that N20 peak shift (the
+        unchanged subcortical N18 underneath pulls the peak back a little)."""
+        c = self.case
+        if c.change != "latency" or not c.latency_pct:
+            return self.latency_shift_ms(t_s, site)
+        return self.latency_shift_ms(t_s, site) * _cortical_per_peak_shift(c.latency_pct)
 
     def latency_ratio(self, t_s, site: str | None = None):
-        return 1.0 + self.latency_shift_ms(t_s, site) / N20_LATENCY_MS
+        return 1.0 + self.latency_shift_ms(t_s, site) / n20_peak_ms()
 
     def to_json(self) -> dict:
         c = self.case
@@ -238,6 +247,40 @@ def cortical_gain() -> float:
     return g
 
 
+def _n20_peak(y: np.ndarray) -> float:
+    """Latency (ms) of the minimum in 15-26 ms, parabolic interpolation between samples."""
+    t = response_t_ms()
+    idx = np.flatnonzero((t >= 15) & (t <= 26))
+    i = idx[np.argmin(y[idx])]
+    a, b, c = y[i - 1], y[i], y[i + 1]
+    den = a - 2 * b + c
+    return float(t[i] + (0.5 * (a - c) / den if den else 0.0) * 1e3 / FS_HZ)
+
+
+def _cortical_response(shift_ms: float) -> np.ndarray:
+    t = response_t_ms()
+    return _conditioned(_lobes(t, CORTICAL_LOBES, shift_ms, cortical_gain())
+                        + _lobes(t, FAR_FIELD_LOBES))
+
+
+@lru_cache(maxsize=1)
+def n20_peak_ms() -> float:
+    """Baseline N20 peak latency of the conditioned noiseless cortical average."""
+    return _n20_peak(_cortical_response(0.0))
+
+
+@lru_cache(maxsize=8)
+def _cortical_per_peak_shift(latency_pct: float) -> float:
+    """Cortical-lobe shift per ms of N20 peak shift, for a rise of latency_pct (bisection)."""
+    want = latency_pct / 100.0 * n20_peak_ms()
+    lo, hi = 0.0, 3.0 * want
+    for _ in range(40):
+        mid = 0.5 * (lo + hi)
+        lo, hi = (mid, hi) if _n20_peak(_cortical_response(mid)) - n20_peak_ms() < want else (
+            lo, mid)
+    return 0.5 * (lo + hi) / want
+
+
 def response_t_ms() -> np.ndarray:
     return np.arange(int(RESPONSE_MS * FS_HZ / 1e3)) * 1e3 / FS_HZ
 
@@ -250,7 +293,7 @@ def mean_response(case: Case, site: str, channel: str, t_s: float = 0.0,
     tr = truth(case)
     y = np.zeros_like(t)
     if channel == CORTICAL[site]:
-        y = (_lobes(t, CORTICAL_LOBES, float(tr.latency_shift_ms(t_s, site)),
+        y = (_lobes(t, CORTICAL_LOBES, float(tr.cortical_shift_ms(t_s, site)),
                     cortical_gain() * float(tr.amplitude_ratio(t_s, site)))
              + _lobes(t, FAR_FIELD_LOBES))
     elif channel == IPSI_SCALP[site]:
@@ -400,11 +443,19 @@ OFFSET_UV = 6000.0  # largest electrode DC offset
 DRIFT_UV = 300.0  # sd of the slow offset wander
 
 
+def _rngs(seed: int) -> list[np.random.Generator]:
+    """schedule, EEG, white, mains, drift, artefact noise: each source its own stream."""
+    return [np.random.default_rng(s) for s in np.random.SeedSequence([seed, 0xB]).spawn(6)]
+
+
+def artefact_events(case: Case, seed: int) -> list[tuple[str, float, float, float]]:
+    """(kind, start s, duration s, amplitude µV) of the case's cautery, movement and pops."""
+    return [e[:4] for e in _schedule(case, _rngs(seed)[0]).events]
+
+
 def generate(case: Case, seed: int) -> Iterator[Chunk]:
     """The case's stream in 1-s chunks (seeded; every random source has its own generator)."""
-    ss = np.random.SeedSequence([seed, 0xB])
-    r_sched, r_eeg, r_white, r_mains, r_drift, r_art = (np.random.default_rng(s)
-                                                        for s in ss.spawn(6))
+    r_sched, r_eeg, r_white, r_mains, r_drift, r_art = _rngs(seed)
     sch = _schedule(case, r_sched)
     tr = truth(case)
     n_ch = len(CHANNELS)
@@ -519,7 +570,7 @@ def _add_responses(x: np.ndarray, trig: np.ndarray, t: np.ndarray, first: int, s
     k = np.arange(int(RESPONSE_MS * FS_HZ / 1e3))
     t_ms = k * 1e3 / FS_HZ
     amp = tr.amplitude_ratio(stim[sel], site) * sch.amp_jit[site][sel]
-    shift = tr.latency_shift_ms(stim[sel], site) + sch.lat_jit[site][sel]
+    shift = tr.cortical_shift_ms(stim[sel], site) + sch.lat_jit[site][sel]
     pj = sch.periph_jit[site][sel]
     cols = i0[:, None] + k[None, :]
     ok = (cols >= 0) & (cols < n)
