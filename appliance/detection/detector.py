@@ -136,7 +136,7 @@ class SweepDetector:
         self.sigma_ratio = _robust_sd(a) / ref
         self._sigma_l = _robust_sd(lat)
         # tails heavier than Gaussian make the MAD-based sd low for a variance-based test:
-        # start the noise factors at the clipped second moments of the cross-fitted baseline scores
+        # start the noise factors at the clipped second moments of the cross-fitted scores
         zs = np.clip((a / ref - 1.0) / self.sigma_ratio, -3.0, 3.0)
         self.var_factor = float(np.mean(zs**2))
         lat0 = float(np.median(lat))
@@ -334,7 +334,9 @@ class SweepDetector:
             if name == "latency":  # back from the shift measured since the alarm to none
                 al.level_sum += y
                 al.level_n += 1
-                d = max(al.level_sum / al.level_n, self.cfg.min_recovery * al.design)
+                sign = math.copysign(1.0, al.design)  # the statistic's shift may be negative
+                d = sign * max(sign * al.level_sum / al.level_n,
+                               self.cfg.min_recovery * abs(al.design))
                 llr = (d / sl**2) * (d / 2.0 - y)
             else:
                 # back from the level measured since the change point to the reference, 1:
