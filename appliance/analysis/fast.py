@@ -49,7 +49,6 @@ class FastSite:
         self.window = np.flatnonzero((t_ms >= lo) & (t_ms < hi))
         cfg = DetectorSettings(rate_hz=plan.site.rate_hz,
                                baseline_sweeps=analysis.fast_baseline_sweeps,
-                               calibration_sweeps=analysis.fast_calibration_sweeps,
                                latency_shift_ms=shift_ms)
         self.detector = SweepDetector(self.site, fs_sweep_hz, cfg)
         self.active: set[str] = set()

@@ -4,7 +4,8 @@ measured in the same run, because these machines are noisy.
 Each suite is a module `appliance.bench.<name>` with `run(quick: bool) -> dict` whose values are
 numbers, strings, or lists / dicts of them; `ionm bench` with no suite runs the default ones.
 Printed as a table per suite (nested values as dotted keys); `--json` prints one merged JSON
-object instead. On a terminal, stderr says which suite is running.
+object instead; a suite may lay itself out with `text(result) -> str`. On a terminal, stderr
+says which suite is running.
 """
 
 from __future__ import annotations
@@ -61,6 +62,9 @@ def main(argv: list[str]) -> int:
         result = mod.run(quick=args.quick)
         merged.update(result)
         if not args.json:
+            if hasattr(mod, "text"):  # a suite with its own readable layout
+                print(f"== {name}\n{mod.text(result)}", flush=True)
+                continue
             print(format_table(name, result), flush=True)
     if args.json:
         json.dump(merged, sys.stdout, sort_keys=True)

@@ -131,11 +131,16 @@ def run_case(case: cases.Case, seed: int, settings: DetectorSettings | None = No
     stable_rows: list[np.ndarray] = []
     n_stable = 0
     evidence_ok = True
+    active: set[str] = set()
     for x, t in cases.sweeps(case, seed):
         x0 = x if x.ndim == 2 else x[:, 0]  # the standard derivation
         for c in det.push(x, t):
             if not c.active:
+                active.discard(c.id)
                 continue
+            if c.id in active:  # a re-report of a raised alarm with the estimate updated
+                continue
+            active.add(c.id)
             evidence_ok &= all(k in c.evidence for k in (
                 "amplitude_ratio_ci95", "statistic", "threshold", "short_average"))
             (fast_high if c.priority.name == "HIGH" else fast_med).append(c.t_s)
@@ -324,7 +329,7 @@ def _is_stable(case: cases.Case) -> bool:
     return case.change_at_s is None and case.fade_per_h == 0.0
 
 
-def run(quick: bool = False, processes: int | None = None) -> dict:
+def run_sweep_level(quick: bool = False, processes: int | None = None) -> dict:
     t0 = time.perf_counter()
     settings = DetectorSettings()
     scen = scenarios(quick)
@@ -352,3 +357,20 @@ def run(quick: bool = False, processes: int | None = None) -> dict:
                 f"n{ns:g}" + ("" if ch == 1 else f"-{ch}ch"): {pre: v for pre, (v, _) in m.items()}
                 for (ns, ch), m in matched.items()},
             "detection_wall_s": round(time.perf_counter() - t0, 1)}
+
+
+def run(quick: bool = False, processes: int | None = None) -> dict:
+    """The sweep-level part above, then both case families through the real Monitor
+    (appliance/bench/detection_families.py)."""
+    from appliance.bench import detection_families
+
+    return {**run_sweep_level(quick, processes), **detection_families.run(quick, processes)}
+
+
+def text(result: dict) -> str:
+    """`ionm bench detection` without --json: the families' table after the other figures."""
+    from appliance.bench import detection_families
+
+    rest = "\n".join(f"  {k:<40} {v}" for k, v in result.items()
+                     if k not in ("detection_families",))
+    return rest + "\n" + detection_families.table(result.get("detection_families", []))

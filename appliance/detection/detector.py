@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import base64
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 
@@ -27,10 +27,10 @@ from appliance.detection.template import TemplateModel, _robust_sd, fit_template
 @dataclass(frozen=True)
 class DetectorSettings:
     rate_hz: float = 4.7
-    baseline_sweeps: int = 600  # template (~2 min at 4.7 Hz; a 300-sweep template is too noisy)
-    # then scored out-of-sample for the reference amplitude and sigma: the reference's own error
-    # (sigma / sqrt(n)) must be well under the drop tests' margin (delta / 2)
-    calibration_sweeps: int = 1500
+    # template (~2 min at 4.7 Hz; a 300-sweep template is too noisy). Its reference amplitude
+    # and sigma are cross-fitted on the same sweeps, so the detector arms when they are in; the
+    # reference keeps learning after that and the tests widen for its error meanwhile
+    baseline_sweeps: int = 600
     drop_designs: tuple[float, ...] = (0.5, 0.7, 1.0)  # drop fractions the high bank is tuned to
     possible_drop: float = 0.3  # the medium "possible change" test
     high_false_alarm_h: float = 8.0  # one false high alarm per this many hours
@@ -45,10 +45,17 @@ class DetectorSettings:
     # the reference extrapolates its slope over this window, clipped to the fastest global
     # drift it follows: anaesthetic fade (30 %/h in the benchmark's worst case) and cooling
     slope_window_s: float = 1200.0
-    max_fade_per_h: float = 0.4  # fraction of the calibration amplitude
+    max_fade_per_h: float = 0.4  # fraction of the baseline amplitude
     max_latency_drift_per_h: float = 1.0  # in design shifts (2 ms) per hour
     reject_noise_scale: float = 25.0  # sweeps this much noisier than baseline are skipped
-    clear_after_sweeps: int = 30
+    # while an alarm is active it is re-reported this often with the estimate since the change
+    # point, which sharpens as the change persists (the first report decides on a few dozen
+    # sweeps and is correspondingly uncertain)
+    report_every_s: float = 10.0
+    # smallest rise (fraction of the reference; of the design shift for latency) the recovery
+    # test looks for: keeps a false alarm whose level since the change point is near the
+    # reference from waiting ever longer to clear
+    min_recovery: float = 0.25
     trend_q_per_s: float = 0.05  # Kalman process sd per second (fraction of baseline)
     whiten: bool = True
     # Huber-style clip of each sweep's deviation, in sd: little cost in Gaussian noise, but
@@ -58,9 +65,25 @@ class DetectorSettings:
 
 
 @dataclass
+class _Alarm:
+    """A raised alarm: its last report and the test that clears it. Clearing is a CUSUM too,
+    for the return from the alarmed level to the reference (hysteresis: the measure must come
+    back past the design's midpoint and stay there for as much evidence as raising took), so
+    a persisting change is not cleared by the noise of a trend and raised again."""
+
+    condition: Condition
+    recover: Cusum
+    design: float  # latency: the design shift of the statistic (amplitude uses its level)
+    last_report_n: int
+    level_sum: float = 0.0  # latency: the statistic since the alarm, for its recovery test
+    level_n: int = 0
+
+
+@dataclass
 class _State:
-    alarmed: dict[str, bool] = field(default_factory=dict)
-    above_count: int = 0
+    alarmed: dict[str, _Alarm] = field(default_factory=dict)
+    level_sum: float = 0.0  # amplitude ratios since the change point, for the estimate
+    level_n: int = 0
 
 
 def _llr_drop(z: np.ndarray, sd: np.ndarray, delta: float) -> np.ndarray:
@@ -71,9 +94,8 @@ def _llr_drop(z: np.ndarray, sd: np.ndarray, delta: float) -> np.ndarray:
 class SweepDetector:
     """Sequential detector for one site. Not thread-safe; one per site.
 
-    Phases: template (fit on `baseline_sweeps`), calibration (score the next
-    `calibration_sweeps` with that fixed model: reference amplitude and per-sweep sds measured
-    out-of-sample, hence unbiased), monitoring.
+    Phases: baseline (fit the template on `baseline_sweeps`, with the reference amplitude and
+    per-sweep sds cross-fitted on the same sweeps, hence out of sample), monitoring.
     """
 
     def __init__(self, site: str, sample_rate_hz: float, settings: DetectorSettings) -> None:
@@ -82,7 +104,6 @@ class SweepDetector:
         self.cfg = settings
         self.model: TemplateModel | None = None
         self._baseline: list[np.ndarray] = []
-        self._calib: list[np.ndarray] = []  # rows of (a, lat, scale)
         self._amp_ref: TrackedReference | None = None
         self._lat_ref: TrackedReference | None = None
         self.sigma_ratio = float("nan")  # per-sweep sd of the amplitude / baseline amplitude
@@ -90,7 +111,8 @@ class SweepDetector:
         self.n_seen = 0
         self.n_rejected = 0
         self._recent: list[np.ndarray] = []  # sweeps of the current CUSUM run, for evidence
-        # noise levels relative to calibration, tracked on every sweep outside alarms
+        self._recent_z: list[float] = []  # their (clipped) amplitude ratios
+        # noise levels relative to the baseline, tracked on every sweep outside alarms
         self.var_factor = 1.0
         self.var_factor_l = 1.0
         self.kalman_x = 1.0
@@ -104,18 +126,17 @@ class SweepDetector:
         self.latency = Cusum(1.0)
 
     def _calibrate(self) -> None:
-        assert self.model is not None
-        rows = np.concatenate(self._calib)
-        self._calib = []
-        ok = rows[:, 2] <= self.cfg.reject_noise_scale
+        assert self.model is not None and self.model.baseline_scores is not None
+        rows = self.model.baseline_scores
+        ok = rows[:, 2] <= self.cfg.reject_noise_scale * self.model.r_median
         a, lat = rows[ok, 0], rows[ok, 1]
         cfg = self.cfg
         per_h = 3600.0 * cfg.rate_hz
-        ref = float(np.median(a))
+        ref = self.model.reference
         self.sigma_ratio = _robust_sd(a) / ref
         self._sigma_l = _robust_sd(lat)
         # tails heavier than Gaussian make the MAD-based sd low for a variance-based test:
-        # start the noise factors at the clipped second moments of the calibration sweeps
+        # start the noise factors at the clipped second moments of the cross-fitted scores
         zs = np.clip((a / ref - 1.0) / self.sigma_ratio, -3.0, 3.0)
         self.var_factor = float(np.mean(zs**2))
         lat0 = float(np.median(lat))
@@ -152,7 +173,7 @@ class SweepDetector:
 
     @property
     def reference(self) -> float:
-        """The amplitude the tests compare with (1.0 before calibration)."""
+        """The amplitude the tests compare with (1.0 before the baseline is in)."""
         return self._amp_ref.value if self._amp_ref is not None else 1.0
 
     @property
@@ -180,20 +201,12 @@ class SweepDetector:
                     whiten=self.cfg.whiten,
                 )
                 self._baseline = []
+                self._calibrate()
         if self.model is None or len(sweeps) == 0:
             return []
         a, lat, scale = self.model.estimate(sweeps)
         # channels one after the other (the template model's layout) for the evidence traces
         sweeps = sweeps.reshape(sweeps.shape[0], -1)
-        if not self.ready:
-            need = self.cfg.calibration_sweeps - sum(len(c) for c in self._calib)
-            self._calib.append(np.c_[a, lat, scale][:need])
-            a, lat, scale = a[need:], lat[need:], scale[need:]
-            sweeps, t_s = sweeps[need:], t_s[need:]
-            if need <= len(self._calib[-1]):
-                self._calibrate()
-            if not self.ready or len(a) == 0:
-                return []
         out: list[Condition] = []
         for i in range(len(a)):
             out += self._step(float(a[i]), float(lat[i]), float(scale[i]), sweeps[i], float(t_s[i]))
@@ -220,10 +233,17 @@ class SweepDetector:
         sd_arr = np.array([sd])
         # Kalman local-level trend on the amplitude ratio (for display and evidence)
         q = (self.cfg.trend_q_per_s / self.cfg.rate_hz) ** 2 * self.cfg.rate_hz
-        self.kalman_p += q
-        gain = self.kalman_p / (self.kalman_p + sd**2)
-        self.kalman_x += gain * (z - self.kalman_x)
-        self.kalman_p *= 1.0 - gain
+        st = self._state
+        if st.alarmed:  # the estimate since the change point (see _restart_trend)
+            st.level_sum += z
+            st.level_n += 1
+            self.kalman_x = st.level_sum / st.level_n
+            self.kalman_p = sd**2 / st.level_n
+        else:
+            self.kalman_p += q
+            gain = self.kalman_p / (self.kalman_p + sd**2)
+            self.kalman_x += gain * (z - self.kalman_x)
+            self.kalman_p *= 1.0 - gain
 
         amp_ref, lat_ref = self._amp_ref, self._lat_ref
         assert amp_ref is not None and lat_ref is not None
@@ -242,7 +262,7 @@ class SweepDetector:
         y = float(np.clip(lat - lat_ref.value, -k * sl, k * sl))
         fired_lat = self.latency.update(np.array([(dl / sl**2) * (y - dl / 2.0)])) >= 0
 
-        if not any(self._state.alarmed.values()):
+        if not self._state.alarmed:
             alpha = 1.0 / (self.cfg.reference_tau_s * self.cfg.rate_hz)
             zs = (z - 1.0) / (sd / noise)
             self.var_factor += alpha * (min(zs * zs, 9.0) - self.var_factor)
@@ -254,58 +274,117 @@ class SweepDetector:
             amp_ref.push(a, 3.0 * sd * amp_ref.value)
             lat_ref.push(lat, 3.0 * self._sigma_l * noise_l)
         self._recent.append(sweep)
+        self._recent_z.append(z)
         tests = [*self.drop_tests.values(), self.possible]
         keep = max([c.run_length for c in tests] + [50])
         if len(self._recent) > keep:
             del self._recent[: len(self._recent) - keep]
+            del self._recent_z[: len(self._recent_z) - keep]
+        if (fired_high or fired_med or fired_lat) and not self._state.alarmed:
+            self._restart_trend(self.drop_tests[max(fired_high)] if fired_high
+                                else self.possible if fired_med else self.latency)
 
         out: list[Condition] = []
-        if fired_high and not self._state.alarmed.get("amplitude"):
+        alarmed = self._state.alarmed
+        if fired_high and "amplitude" not in alarmed:
             d = max(fired_high)
-            out.append(self._condition("amplitude", Priority.HIGH, True, t, d, self.drop_tests[d]))
-            self._state.alarmed["amplitude"] = True
-        if fired_med and not self._state.alarmed.get("possible"):
-            out.append(self._condition("possible", Priority.MEDIUM, True, t,
-                                       self.cfg.possible_drop, self.possible))
-            self._state.alarmed["possible"] = True
-        if fired_lat and not self._state.alarmed.get("latency"):
-            out.append(self._condition("latency", Priority.HIGH, True, t, None, self.latency))
-            self._state.alarmed["latency"] = True
+            self._raise("amplitude", Priority.HIGH, t, d, self.drop_tests[d], out)
+        if fired_med and "possible" not in alarmed:
+            self._raise("possible", Priority.MEDIUM, t, self.cfg.possible_drop, self.possible,
+                        out)
+        if fired_lat and "latency" not in alarmed:
+            self._raise("latency", Priority.HIGH, t, dl, self.latency, out)
         for test in [*tests, self.latency]:
             if test.s >= test.h:
                 test.reset()  # its evidence is in the raised condition; accumulate anew
-        out += self._maybe_clear(t)
+        out += self._recover(t, z, sd, y, sl)
         return out
 
-    def _maybe_clear(self, t: float) -> list[Condition]:
-        """Clear once the trend is back above the midpoint for `clear_after_sweeps` sweeps."""
-        if not any(self._state.alarmed.values()):
-            return []
-        tests = [*self.drop_tests.values(), self.possible, self.latency]
-        recovered = self.kalman_x > 1.0 - min(self.cfg.drop_designs) / 2.0 and all(
-            c.s < c.h / 2 for c in tests)
-        self._state.above_count = self._state.above_count + 1 if recovered else 0
-        if self._state.above_count < self.cfg.clear_after_sweeps:
-            return []
-        out = []
-        for name, on in self._state.alarmed.items():
-            if on:
-                prio = Priority.MEDIUM if name == "possible" else Priority.HIGH
+    def _raise(self, name: str, prio: Priority, t: float, design: float, test: Cusum,
+               out: list[Condition]) -> None:
+        c = self._condition(name, prio, True, t, None if name == "latency" else design, test)
+        # an amplitude alarm's recovery test takes the largest threshold of the smallest high
+        # design and its own (the 100 % test's, low, would clear a 60 % drop on noise; the
+        # medium test's cleared "possible" across a persisting 50 % drop), so a persisting
+        # change clears about as rarely as the high tests false-alarm
+        h = test.h
+        if name != "latency":
+            h = max(h, self.drop_tests[min(self.drop_tests)].h)
+        self._state.alarmed[name] = _Alarm(c, Cusum(h), design, self.n_seen)
+        out.append(c)
+
+    def _restart_trend(self, test: Cusum) -> None:
+        """Restart the displayed estimate at the change point the firing test estimates: from
+        then on it is the mean since that point, with its own variance, until every alarm has
+        cleared. The Kalman trend alone lags a step by its time constant (~15-30 s), so at the
+        alarm it still read a 40 % response as 55-70 %."""
+        n = max(min(test.run_length, len(self._recent_z)), 1)
+        self._state.level_sum = float(np.sum(self._recent_z[-n:]))
+        self._state.level_n = n
+        self.kalman_x = self._state.level_sum / n
+        self.kalman_p = self.sigma_ratio**2 * self.var_factor / n
+
+    def _recover(self, t: float, z: float, sd: float, y: float, sl: float) -> list[Condition]:
+        """Re-report active alarms every `report_every_s`; clear each when its recovery CUSUM
+        (reference level vs the alarmed level) crosses the threshold that raised it."""
+        st = self._state
+        out: list[Condition] = []
+        every = max(int(self.cfg.report_every_s * self.cfg.rate_hz), 1)
+        for name, al in list(st.alarmed.items()):
+            if name == "latency":  # back from the shift measured since the alarm to none
+                al.level_sum += y
+                al.level_n += 1
+                sign = math.copysign(1.0, al.design)  # the statistic's shift may be negative
+                d = sign * max(sign * al.level_sum / al.level_n,
+                               self.cfg.min_recovery * abs(al.design))
+                llr = (d / sl**2) * (d / 2.0 - y)
+            else:
+                # back from the level measured since the change point to the reference, 1:
+                # clears once the level is past the midpoint for as much evidence as raising
+                # took. (From 1 - design instead, a 50 % drop whose channel reads 58 % --
+                # components that do not drop -- cleared after ~500 s and was raised again.)
+                d = max(1.0 - self.kalman_x, self.cfg.min_recovery)
+                llr = (d / sd**2) * (z - 1.0 + d / 2.0)
+            if al.recover.update(np.array([llr])) >= 0:
+                prio = al.condition.priority
                 out.append(self._condition(name, prio, False, t, None, None))
-        self._state = _State()
-        for c in tests:
-            c.reset()
+                del st.alarmed[name]
+            elif self.n_seen - al.last_report_n >= every:
+                al.last_report_n = self.n_seen
+                out.append(self._update(al.condition, t))
+        if not st.alarmed and out:  # the last alarm cleared: start afresh
+            self._state = _State()
+            for c in [*self.drop_tests.values(), self.possible, self.latency]:
+                c.reset()
         return out
+
+    def _update(self, c: Condition, t: float) -> Condition:
+        """The active condition again, with the estimate as it stands now."""
+        ev = dict(c.evidence)
+        ev.update(self._estimate())
+        ev["sweeps_seen"] = self.n_seen
+        ev["sweeps_since_change"] = self._state.level_n
+        msg = c.message.split(" (now ")[0] + self._estimate_text()
+        return replace(c, t_s=t, message=msg, evidence=ev)
+
+    def _estimate(self) -> dict[str, object]:
+        ci = 1.96 * math.sqrt(self.kalman_p)
+        return {"amplitude_ratio": round(self.kalman_x, 4),
+                "amplitude_ratio_ci95": [round(self.kalman_x - ci, 4),
+                                         round(self.kalman_x + ci, 4)]}
+
+    def _estimate_text(self) -> str:
+        ci = 1.96 * math.sqrt(self.kalman_p)
+        return (f" (now {self.kalman_x:.0%} of baseline, 95% CI "
+                f"{self.kalman_x - ci:.0%}-{self.kalman_x + ci:.0%})")
 
     def _condition(self, name: str, prio: Priority, active: bool, t: float,
                    delta: float | None, test: Cusum | None) -> Condition:
         m = self.model
         assert m is not None
-        ci = 1.96 * math.sqrt(self.kalman_p)
         ev: dict[str, object] = {
             "method": "template-matched GLS amplitude + CUSUM",
-            "amplitude_ratio": round(self.kalman_x, 4),
-            "amplitude_ratio_ci95": [round(self.kalman_x - ci, 4), round(self.kalman_x + ci, 4)],
+            **self._estimate(),
             "reference_ratio": round(self.reference, 4),
             "sigma_a": round(self.sigma_ratio, 4),
             "noise_factor": round(math.sqrt(self.var_factor), 3),
@@ -335,9 +414,7 @@ class SweepDetector:
             })
         what = {"amplitude": "amplitude drop", "latency": "latency increase",
                 "possible": "possible amplitude change"}[name]
-        msg = (f"{self.site}: {what} (now {self.kalman_x:.0%} of baseline, 95% CI "
-               f"{self.kalman_x - ci:.0%}-{self.kalman_x + ci:.0%})" if active
-               else f"{self.site}: {what} cleared")
+        msg = f"{self.site}: {what}" + (self._estimate_text() if active else " cleared")
         return Condition(
             id=f"fast.{name}:{self.site}", kind=Kind.PHYSIOLOGICAL, priority=prio,
             active=active, t_s=t, site=self.site, message=msg, evidence=ev,

@@ -137,9 +137,6 @@ class AnalysisSettings:
     fast_baseline_sweeps: int = field(
         600, min=50, max=20000, help="fast detector: sweeps for its template (~2 min at 4.7 Hz)"
     )
-    fast_calibration_sweeps: int = field(
-        1500, min=50, max=50000, help="fast detector: sweeps scored out of sample before it arms"
-    )
 
     def check(self, path: str) -> None:
         names = [s.name for s in self.sites]
