@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import sys
 import warnings
 from dataclasses import asdict, dataclass, field, replace
@@ -208,7 +209,10 @@ def _apply_fault(fe: Ads1299FrontEnd, fault: str) -> None:
                 raise ValueError(ch_s)
             chip = board.chips[ch // N_CHIP_CHANNELS]
             if kind == "gain":
-                chip.faults.gain_error[ch % N_CHIP_CHANNELS] = float(factor)
+                gain = float(factor)
+                if not (math.isfinite(gain) and gain > 0):  # nan would poison the decode
+                    raise ValueError(factor)
+                chip.faults.gain_error[ch % N_CHIP_CHANNELS] = gain
             else:
                 chip.faults.stuck[ch % N_CHIP_CHANNELS] = True
         elif kind == "stall":
@@ -218,7 +222,7 @@ def _apply_fault(fe: Ads1299FrontEnd, fault: str) -> None:
             raise ValueError(kind)
     except (ValueError, IndexError) as e:
         raise CommandError(  # a usage error: the top-level handler exits 2
-            f"--fault: got {fault!r}, allowed: id:0x00-0xFF, gain:CH:FACTOR, stuck:CH, stall "
+            f"--fault: got {fault!r}, allowed: id:0x00-0xFF, gain:CH:FACTOR (> 0), stuck:CH, stall "
             f"(CH 1-{len(board.chips) * N_CHIP_CHANNELS})."
         ) from e
 
