@@ -36,6 +36,8 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "lights-check": ("appliance.outputs.lights_demo:main", "walk every light and the buzzer"),
 }
 
+SEED_MAX = 2**32 - 1  # = frontend.seed's max
+
 
 def plural(n: int, noun: str) -> str:
     """'1 site', '2 sites', '0 sites'."""
@@ -62,6 +64,14 @@ def non_negative_int(text: str) -> int:
         raise argparse.ArgumentTypeError(f"got {text!r}, allowed: a whole number >= 0") from None
     if value < 0:
         raise argparse.ArgumentTypeError(f"got {value}, allowed: a whole number >= 0")
+    return value
+
+
+def seed(text: str) -> int:
+    """argparse type for --seed: what frontend.seed allows (numpy seeds are 32-bit)."""
+    value = non_negative_int(text)
+    if value > SEED_MAX:
+        raise argparse.ArgumentTypeError(f"got {value}, allowed: a whole number 0-{SEED_MAX}")
     return value
 
 

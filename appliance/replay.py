@@ -15,6 +15,8 @@ import json
 import sys
 from typing import Any, TextIO
 
+import numpy as np
+
 from appliance import config
 from appliance.cli import plural
 from appliance.errors import CommandError, FrontEndError
@@ -36,6 +38,18 @@ def unmatched_sites(fe, cfg) -> list[str]:
             f"recording and there is no trigger channel, so it will see no stimulus; {listing}. "
             "Name the site after its stimulus annotation (or annotate \"stim bit N\")."
             for s in cfg.analysis.sites if not fe.annotated_bits & (1 << s.trigger_bit)]
+
+
+def silent_trigger_bits(cfg, bits_seen: int) -> list[str]:
+    """One warning per site whose trigger bit never fired while other bits did (a site set to
+    the wrong bit hears only "no stimulus ... check stimulator and trigger cable")."""
+    if not bits_seen:
+        return []  # no stimulus at all: the no-stimulus condition already says what to check
+    seen = [b for b in range(16) if bits_seen >> b & 1]
+    return [f"site {s.name!r} listens on trigger bit {s.trigger_bit}, which never fired in the "
+            f"recording; its stimuli are on bit{'s' if len(seen) > 1 else ''} "
+            f"{', '.join(map(str, seen))}: check analysis.sites[{i}].trigger_bit."
+            for i, s in enumerate(cfg.analysis.sites) if not bits_seen >> s.trigger_bit & 1]
 
 
 def replay(path: str, cfg, speed: str = "max", out: TextIO | None = None,
@@ -70,9 +84,12 @@ def replay(path: str, cfg, speed: str = "max", out: TextIO | None = None,
 
     progress = Progress("replay", fe.n_samples / fe.sample_rate_hz, stream=err)
     t_s = 0.0
+    bits_seen = 0
     try:
         fe.start()
         while (block := fe.read_block()) is not None:
+            if block.trigger.size:
+                bits_seen |= int(np.bitwise_or.reduce(block.trigger))
             emit(mon.push(block))
             t_s = block.end_sample / fe.sample_rate_hz
             progress.update(t_s)
@@ -81,6 +98,9 @@ def replay(path: str, cfg, speed: str = "max", out: TextIO | None = None,
         progress.close()
         fe.close()
     out.flush()
+    if fe.trigger_source != "annotations":  # annotation-only files were checked up front
+        for w in silent_trigger_bits(cfg, bits_seen):
+            print(f"ionm replay: warning: {w}", file=err, flush=True)
     rejected = sum(sp.rejector.rejected for sp in mon.sites.values())
     print(f"ionm replay: {t_s:.1f} s of {path}: {plural(len(mon.sites), 'site')}, "
           f"{plural(mon.sweeps_accepted, 'sweep')} averaged ({rejected} rejected), "

@@ -37,6 +37,7 @@ from appliance import NOT_A_MEDICAL_DEVICE, __version__
 from appliance.cli import describe_os_error, plural
 from appliance.conditions import Condition, Kind, Priority
 from appliance.errors import CommandError, ConfigError, IonmError
+from appliance.frontend.ads1299.compiled import compiled_unavailable_reason
 
 log = logging.getLogger("ionm.service")
 
@@ -62,6 +63,8 @@ def acquisition_counts(h: Any) -> dict[str, Any]:
             out[key] = int(extra[key])
     if "reader_compiled" in extra:
         out["reader"] = "compiled" if extra["reader_compiled"] else "python"
+        if not extra["reader_compiled"] and compiled_unavailable_reason():
+            out["reader_note"] = compiled_unavailable_reason()  # what to install, once per topic
     return out
 
 

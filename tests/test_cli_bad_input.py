@@ -76,6 +76,15 @@ BAD = [
     ("export-not-a-case", ["export", "{tmp}", "--format", "csv"], 2, "not a case folder"),
     ("check-config-missing", ["check-config", "{tmp}/none.toml"], 2, "cannot read it"),
     ("unknown-command", ["frobnicate"], 2, "unknown command 'frobnicate'"),
+    # found in the acceptance review (docs/acceptance-issue13.md)
+    ("selftest-fault-gain-nan", ["selftest", "--emulated", "--fault", "gain:1:nan"], 2,
+     "--fault: got 'gain:1:nan'"),
+    ("simulate-seed-over-32-bit", ["simulate", "--seconds", "1", "--seed", "4294967296",
+                                   "{tmp}/x.bdf"], 2, "--seed: got 4294967296, allowed"),
+    ("lights-check-step-nan", ["lights-check", "--backend", "none", "--step-s", "nan"], 2,
+     "--step-s: got nan"),
+    ("lights-check-bad-config", ["lights-check", "--config", "{cfg}", "--backend", "gpiozero"], 2,
+     "ionm lights-check: config error: lights.backend: got 'gpiozero'"),
 ]
 
 

@@ -35,6 +35,11 @@ from appliance.frontend.block import SampleBlock
 
 _MONTHS = ("JAN", "FEB", "MAR", "APR", "MAY", "JUN", "JUL", "AUG", "SEP", "OCT", "NOV", "DEC")
 
+# Gap and discontinuity annotations start with MNE's label for acquisition skips: MNE (and
+# tools that honour its "BAD" convention) then drop epochs over them and shade them in plots; to
+# such readers the digital minimum is otherwise an ordinary, if large, value.
+NO_DATA_LABEL = "BAD_ACQ_SKIP"
+
 
 def _ascii(text: str, width: int) -> bytes:
     """A header field: printable ASCII, space padded; other characters become '_'."""
@@ -227,11 +232,12 @@ class BdfWriter:
         t = self._onset(self._next_sample or 0)
         if gap < 0 or gap > 60 * self.n_per_record:
             # overlap or a long outage: not filled, so later times in this file are shifted
-            self.annotate(t, 0.0, f"discontinuity: stream jumped by {gap} samples (not filled)")
+            self.annotate(t, 0.0, f"{NO_DATA_LABEL} discontinuity: stream jumped by {gap} samples "
+                          "(not filled)")
             self._next_sample = first_sample
             return
         self.annotate(t, gap / self.sample_rate_hz,
-                      f"gap: {gap} missed samples (no data: digital minimum)")
+                      f"{NO_DATA_LABEL} gap: {gap} missed samples (no data: digital minimum)")
         self._append_no_data(gap)
         self._prev_trig = 0
         self._next_sample = first_sample
@@ -341,8 +347,13 @@ class BdfWriter:
             if self._failed:
                 return
             if self._buffered:
-                self.annotate(self._onset(self._next_sample or 0), 0.0, "recording end")
-                self._append_no_data(self.n_per_record - self._buffered)
+                end_s = self._onset(self._next_sample or 0)
+                pad = self.n_per_record - self._buffered
+                self.annotate(end_s, 0.0, "recording end")
+                if pad:  # MNE would average the padding's digital minimum in as data
+                    self.annotate(end_s, pad / self.sample_rate_hz,
+                                  f"{NO_DATA_LABEL} padding: {pad} samples after the end (no data)")
+                self._append_no_data(pad)
                 self._flush_records()
             while self._pending and self.records_written > 0:
                 # annotations still waiting: one more record, marked as no data

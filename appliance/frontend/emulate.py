@@ -7,7 +7,7 @@ import signal
 import sys
 import threading
 
-from appliance.cli import non_negative_int
+from appliance.cli import seed
 from appliance.errors import IonmError
 
 
@@ -49,7 +49,7 @@ def main(argv: list[str]) -> int:
     )
     ap.add_argument("board", choices=["cyton"])
     ap.add_argument("--scenario", help="scenario TOML for the simulated patient")
-    ap.add_argument("--seed", type=non_negative_int, default=1,
+    ap.add_argument("--seed", type=seed, default=1,
                     help="seed of the simulated patient")
     ap.add_argument("--config", help="config TOML: channel names and stimulation sites")
     ap.add_argument("--link", help="stable symlink to the pty (default: a temp path)")

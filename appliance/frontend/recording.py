@@ -29,7 +29,7 @@ from typing import Any
 import numpy as np
 
 from appliance.errors import FrontEndError
-from appliance.frontend.bdf import BdfReader
+from appliance.frontend.bdf import NO_DATA_LABEL, BdfReader
 from appliance.frontend.block import FrontEndHealth, SampleBlock
 
 log = logging.getLogger(__name__)
@@ -125,6 +125,8 @@ class RecordingFrontEnd:
         samples, bits = [], []
         for a in self.annotations:
             bit = annotation_bit(a.text, mapping)
+            if bit is None and a.text.startswith(NO_DATA_LABEL):
+                continue  # gaps and padding the writer marked: not a stimulus candidate
             if bit is None:
                 self.unmapped_annotations[a.text] = self.unmapped_annotations.get(a.text, 0) + 1
                 continue

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import sys
 import warnings
 from dataclasses import asdict, dataclass, field, replace
@@ -18,6 +19,7 @@ from dataclasses import asdict, dataclass, field, replace
 import numpy as np
 
 from appliance.errors import CommandError, ConfigError, FrontEndError
+from appliance.frontend.ads1299.compiled import compiled_unavailable_reason
 from appliance.frontend.ads1299.driver import ChipConfig
 from appliance.frontend.ads1299.emulator import TEMP_UV_AT_25C, TEMP_UV_PER_C
 from appliance.frontend.ads1299.frontend import Ads1299FrontEnd
@@ -64,6 +66,7 @@ class SelftestReport:
     temperature_ok: bool = False
     drdy_pin: int | None = None  # frontend.drdy_pin (BCM)
     reader: str = ""  # "python" or the compiled reader's kind
+    reader_note: str = ""  # why the Python reader ran
     conversion_rate_hz: float | None = None  # from the DRDY edge timestamps
     rate_ok: bool = False
     ok: bool = False
@@ -116,6 +119,10 @@ def run_selftest(fe: Ads1299FrontEnd, source: str, require_leads: bool = False) 
     frames, good = _measure(fe, test_cfg, TEST_SECONDS)
     rep.drdy_pin = fe.drdy_pin
     rep.reader = getattr(fe.reader, "kind", type(fe.reader).__name__)
+    if rep.reader == "python":
+        rep.reader_note = compiled_unavailable_reason() or (
+            "the emulator is read by the Python reader (the compiled reader is built; it reads "
+            "real chips)" if fe.board is not None else "")
     rate = fe.measured_rate_hz()
     rep.conversion_rate_hz = None if rate is None else round(rate, 2)
     rep.rate_ok = rate is not None and abs(rate / fe.sample_rate_hz - 1) * 100 <= RATE_TOLERANCE_PCT
@@ -180,6 +187,7 @@ def format_table(rep: SelftestReport) -> str:
     rate = "-" if rep.conversion_rate_hz is None else f"{rep.conversion_rate_hz:g} SPS"
     lines += ["", f"DRDY on frontend.drdy_pin = {rep.drdy_pin}: conversion rate {rate} "
               f"(from DRDY timestamps; reader: {rep.reader})  {ok[rep.rate_ok]}",
+              *([f"reader python: {rep.reader_note}"] if rep.reader_note else []),
               f"temperature {rep.temperature_c} °C  {ok[rep.temperature_ok]}",
               f"expected test signal {TEST_AMPLITUDE_UV / 1000:.3f} mV ± "
               f"{TEST_TOLERANCE_PCT:.0f} %; lead P/N: electrode on / OFF per the lead-off "
@@ -208,7 +216,10 @@ def _apply_fault(fe: Ads1299FrontEnd, fault: str) -> None:
                 raise ValueError(ch_s)
             chip = board.chips[ch // N_CHIP_CHANNELS]
             if kind == "gain":
-                chip.faults.gain_error[ch % N_CHIP_CHANNELS] = float(factor)
+                gain = float(factor)
+                if not (math.isfinite(gain) and gain > 0):  # nan would poison the decode
+                    raise ValueError(factor)
+                chip.faults.gain_error[ch % N_CHIP_CHANNELS] = gain
             else:
                 chip.faults.stuck[ch % N_CHIP_CHANNELS] = True
         elif kind == "stall":
@@ -218,7 +229,7 @@ def _apply_fault(fe: Ads1299FrontEnd, fault: str) -> None:
             raise ValueError(kind)
     except (ValueError, IndexError) as e:
         raise CommandError(  # a usage error: the top-level handler exits 2
-            f"--fault: got {fault!r}, allowed: id:0x00-0xFF, gain:CH:FACTOR, stuck:CH, stall "
+            f"--fault: got {fault!r}, allowed: id:0x00-0xFF, gain:CH:FACTOR (> 0), stuck:CH, stall "
             f"(CH 1-{len(board.chips) * N_CHIP_CHANNELS})."
         ) from e
 

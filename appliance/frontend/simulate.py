@@ -7,7 +7,7 @@ from __future__ import annotations
 import argparse
 from dataclasses import replace
 
-from appliance.cli import naming, non_negative_int, positive_seconds, refuse_existing
+from appliance.cli import naming, positive_seconds, refuse_existing, seed
 from appliance.progress import Progress
 
 
@@ -20,7 +20,7 @@ def main(argv: list[str]) -> int:
     ap = argparse.ArgumentParser(prog="ionm simulate", description=__doc__)
     ap.add_argument("--config", help="config TOML (default: built-in defaults)")
     ap.add_argument("--scenario", help="scenario TOML (default: frontend.scenario of the config)")
-    ap.add_argument("--seed", type=non_negative_int, help="patient seed (default: frontend.seed)")
+    ap.add_argument("--seed", type=seed, help="patient seed (default: frontend.seed)")
     ap.add_argument("--seconds", type=positive_seconds, required=True,
                     help="length of the recording")
     ap.add_argument("--force", action="store_true", help="replace OUT if it exists")

@@ -24,7 +24,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from appliance.cli import describe_os_error
+from appliance.cli import describe_os_error, refuse_existing
 from appliance.errors import RecordingError
 from appliance.frontend.bdf import COUNT_OFFSET, BdfReader
 from appliance.outputs import casestore
@@ -158,15 +158,27 @@ def export_edf(case_dir: Path, out: Path, problems: list[str]) -> list[Path]:
 EXPORTERS = {"csv": export_csv, "json": export_json, "edf": export_edf}
 
 
+def _output_names(case_dir: Path, fmt: str) -> list[str]:
+    """The file names an export of `fmt` writes (checked before anything is written)."""
+    if fmt == "json":
+        return ["case.json"]
+    if fmt == "csv":
+        return ["case.csv", "trends.csv", "alarms.csv", "events.csv"]
+    case_id = _case(case_dir)["id"]
+    return [f"{case_id}-{seg.name}" for seg in sorted(case_dir.glob("raw-*.bdf"))]
+
+
 def export(case_dir: str | os.PathLike[str], fmt: str, out: str | os.PathLike[str] | None = None,
-           problems: list[str] | None = None) -> list[Path]:
+           problems: list[str] | None = None, force: bool = False) -> list[Path]:
     """Export one case; returns the files written. What could not be exported is appended to
-    `problems` (one line each)."""
+    `problems` (one line each). An existing output file is refused unless `force`."""
     case = Path(case_dir)
     if fmt not in EXPORTERS:
         raise RecordingError(f"export format: got {fmt!r}, allowed: {', '.join(EXPORTERS)}.")
     _case(case)
     dest = Path(out) if out else case / "export"
+    for name in _output_names(case, fmt):
+        refuse_existing(dest / name, force)
     dest.mkdir(parents=True, exist_ok=True)
     return EXPORTERS[fmt](case, dest, [] if problems is None else problems)
 
@@ -177,9 +189,11 @@ def main(argv: list[str]) -> int:
     ap.add_argument("case_dir", help="a case folder (holds case.sqlite and raw-NNN.bdf)")
     ap.add_argument("--format", required=True, choices=sorted(EXPORTERS))
     ap.add_argument("--out", default=None, help="output folder (default: CASE_DIR/export)")
+    ap.add_argument("--force", action="store_true", help="replace existing output files")
     args = ap.parse_args(argv)
     problems: list[str] = []
-    files = export(args.case_dir, args.format, args.out, problems)  # errors: appliance.cli
+    # errors end in appliance.cli
+    files = export(args.case_dir, args.format, args.out, problems, force=args.force)
     for f in files:
         print(f)
     for p in problems:

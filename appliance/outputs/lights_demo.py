@@ -1,5 +1,5 @@
 """Bring-up check for the lamps, buzzer and button (hw/lights.md), without the rest of the
-appliance: `python -m appliance.outputs.lights_demo [--config C.toml] [--backend rpi] [--step-s 5]`.
+appliance: `ionm lights-check [--config C.toml] [--backend rpi] [--step-s 5]`.
 
 Runs the lamp test, then shows each alarm situation for `--step-s` seconds with its name printed,
 and reports button presses (short = acknowledge, long = audio pause) as they happen.
@@ -13,8 +13,8 @@ import sys
 import time
 
 from appliance.alarms.events import Display
+from appliance.cli import positive_seconds, run_command
 from appliance.conditions import Priority
-from appliance.errors import IonmError
 
 H, M, L = Priority.HIGH, Priority.MEDIUM, Priority.LOW
 SITUATIONS = [
@@ -30,11 +30,11 @@ SITUATIONS = [
 
 
 def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(prog="python -m appliance.outputs.lights_demo",
-                                 description=__doc__)
+    ap = argparse.ArgumentParser(prog="ionm lights-check", description=__doc__)
     ap.add_argument("--config", help="config file (its [lights] section)")
     ap.add_argument("--backend", help="override lights.backend (rpi, terminal, file, none)")
-    ap.add_argument("--step-s", type=float, default=5.0, help="seconds per situation")
+    ap.add_argument("--step-s", type=positive_seconds, default=5.0,
+                    help="seconds per situation")
     args = ap.parse_args(sys.argv[1:] if argv is None else argv)
 
     from appliance.config import from_dict, load
@@ -42,14 +42,11 @@ def main(argv: list[str] | None = None) -> int:
     from appliance.outputs.gpio import backend_from_settings
     from appliance.outputs.lights import Lights
 
-    try:
-        s = (load(args.config) if args.config else from_dict({})).lights
-        if args.backend:
-            s = dataclasses.replace(s, backend=args.backend)
-        backend = backend_from_settings(s)
-    except IonmError as e:
-        print(f"lights_demo: {e}", file=sys.stderr)
-        return 2
+    # errors end as one line in appliance.cli.run_command (config errors exit 2)
+    s = (load(args.config) if args.config else from_dict({})).lights
+    if args.backend:
+        s = dataclasses.replace(s, backend=args.backend)
+    backend = backend_from_settings(s)
     out = sys.stderr  # the terminal backend owns stdout
     with backend, Lights.from_settings(s, backend) as lights:
         button = None
@@ -78,4 +75,4 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(run_command("lights-check", main, sys.argv[1:]))

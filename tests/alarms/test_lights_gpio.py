@@ -206,4 +206,8 @@ def test_bring_up_demo_drives_every_output(tmp_path, capsys):
     rows = read_transitions(path)
     for name in ("red", "yellow", "cyan", "green", "paused", "buzzer"):
         assert any(t.name == name and t.state for t in rows), name
-    assert main(["--backend", "gpiozero"]) == 2
+    from appliance.cli import main as ionm
+
+    assert ionm(["lights-check", "--backend", "gpiozero"]) == 2
+    assert "ionm lights-check: config error: lights.backend: got 'gpiozero'" in (
+        capsys.readouterr().err)

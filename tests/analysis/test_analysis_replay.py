@@ -167,3 +167,22 @@ def test_analysis_replay_lists_annotations_no_site_matches_and_sums_up(tmp_path)
         # the last stimulus's sweep runs past the end of the file
         f"ionm replay: 5.0 s of {bdf}: 1 site, {n_stim - 1} sweeps averaged (0 rejected), "
         f"{trends} trends, 0 conditions raised"], r.stderr
+
+
+def test_analysis_replay_names_a_site_on_a_trigger_bit_that_never_fires(tmp_path):
+    """A Status channel with stimuli on bit 0 and a site set to bit 2: not just "no stimulus
+    ... check stimulator and trigger cable", but which bits did fire and the key to fix."""
+    bdf = tmp_path / "status.bdf"
+    _write_bdf(bdf, True, duration_s=3.0)
+    cfg = tmp_path / "bit2.toml"
+    cfg.write_text(CONFIG.replace("trigger_bit = 0", "trigger_bit = 2"))
+    r = subprocess.run([sys.executable, "-m", "appliance.cli", "replay", str(bdf), "--config",
+                        str(cfg)], capture_output=True, text=True, timeout=120)
+    assert r.returncode == 0, r.stderr
+    assert ("ionm replay: warning: site 'L median' listens on trigger bit 2, which never fired "
+            "in the recording; its stimuli are on bit 0: check analysis.sites[0].trigger_bit."
+            ) in r.stderr.splitlines(), r.stderr
+    cfg.write_text(CONFIG)  # the right bit: no warning
+    r = subprocess.run([sys.executable, "-m", "appliance.cli", "replay", str(bdf), "--config",
+                        str(cfg)], capture_output=True, text=True, timeout=120)
+    assert "warning" not in r.stderr, r.stderr

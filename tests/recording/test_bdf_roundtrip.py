@@ -104,7 +104,7 @@ def test_bdf_gap_in_stream_is_marked_never_written_as_data(tmp_path: Path) -> No
     w.write_samples(np.full((3, 600), -3.0), first_sample=1700)  # 200 samples lost
     w.close()
     rec = read_recording(tmp_path / "gap.bdf")
-    gap = [a for a in rec.annotations if a.text.startswith("gap")]
+    gap = [a for a in rec.annotations if a.text.startswith("BAD_ACQ_SKIP gap")]
     assert len(gap) == 1 and gap[0].onset_s == pytest.approx(0.5) and "200" in gap[0].text
     np.testing.assert_allclose(rec.data_uv[0, 300:500], 7.0, atol=0.05)
     # the gap keeps the time axis but holds no value: the digital minimum (read as saturated,
@@ -115,6 +115,29 @@ def test_bdf_gap_in_stream_is_marked_never_written_as_data(tmp_path: Path) -> No
     with pyedflib.EdfReader(str(tmp_path / "gap.bdf")) as f:  # an independent reader
         digital = f.readSignal(0, digital=True)
     assert (digital[500:700] == -(2**23)).all() and (digital[:500] > -(2**23)).all()
+
+
+def test_bdf_gap_is_a_gap_to_mne(tmp_path: Path) -> None:
+    """MNE reads the digital minimum as an ordinary value: the gap and the last record's padding
+    must reach it as 'BAD' annotations, so its epochs drop the sweeps over them, keep the others."""
+    w = BdfWriter(tmp_path / "gap.bdf", NAMES, FS, fsync=False)
+    trig = np.zeros(1000, np.uint16)
+    trig[50::250] = 1  # a stimulus every 0.25 s
+    w.write_samples(np.full((3, 1000), 7.0), trig, first_sample=0)
+    w.write_samples(np.full((3, 1000), 7.0), trig, first_sample=1200)  # 200 samples lost
+    w.close()
+    raw = mne.io.read_raw_bdf(tmp_path / "gap.bdf", preload=True, verbose="error")
+    bad = [a for a in raw.annotations if a["description"].startswith("BAD_ACQ_SKIP gap: 200")]
+    assert len(bad) == 1 and bad[0]["onset"] == pytest.approx(1.0)
+    assert bad[0]["duration"] == pytest.approx(0.2)
+    events = mne.find_events(raw, stim_channel="Status", verbose="error")
+    assert len(events) == 8
+    epochs = mne.Epochs(raw, events, tmin=0.0, tmax=0.3, baseline=None, preload=True,
+                        verbose="error")
+    assert len(epochs) == 6  # the sweeps into the gap (0.8 s) and the padding (2.0 s) dropped
+    np.testing.assert_allclose(epochs.get_data(picks="eeg"), 7e-6, atol=0.05e-6)
+    kept = raw.get_data(picks=[0], reject_by_annotation="omit")
+    assert kept.shape[1] == 2000  # 3 s in the file: the gap and the last record's padding omitted
 
 
 def test_bdf_non_integer_rate_is_refused(tmp_path: Path) -> None:

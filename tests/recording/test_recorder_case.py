@@ -128,9 +128,9 @@ def test_recorder_slow_disk_drops_with_accounting(tmp_path: Path) -> None:
     assert s.blocks_dropped > 0 and ok.sum() == n - s.blocks_dropped
     assert s.blocks_written == ok.sum() and s.samples_dropped == 16 * s.blocks_dropped
     r = read_recording(tmp_path / cid / "raw-001.bdf")
-    gaps = [a for a in r.annotations if a.text.startswith("gap:")]
+    gaps = [a for a in r.annotations if a.text.startswith("BAD_ACQ_SKIP gap:")]
     last = int(np.flatnonzero(ok)[-1])
-    assert sum(int(a.text.split()[1]) for a in gaps) == 16 * np.count_nonzero(~ok[:last])
+    assert sum(int(a.text.split()[2]) for a in gaps) == 16 * np.count_nonzero(~ok[:last])
     assert r.n_samples >= 16 * (last + 1)  # the time axis is kept: gaps are filled
     kept = np.repeat(ok[: last + 1], 16)
     np.testing.assert_allclose(r.data_uv[:, : kept.size][:, kept],

@@ -148,3 +148,19 @@ def test_recorder_export_names_and_skips_a_bad_json_row(
     assert [a["event"] for a in alarms] == ["raised", "acknowledged"]  # the rest is exported
     doc = json.loads((tmp_path / "json" / "case.json").read_text())
     assert "trend" not in doc["events"] and len(doc["events"]["alarm_event"]) == 2
+
+
+@pytest.mark.parametrize("fmt", ["csv", "json", "edf"])
+def test_recorder_export_refuses_existing_output_without_force(
+        case_dir: Path, tmp_path: Path, fmt: str, capsys: pytest.CaptureFixture[str]) -> None:
+    out = tmp_path / "out"
+    assert ionm(["export", str(case_dir), "--format", fmt, "--out", str(out)]) == 0
+    first = sorted(out.iterdir())
+    victim = first[0]
+    victim.write_bytes(b"the user's own file")
+    capsys.readouterr()
+    assert ionm(["export", str(case_dir), "--format", fmt, "--out", str(out)]) == 2
+    assert "already exists; pass --force to replace it" in capsys.readouterr().err
+    assert victim.read_bytes() == b"the user's own file"  # nothing was written
+    assert ionm(["export", str(case_dir), "--format", fmt, "--out", str(out), "--force"]) == 0
+    assert victim.read_bytes() != b"the user's own file" and sorted(out.iterdir()) == first

@@ -137,8 +137,8 @@ def test_stalled_reader_gap_is_counted_exactly_and_marked_in_the_recording(tmp_p
     w.close()
     rec = read_recording(out)
     start = blocks[0].first_sample
-    marked = {(round(a.onset_s * 4000) + start, int(a.text.split()[1]))
-              for a in rec.annotations if a.text.startswith("gap:")}
+    marked = {(round(a.onset_s * 4000) + start, int(a.text.split()[2]))
+              for a in rec.annotations if a.text.startswith("BAD_ACQ_SKIP gap:")}
     assert marked == set(gaps_of(blocks))  # every gap annotated where it is, with its length
     lo = big[0][0] - start
     assert rec.saturated[:, lo:lo + big[0][1]].all()  # no data, never a held value

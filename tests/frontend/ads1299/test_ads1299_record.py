@@ -24,7 +24,7 @@ def test_record_seconds_counts_gaps_and_marks_them(tmp_path: Path) -> None:
         assert f.getNSamples()[0] == 2000  # not 2.3 s: the 300 lost samples count toward N
         digital = f.readSignal(0, digital=True)
         onsets, durations, texts = f.readAnnotations()
-    gap = [i for i, t in enumerate(texts) if t.startswith("gap: 300")]
+    gap = [i for i, t in enumerate(texts) if t.startswith("BAD_ACQ_SKIP gap: 300")]
     assert len(gap) == 1
     lo = int(round(onsets[gap[0]] * 1000))
     assert durations[gap[0]] == 0.3

@@ -3,6 +3,10 @@
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -113,3 +117,33 @@ def test_two_chips_each_checked(tmp_path, capsys):
     assert [c["device"] for c in rep["chips"]] == ["emulated ADS1299 #1", "emulated ADS1299 #2"]
     assert len(rep["channels"]) == 12
     assert [c["channel"] for c in rep["channels"] if not c["ok"]] == [11]
+
+
+HIDE_COMPILED = """
+import importlib.abc, sys
+class NoCompiled(importlib.abc.MetaPathFinder):
+    def find_spec(self, name, path=None, target=None):
+        if name == "appliance.frontend.ads1299._reader":
+            raise ImportError("no C compiler at install time (hidden by the test)")
+sys.meta_path.insert(0, NoCompiled())
+from appliance.cli import main
+from appliance.frontend.block import FrontEndHealth
+from appliance.service import acquisition_counts
+print(acquisition_counts(FrontEndHealth(extra={"reader_compiled": 0.0}))["reader_note"])
+sys.exit(main(["selftest", "--emulated"]))
+"""
+
+
+def test_without_the_compiled_reader_selftest_and_health_say_why():
+    """Installed where the C extension could not build: the Python reader runs and both the
+    self test and the health topic's acquisition block say so, with what to install."""
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[3])}
+    r = subprocess.run([sys.executable, "-c", HIDE_COMPILED], capture_output=True, text=True,
+                       env=env, timeout=60)
+    assert r.returncode == 0, r.stderr
+    health_note, *table = r.stdout.splitlines()
+    assert "compiled ADS1299 reader is not built (no C compiler" in health_note
+    assert "build-essential python3-dev" in health_note
+    assert any(line.startswith("reader python: the compiled ADS1299 reader is not built")
+               for line in table), r.stdout
+    assert "RESULT: PASS" in table
