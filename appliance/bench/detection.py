@@ -20,8 +20,6 @@ so the results do not depend on the scheduling (`run(..., processes=1)` runs the
 
 from __future__ import annotations
 
-import multiprocessing as mp
-import os
 import time
 from collections.abc import Sequence
 
@@ -31,6 +29,7 @@ from scipy import stats
 from appliance.detection import bounds, cases
 from appliance.detection.conventional import ConventionalDetector, ConventionalSettings
 from appliance.detection.detector import DetectorSettings, SweepDetector
+from appliance.detection.parallel import spawn_map
 
 # Conventional variants: (n_average, artifact rejection µV or None, confirmation counts). The
 # ones without rejection are the standard method made stricter; with rejection (what monitors
@@ -165,38 +164,8 @@ def _run_job(job: tuple[cases.Case, int, DetectorSettings]) -> dict:
 def run_jobs(jobs: Sequence[tuple[cases.Case, int, DetectorSettings]],
              processes: int | None = None) -> list[dict]:
     """`run_case` over jobs, in order; in a spawn pool unless processes == 1."""
-    from appliance.progress import Progress
-
-    n = min(processes or os.cpu_count() or 1, len(jobs))
-    progress = Progress("bench detection", len(jobs), unit="runs")  # a terminal only
-    if n <= 1:
-        out1 = []
-        for j in jobs:
-            out1.append(_run_job(j))
-            progress.update(len(out1))
-        progress.close()
-        return out1
-    order = sorted(range(len(jobs)), key=lambda i: -jobs[i][0].duration_s)  # longest first
-    # one BLAS thread per worker: the workers already fill the cores (inherited at spawn)
-    saved = {k: os.environ.get(k) for k in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS")}
-    os.environ.update(dict.fromkeys(saved, "1"))
-    try:
-        with mp.get_context("spawn").Pool(n) as pool:
-            done = []
-            for r in pool.imap(_run_job, [jobs[i] for i in order], chunksize=1):
-                done.append(r)
-                progress.update(len(done))
-    finally:
-        progress.close()
-        for k, v in saved.items():
-            if v is None:
-                os.environ.pop(k, None)
-            else:
-                os.environ[k] = v
-    out: list[dict] = [{}] * len(jobs)
-    for i, r in zip(order, done, strict=True):
-        out[i] = r
-    return out
+    return spawn_map(_run_job, jobs, processes, size=lambda j: j[0].duration_s,
+                     label="bench detection")
 
 
 def poisson_upper95(k: int, hours: float, per_h: float = 8.0) -> float:

@@ -20,8 +20,6 @@ sequential bound n* of the case (appliance/detection/bounds.py) from its own sta
 from __future__ import annotations
 
 import math
-import multiprocessing as mp
-import os
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -31,6 +29,7 @@ from scipy import signal
 
 from appliance.detection import bounds, family_b
 from appliance.detection.family_b import Case, Chunk
+from appliance.detection.parallel import spawn_map
 
 SETTLE_S = 300 / family_b.RATE_HZ  # a 300-sweep moving average has forgotten the old response
 NSTAR_WINDOW_MS = (10.0, 45.0)  # the fast detector's upper-SSEP window
@@ -327,25 +326,8 @@ def _job(job: tuple[Spec, int]) -> dict[str, Any]:
 
 def run_jobs(jobs: Sequence[tuple[Spec, int]], processes: int | None = None) -> list[dict]:
     """evaluate() over (spec, seed) jobs, in order; in a spawn pool unless processes == 1."""
-    n = min(processes or os.cpu_count() or 1, len(jobs))
-    if n <= 1:
-        return [_job(j) for j in jobs]
-    order = sorted(range(len(jobs)), key=lambda i: -jobs[i][0].case.duration_s)
-    saved = {k: os.environ.get(k) for k in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS")}
-    os.environ.update(dict.fromkeys(saved, "1"))
-    try:
-        with mp.get_context("spawn").Pool(n) as pool:
-            done = pool.map(_job, [jobs[i] for i in order], chunksize=1)
-    finally:
-        for k, v in saved.items():
-            if v is None:
-                os.environ.pop(k, None)
-            else:
-                os.environ[k] = v
-    out: list[dict] = [{}] * len(jobs)
-    for i, r in zip(order, done, strict=True):
-        out[i] = r
-    return out
+    return spawn_map(_job, jobs, processes, size=lambda j: j[0].case.duration_s,
+                     label="cases through the Monitor")
 
 
 def summarise_runs(spec: Spec, runs: list[dict]) -> dict[str, Any]:

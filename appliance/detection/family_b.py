@@ -7,8 +7,9 @@ generators, response shapes and artefact models of its own (docs/detection.md, "
   compound action potential, cervical P11/N13, scalp far-field P14 and subcortical N18, cortical
   N20/P25/N35/P45 (the cortical ones change; P14/N18 are generated below the cortex and stay).
   Sweep to sweep: log-normal amplitude, Gaussian latency jitter, and a slow amplitude wander.
-- stimuli: two sites at ~4.7 Hz, half a period apart, every inter-stimulus interval jittered
-  ±5 % (no phase lock to the mains); one trigger bit per site, one sample wide.
+- stimuli: two sites at ~4.7 Hz, starting half a period apart, every inter-stimulus interval
+  jittered ±5 % independently per site (no phase lock to the mains; the sites' relative phase
+  wanders); one trigger bit per site, one sample wide.
 - background: EEG as white noise through interleaved log-spaced real poles and zeros (a
   1/f^a spectrum, a = 1.7 on the scalp, flatter at the neck and Erb), partly common to the
   scalp channels (shared Fz), an
