@@ -24,7 +24,10 @@ CRITERIA_KEYS = (
     "shift_amplitude_ratio_min",  # ... together with amplitude below this fraction (0.5)
     "peripheral_ratio_min",  # peripheral (Erb/popliteal) below this fraction -> stimulation fault
     "confirm_updates",  # consecutive updates a change must persist before it counts
+    "clear_amplitude_margin",  # an amplitude alarm clears only above its criterion + this
+    "clear_latency_margin",  # a latency alarm clears only below its criterion - this
 )
+CLEAR_MARGIN_MAX = 0.5  # fractions of baseline; beyond this an alarm could never clear
 
 
 @dataclass(frozen=True)
@@ -49,6 +52,10 @@ class SiteSettings:
     n_sweeps: int = field(0, min=0, max=20000, help="sweeps in the moving average; 0: default")
     update_sweeps: int = field(0, min=0, max=5000, help="sweeps per update; 0: default")
     reject_uv: float = field(0.0, min=0.0, max=1e5, help="reject beyond +/- this µV; 0: default")
+    judge_sweeps: int = field(
+        0, min=0, max=20000, help="SSEP: last sweeps the criteria's template fit judges; "
+        "0: half of n_sweeps"
+    )
     d_wave: bool = field(False, help="tcMEP site records an epidural D-wave (averaged, <= 20)")
     criteria: dict[str, float] = field({}, help=f"criteria overrides; keys {CRITERIA_KEYS}")
     fast_detection: str = field(
@@ -75,11 +82,14 @@ class SiteSettings:
                 f"{path}.window_ms: got {list(self.window_ms)}, "
                 "allowed: [pre_ms >= 0, post_ms > 0]."
             )
-        for key in self.criteria:
+        for key, v in self.criteria.items():
             if key not in CRITERIA_KEYS:
                 raise ConfigError(
                     f"{path}.criteria.{key}: unknown key; allowed keys: {', '.join(CRITERIA_KEYS)}."
                 )
+            if key.startswith("clear_") and not 0.0 <= v <= CLEAR_MARGIN_MAX:
+                raise ConfigError(f"{path}.criteria.{key}: got {v!r}, allowed: 0 to "
+                                  f"{CLEAR_MARGIN_MAX} (a fraction of baseline).")
 
 
 @dataclass(frozen=True)
@@ -105,6 +115,16 @@ class AnalysisSettings:
     )
     global_ratio: float = field(
         0.7, min=0.1, max=1.0, help="every site below this amplitude fraction -> global change"
+    )
+    clear_amplitude_margin: float = field(
+        0.10, min=0.0, max=CLEAR_MARGIN_MAX,
+        help="hysteresis: an amplitude alarm clears only above its criterion + this fraction "
+        "of baseline (50 % -> 60 %)"
+    )
+    clear_latency_margin: float = field(
+        0.05, min=0.0, max=CLEAR_MARGIN_MAX,
+        help="hysteresis: a latency alarm clears only below its criterion - this fraction of "
+        "baseline (110 % -> 105 %)"
     )
     stimulus_timeout_periods: float = field(
         5.0, min=1.5, max=100.0, help="no stimulus for this many periods -> technical condition"
