@@ -25,9 +25,9 @@ fit over any number of recent sweeps is a mean over rows:
 - latency: the best shift over the last `latency_sweeps` (refined by a parabola): a latency
   is measured far more precisely than an amplitude, so it can follow a change sooner.
 
-The amplitude is read at the latency window's best shift (or, with no response there, at the
-shift that fits every sweep kept), so no maximum is taken over the amplitude window itself and
-a small or absent response is not read high.
+The amplitude is read at its own window's best shift while the response is clearly present
+(z >= 3 over the latency window), else at the shift that fits every sweep kept, so an absent
+response is not read high by a maximum over shifts of noise.
 """
 
 from __future__ import annotations
@@ -148,10 +148,11 @@ class Projections:
         jl, frac = _best_shift(lat.mean(axis=0))
         mean_l, se_l = _mean_se(lat[:, jl], sigma)
         z_l = mean_l / se_l if se_l > 0 else math.inf
-        # the amplitude at the latency window's shift when a response is there, else at the
-        # shift that fits every sweep kept: never the maximum over shifts of the amplitude
-        # window itself, whose selection would bias a small or absent response upward
-        j = jl if z_l >= MIN_Z else j_all
+        # the amplitude at the shift that fits its own window best while a response is
+        # clearly there (a latency moving through the window is a mix of two shifts); with no
+        # response, at the shift that fits every sweep kept: a maximum over shifts of noise
+        # alone would read an absent response above 0
+        j = _best_shift(amp.mean(axis=0))[0] if z_l >= MIN_Z else j_all
         ratio, se = _mean_se(amp[:, j], sigma)
         # parity of the first row kept, so odd / even halves are the same sweeps each time
         first = (self.count - n) % 2
