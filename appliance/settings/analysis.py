@@ -53,8 +53,8 @@ class SiteSettings:
     update_sweeps: int = field(0, min=0, max=5000, help="sweeps per update; 0: default")
     reject_uv: float = field(0.0, min=0.0, max=1e5, help="reject beyond +/- this µV; 0: default")
     judge_sweeps: int = field(
-        0, min=0, max=20000, help="SSEP: last sweeps the criteria's template fit judges; "
-        "0: half of n_sweeps"
+        0, min=0, max=20000, help="SSEP template fit: sweeps its latency is judged over, and the "
+        "fewest its amplitude is; 0: half of n_sweeps"
     )
     d_wave: bool = field(False, help="tcMEP site records an epidural D-wave (averaged, <= 20)")
     criteria: dict[str, float] = field({}, help=f"criteria overrides; keys {CRITERIA_KEYS}")
