@@ -149,8 +149,13 @@ class Criteria:
             amp_ratio = now["amplitude_uv"] / base.amplitude_uv
             lat_ratio = (now["latency_ms"] / base.latency_ms
                          if now["found"] and base.latency_ms > 0 else np.nan)
-            central.append((amp_ratio, lat_ratio, bool(violations)))
-            cleared = rules.judge(now, base_m, relaxed)
+            # the global check sees a change as soon as the fastest site check could (the
+            # fit's recent sweeps), or one site would be raised before every site is seen
+            fast_ratio = now.get("amplitude_clear_uv", now["amplitude_uv"]) / base.amplitude_uv
+            central.append((fast_ratio, lat_ratio, bool(violations)))
+            cleared = rules.judge({**now, "amplitude_uv": now.get("amplitude_clear_uv",
+                                                                 now["amplitude_uv"])},
+                                  base_m, relaxed)
             for name in _criteria_names(rules.family):
                 cid = f"{rules.family}.{name}:{site}:{p.channel}"
                 active = self._active(cid)
@@ -358,7 +363,9 @@ def _message(rules: SiteRules, name: str, p: TrendPoint, now: Measure, base: Bas
         lo, hi = p.fit.ci95
         how = (f" by template fit over {p.fit.n_sweeps} sweeps"
                f" (95 % CI {lo:.0%}-{hi:.0%})" if name == "amplitude"
-               else f" by template fit over {p.fit.n_sweeps} sweeps")
+               else f" by template fit over {p.fit.latency_sweeps} sweeps")
+        if name == "amplitude" and p.fit.lost:
+            how = f" by template fit over the last {p.fit.recent_sweeps} sweeps: lost"
     else:
         how = " peak to peak" if name == "amplitude" else " at the peak"
     if name in ("amplitude",):

@@ -58,6 +58,10 @@ class FitValue:
     n_sweeps: int  # sweeps the amplitude is fitted over (the moving window)
     latency_sweeps: int  # the last sweeps the latency is fitted over
     halves: tuple[dict[str, Any], dict[str, Any]]
+    recent_ratio: float = float("nan")  # over the last recent_sweeps (a loss shows sooner)
+    recent_sweeps: int = 0
+    lost: bool = False  # recent_ratio below LOSS_RATIO: amplitude_uv is judged from it
+    recent_amplitude_uv: float = float("nan")  # recent_ratio x the baseline amplitude
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -68,6 +72,9 @@ class FitValue:
             "latency_shift_ms": _num(self.shift_ms) if self.found else None,
             "n_sweeps": int(self.n_sweeps),
             "latency_n_sweeps": int(self.latency_sweeps),
+            "recent_ratio": _num(self.recent_ratio, 3),
+            "recent_n_sweeps": int(self.recent_sweeps),
+            "lost": bool(self.lost),
         }
 
 
@@ -110,9 +117,13 @@ class TrendPoint:
     def measure(self) -> dict[str, Any]:
         """What criteria compare with the baseline: the template fit when there is one."""
         if self.fit is not None:
+            recent = self.fit.recent_amplitude_uv
             return {"amplitude_uv": float(self.fit.amplitude_uv),
                     "latency_ms": float(self.fit.latency_ms), "found": bool(self.fit.found),
-                    "measure": "template_fit"}
+                    "measure": "template_fit",
+                    # an amplitude alarm clears only when the recent sweeps agree
+                    "amplitude_clear_uv": float(min(self.fit.amplitude_uv, recent)
+                                                if np.isfinite(recent) else self.fit.amplitude_uv)}
         return {
             "amplitude_uv": float(self.peak_to_peak_uv),
             "latency_ms": float(self.latency_ms),

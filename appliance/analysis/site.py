@@ -27,6 +27,9 @@ from appliance.modalities.base import Measure, Modality, role_from_name
 from appliance.settings.analysis import AnalysisSettings, SiteSettings
 
 MAX_WAITING = 64  # raw sweeps held back for one vectorised filter call (bounds memory)
+# the recent template fit below this: the response is gone (a cortical loss leaves the
+# unchanged far-fields, ~0.1 of the template, on the scalp channel)
+LOSS_RATIO = 0.3
 JUDGE_MAX_WINDOWS = 4  # the template: an average of up to this many moving windows of sweeps
 MEP_ONSET_UV = 20.0  # tcMEP onset threshold floor (µV); 5 x pre-stimulus RMS when larger
 
@@ -297,8 +300,17 @@ class SitePipeline:
                        for r, d in zip(f.halves_ratio, f.halves_shift_ms, strict=True))
         # the template's amplitude is itself an average of base.template_sweeps sweeps
         ci = f.ci95(f.sigma_a / math.sqrt(max(1, base.template_sweeps)))
-        return FitValue(f.ratio, ci, f.ratio * a0, l0 + f.shift_ms if found else math.nan,
-                        f.shift_ms, found, f.n_sweeps, f.latency_sweeps, halves)
+        # gone over the recent third (4 SE below baseline there): judged from that, so a
+        # loss is raised in a third of the amplitude window's time
+        lost = bool(f.recent_ratio < min(LOSS_RATIO, f.ratio))
+        ratio, n_judged = (f.recent_ratio, f.recent_sweeps) if lost else (f.ratio, f.n_sweeps)
+        if lost:  # the interval of what is judged: the recent sweeps'
+            half = 1.96 * math.hypot(f.se * math.sqrt(f.n_sweeps / max(1, f.recent_sweeps)),
+                                     f.sigma_a / math.sqrt(max(1, base.template_sweeps)))
+            ci = (ratio - half, ratio + half)
+        return FitValue(ratio, ci, ratio * a0, l0 + f.shift_ms if found else math.nan,
+                        f.shift_ms, found, n_judged, f.latency_sweeps, halves,
+                        f.recent_ratio, f.recent_sweeps, lost, f.recent_ratio * a0)
 
     def measure_single(self, sweep: np.ndarray, t_s: float) -> tuple[list[TrendPoint],
                                                                      list[Waveform]]:

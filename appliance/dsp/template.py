@@ -22,12 +22,15 @@ fit over any number of recent sweeps is a mean over rows:
   (n = (sigma_a / se_target)^2 from the measured per-sweep spread sigma_a, within
   [n_min, n_max]): a quiet patient is judged on a short window, a noisy one on a longer one,
   so the false-alarm rate stays put and the delay follows the noise (as any test's must);
+- recent: the same over the last third of those sweeps (SE ~0.17): too noisy for a 50 %
+  criterion, enough to tell that a response is gone (below 0.3, 4 SE from baseline) in a
+  third of the time;
 - latency: the best shift over the last `latency_sweeps` (refined by a parabola): a latency
   is measured far more precisely than an amplitude, so it can follow a change sooner.
 
 The amplitude is read at its own window's best shift while the response is clearly present
-(z >= 3 over the latency window), else at the shift that fits every sweep kept, so an absent
-response is not read high by a maximum over shifts of noise.
+(z >= 5 over the latency window), else at the shift that fits every sweep kept, so an absent
+or small response is not read high by a maximum over shifts of noise.
 """
 
 from __future__ import annotations
@@ -38,6 +41,8 @@ from dataclasses import dataclass
 import numpy as np
 
 MIN_Z = 3.0  # the template is in the sweeps when its ratio is this many SE above 0
+# ... and clearly so (its best shift is a latency, not the largest of ~30 noisy ones)
+CLEAR_Z = 5.0
 
 
 @dataclass(frozen=True)
@@ -52,6 +57,8 @@ class Fit:
     latency_sweeps: int
     halves_shift_ms: tuple[float, float]  # their odd / even sweeps' own best shifts
     at_limit: bool  # the best shift is the edge of the search: the latency moved further
+    recent_ratio: float = math.nan  # over the last third of n_sweeps (a loss shows sooner)
+    recent_sweeps: int = 0
 
     def ci95(self, base_se: float = 0.0) -> tuple[float, float]:
         """95 % interval of the ratio; base_se: the template's own error (its amplitude was
@@ -152,8 +159,12 @@ class Projections:
         # clearly there (a latency moving through the window is a mix of two shifts); with no
         # response, at the shift that fits every sweep kept: a maximum over shifts of noise
         # alone would read an absent response above 0
-        j = _best_shift(amp.mean(axis=0))[0] if z_l >= MIN_Z else j_all
+        j = _best_shift(amp.mean(axis=0))[0] if z_l >= CLEAR_Z else j_all
         ratio, se = _mean_se(amp[:, j], sigma)
+        k = max(4, n // 3)
+        # at the latency window's shift while a response is there (a latency change must not
+        # read as a loss), else at the shift that fits every sweep kept
+        recent = float(per[-k:, jl if z_l >= MIN_Z else j_all].mean())
         # parity of the first row kept, so odd / even halves are the same sweeps each time
         first = (self.count - n) % 2
         odd, even = (amp[first::2], amp[1 - first::2])
@@ -170,4 +181,5 @@ class Projections:
             latency_z=z_l, latency_sweeps=m,
             halves_shift_ms=(shift_ms(lodd), shift_ms(leven)),
             at_limit=bool(s > 0 and (jl == 0 or jl == 2 * s)),
+            recent_ratio=recent, recent_sweeps=int(min(k, len(per))),
         )
