@@ -27,16 +27,27 @@ class Baseline:
     fsp: float
     split_half_r: float
     components: dict[str, dict[str, float | None]]
+    # SSEP: the template later sweeps are fitted with (appliance/dsp/template.py) — the
+    # average of the last template_sweeps sweeps (up to 4 moving windows) when the baseline
+    # was taken, on the sweep's time axis, and that average's residual noise
+    template_uv: tuple[float, ...] = ()
+    template_noise_uv: float | None = None
+    template_sweeps: int = 0
 
     @classmethod
     def from_point(cls, p: TrendPoint, reason: str) -> Baseline:
-        m = p.measure()
         comps = {
             k: {"latency_ms": _f(v.latency_ms), "amplitude_uv": _f(v.amplitude_uv)}
             for k, v in p.components.items()
         }
-        return cls(p.site, p.channel, float(p.t_s), reason, int(p.n_sweeps), m["amplitude_uv"],
-                   m["latency_ms"], m["found"], _f(p.fsp), _f(p.split_half_r), comps)
+        # the peak measure, never a fit against the baseline this one replaces
+        return cls(p.site, p.channel, float(p.t_s), reason, int(p.n_sweeps),
+                   float(p.peak_to_peak_uv), float(p.latency_ms), bool(p.found), _f(p.fsp),
+                   _f(p.split_half_r), comps)
+
+    def with_template(self, trace_uv: np.ndarray, noise_uv: float, n_sweeps: int) -> Baseline:
+        return dataclasses.replace(self, template_uv=tuple(round(float(v), 5) for v in trace_uv),
+                                   template_noise_uv=_f(noise_uv), template_sweeps=int(n_sweeps))
 
     def measure(self) -> dict[str, Any]:
         return {"amplitude_uv": self.amplitude_uv, "latency_ms": self.latency_ms,
@@ -46,6 +57,7 @@ class Baseline:
         d = asdict(self)
         for k in ("amplitude_uv", "latency_ms", "fsp", "split_half_r"):
             d[k] = _f(d[k])
+        d["template_uv"] = list(self.template_uv)
         return d
 
 
@@ -105,18 +117,22 @@ class BaselineStore:
             out.append(b)
         return out
 
+    def replace(self, b: Baseline) -> None:
+        """Swap a current baseline for an amended copy (its template attached)."""
+        self.current[(b.site, b.channel)] = b
+
     def observe(self, points: list[TrendPoint]) -> list[Baseline]:
         """Count stable updates per channel; under the auto policy, capture a channel without a
         baseline once it has been stable for k_updates consecutive updates."""
-        ready = []
+        due = []
         for p in points:
             key = (p.site, p.channel)
             self._recent[key] = (self._recent.get(key, []) + [p])[-self.k_updates:]
             n = self._stable.get(key, 0) + 1 if is_stable(p, self.fsp_min, self.r_min) else 0
             self._stable[key] = n
             if self.policy == "auto" and key not in self.current and n >= self.k_updates:
-                ready.append(p)
-        return self.capture(ready, "auto") if ready else []
+                due.append(p)
+        return self.capture(due, "auto") if due else []
 
     def state(self) -> dict[str, Any]:
         return {
@@ -133,6 +149,9 @@ class BaselineStore:
             d["amplitude_uv"] = float(d["amplitude_uv"])
             for k in ("latency_ms", "fsp", "split_half_r"):
                 d[k] = float(d[k]) if d.get(k) is not None else np.nan
+            d["template_uv"] = tuple(float(v) for v in d.get("template_uv") or ())
+            d.setdefault("template_noise_uv", None)
+            d["template_sweeps"] = int(d.get("template_sweeps") or 0)
             b = Baseline(**{k: d[k] for k in Baseline.__dataclass_fields__})
             self.current[(b.site, b.channel)] = b
         self.history = list(state.get("history", []))

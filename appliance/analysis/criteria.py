@@ -1,7 +1,10 @@
 """Criteria: turn each site's measures, compared with its baselines, into alarm `Condition`s.
 
 A change counts only when reproducible: it holds on `confirm_updates` consecutive updates, or
-both split halves of the current average show it. It clears after as many updates without it.
+both split halves of the current average show it. It clears after as many updates without it,
+judged with hysteresis (`clear_criteria`): a 50 % alarm clears only back above 60 %, a 110 %
+latency alarm only back below 105 %, so a persisting change hovering at its threshold stays
+one alarm instead of flapping.
 What the appliance can tell apart, and how it says so:
 
 - one site changes                -> physiological HIGH "<family>.<criterion>:<site>:<channel>"
@@ -60,7 +63,25 @@ class _State:
     bad: int = 0  # consecutive updates with the change
     good: int = 0  # consecutive updates without it (while active)
     active: bool = False
+    withheld: bool = False  # the change was withheld at the last update (global, stimulation)
     evidence: dict[str, Any] = field(default_factory=dict)
+
+
+def clear_criteria(crit: dict[str, float], base_latency_ms: float) -> dict[str, float]:
+    """The criteria an active alarm must get back inside to clear: amplitude fractions raised
+    by `clear_amplitude_margin` (of baseline), latency limits lowered by `clear_latency_margin`
+    (of the baseline latency). Criteria that are off (0) stay off."""
+    amp = crit.get("clear_amplitude_margin", 0.0)
+    lat = crit.get("clear_latency_margin", 0.0)
+    out = dict(crit)
+    for key in ("amplitude_ratio_min", "shift_amplitude_ratio_min", "peripheral_ratio_min"):
+        if out.get(key, 0.0) > 0:
+            out[key] = out[key] + amp
+    if "latency_ratio_max" in out:
+        out["latency_ratio_max"] = max(1.0, out["latency_ratio_max"] - lat)
+    if "latency_shift_ms" in out and np.isfinite(base_latency_ms):
+        out["latency_shift_ms"] = max(0.0, out["latency_shift_ms"] - lat * base_latency_ms)
+    return out
 
 
 class Criteria:
@@ -108,16 +129,20 @@ class Criteria:
                 continue
             now = p.measure()
             role = rules.roles.get(p.channel, "")
+            # peak-picked halves count only while they agree (two noisy halves that both miss
+            # a peak are no evidence); fitted halves never "miss" and always count
             agree = bool(np.isfinite(p.split_half_r) and p.split_half_r >= self.split_half_r_min)
-            p_halves = halves.get(p.channel) if agree else None
+            p_halves = halves.get(p.channel) if agree or p.fit is not None else None
             ev = _evidence(p, base, crit)
+            relaxed = clear_criteria(crit, base.latency_ms)
             if role == "peripheral":
-                ratio_min = crit.get("peripheral_ratio_min", 0.5)
+                cid = f"{rules.family}.stimulation:{site}"
+                ratio_min = (relaxed if self._active(cid) else crit).get(
+                    "peripheral_ratio_min", 0.5)
                 bad = now["amplitude_uv"] < ratio_min * base.amplitude_uv
                 split = _halves_agree(p_halves,
                                       lambda m, thr=ratio_min * base.amplitude_uv:
                                       m["amplitude_uv"] < thr)
-                cid = f"{rules.family}.stimulation:{site}"
                 msg = (f"{site}: peripheral response ({p.channel}) lost or below "
                        f"{ratio_min:.0%} of baseline: check stimulator and electrodes")
                 seen[cid] = (bad, {**ev, "split_half_agrees": split}, Kind.TECHNICAL,
@@ -130,13 +155,23 @@ class Criteria:
             amp_ratio = now["amplitude_uv"] / base.amplitude_uv
             lat_ratio = (now["latency_ms"] / base.latency_ms
                          if now["found"] and base.latency_ms > 0 else np.nan)
-            central.append((amp_ratio, lat_ratio, bool(violations)))
+            # the global check sees a change as soon as the fastest site check could (the
+            # fit's recent sweeps), or one site would be raised before every site is seen
+            fast_ratio = now.get("amplitude_clear_uv", now["amplitude_uv"]) / base.amplitude_uv
+            central.append((fast_ratio, lat_ratio, bool(violations)))
+            cleared = rules.judge({**now, "amplitude_uv": now.get("amplitude_clear_uv",
+                                                                 now["amplitude_uv"])},
+                                  base_m, relaxed)
             for name in _criteria_names(rules.family):
                 cid = f"{rules.family}.{name}:{site}:{p.channel}"
-                bad = name in violations
+                active = self._active(cid)
+                bad = name in (cleared if active else violations)
+                # a latency that cannot be measured now has not recovered: an active latency
+                # alarm holds until one is measured back inside (else it flaps with the noise)
+                bad = bad or (active and name == "latency" and not now["found"])
                 split = _halves_agree(
                     p_halves, lambda m, name=name, b=base_m: name in rules.judge(m, b, crit))
-                msg = _message(rules, name, p, base, amp_ratio)
+                msg = _message(rules, name, p, now, base, amp_ratio)
                 seen[cid] = (bad, {**ev, "split_half_agrees": split}, Kind.PHYSIOLOGICAL,
                              Priority.HIGH, msg)
             # noise as large as the alarm threshold: a 50 % drop could not be seen
@@ -167,10 +202,20 @@ class Criteria:
                     suppress = "peripheral response lost: stimulation fault, not a central change"
                 elif is_global:
                     suppress = "every site changed together: reported as a global change"
+            # a change that was just withheld (global, stimulation) must hold on its own for
+            # n_confirm updates before it is a site alarm: sites lag a global change by
+            # different amounts, and the slowest would otherwise look like a site change
+            # the moment the others recover (its halves agree about its own window)
+            confirmed_split = confirmed_split and not st.withheld
+            st.withheld = bool(suppress)
             out += self._step(st, cid, bad and not suppress, confirmed_split, n_confirm, kind,
                               prio, site, msg, {**ev, "confirmed_by": None}, t_s)
         out += self._global(rules.family, t_s, n_confirm)
         return out
+
+    def _active(self, cid: str) -> bool:
+        st = self._states.get(cid)
+        return bool(st and st.active)
 
     def _bad(self, cid: str) -> int:
         st = self._states.get(cid)
@@ -211,9 +256,15 @@ class Criteria:
         sites = self._family_sites(self.rules[site].family)
         if len(sites) < 2 or site not in sites:
             return False
-        lat_max = self.rules[site].crit.get("latency_ratio_max", 1.1)
+        crit = self.rules[site].crit
+        lat_max = crit.get("latency_ratio_max", 1.1)
         lat_global = 1.0 + (lat_max - 1.0) / 2.0
-        amp = all(self._ratios[s][0] < self.global_ratio for s in sites)
+        amp_global = self.global_ratio
+        st = self._states.get(f"{self.rules[site].family}.global_change")
+        if st is not None and st.active:  # hysteresis, as for the site criteria
+            amp_global += crit.get("clear_amplitude_margin", 0.0)
+            lat_global -= crit.get("clear_latency_margin", 0.0) / 2.0
+        amp = all(self._ratios[s][0] < amp_global for s in sites)
         lat = all(self._ratios[s][1] > lat_global for s in sites)
         return amp or lat
 
@@ -294,30 +345,46 @@ def _halves_agree(halves: tuple[Measure, Measure] | None,
 
 def _evidence(p: TrendPoint, base: Baseline, crit: dict[str, float]) -> dict[str, Any]:
     m = p.measure()
+    fit = p.fit.to_json() if p.fit is not None else None
     return {
+        "measure": m["measure"],  # what was judged: "template_fit" or "peak_to_peak"
+        "fit": fit,
         "average": {"t_s": _r(p.t_s, 3), "n_sweeps": int(p.n_sweeps), "fsp": _r(p.fsp, 3),
                     "residual_noise_uv": _r(p.residual_noise_uv),
                     "split_half_r": _r(p.split_half_r, 3), "filter": p.filter},
         "channel": p.channel,
         "component": p.primary,
         "now": {"amplitude_uv": _r(m["amplitude_uv"]), "latency_ms":
-                _r(m["latency_ms"]) if m["found"] else None, "found": m["found"]},
+                _r(m["latency_ms"]) if m["found"] else None, "found": m["found"],
+                "peak_to_peak_uv": _r(p.peak_to_peak_uv),
+                "peak_latency_ms": _r(p.latency_ms) if p.found else None},
         "baseline": {"amplitude_uv": _r(base.amplitude_uv), "latency_ms": _r(base.latency_ms),
                      "t_s": _r(base.t_s, 3), "n_sweeps": base.n_sweeps, "reason": base.reason},
         "amplitude_ratio": _r(m["amplitude_uv"] / base.amplitude_uv, 3),
+        "amplitude_ratio_ci95": fit["amplitude_ratio_ci95"] if fit else None,
         "latency_change_ms": _r(m["latency_ms"] - base.latency_ms) if m["found"] else None,
         "criteria": dict(crit),
     }
 
 
-def _message(rules: SiteRules, name: str, p: TrendPoint, base: Baseline,
+def _message(rules: SiteRules, name: str, p: TrendPoint, now: Measure, base: Baseline,
              amp_ratio: float) -> str:
     where = f"{rules.name} {p.channel} {p.primary}"
+    if p.fit is not None:  # say which measure was judged
+        lo, hi = p.fit.ci95
+        how = (f" by template fit over {p.fit.n_sweeps} sweeps"
+               f" (95 % CI {lo:.0%}-{hi:.0%})" if name == "amplitude"
+               else f" by template fit over {p.fit.latency_sweeps} sweeps")
+        if name == "amplitude" and p.fit.lost:
+            how = f" by template fit over the last {p.fit.recent_sweeps} sweeps: lost"
+    else:
+        how = " peak to peak" if name == "amplitude" else " at the peak"
     if name in ("amplitude",):
-        return (f"{where}: amplitude {amp_ratio:.0%} of baseline "
+        return (f"{where}: amplitude {amp_ratio:.0%} of baseline{how} "
                 f"(alarm below {rules.crit['amplitude_ratio_min']:.0%})")
     if name == "latency":
-        return (f"{where}: latency {p.latency_ms:.2f} ms vs baseline {base.latency_ms:.2f} ms "
+        return (f"{where}: latency {now['latency_ms']:.2f} ms vs baseline "
+                f"{base.latency_ms:.2f} ms{how} "
                 f"(alarm above {rules.crit['latency_ratio_max']:.0%})")
     if name == "latency_amplitude":
         return (f"{where}: wave V +{p.latency_ms - base.latency_ms:.2f} ms and amplitude "

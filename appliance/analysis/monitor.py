@@ -7,6 +7,7 @@ trend, waveform, condition; plus "baseline" when one is captured). The daemon, t
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from dataclasses import dataclass
 from typing import Any, Protocol
@@ -38,8 +39,9 @@ class BaselineEvent:
     baseline: Baseline
 
     def to_json(self) -> dict[str, Any]:
-        return {"type": "baseline", "t_s": round(self.t_s, 3), "site": self.baseline.site,
-                **self.baseline.to_json()}
+        d = self.baseline.to_json()
+        d.pop("template_uv")  # the waveform line of the same update carries the trace
+        return {"type": "baseline", "t_s": round(self.t_s, 3), "site": self.baseline.site, **d}
 
 
 class Monitor:
@@ -221,14 +223,38 @@ class Monitor:
     def _update(self, name: str, pts: list, waves: list, halves: dict,
                 t_s: float) -> list[Output]:
         self.last_update_t_s = t_s
-        self._last_points[name] = pts
-        out: list[Output] = [*pts, *waves]
-        out += [BaselineEvent(t_s, b) for b in self.baselines.observe(pts)]
         sp = self.sites[name]
+        captured = [BaselineEvent(t_s, b) for b in
+                    self._templated(self.baselines.observe(pts))]
+        pts = [self._fitted(sp, c, p, halves) for c, p in enumerate(pts)]
+        self._last_points[name] = pts
+        out: list[Output] = [*pts, *waves, *captured]
         overdue = sp.accepted >= sp.plan.n_sweeps + (
             self.settings.baseline_updates + 1) * sp.plan.update_sweeps
         out += self.criteria.evaluate(name, pts, self.baselines, halves, t_s, overdue)
         return out
+
+    def _templated(self, captured: list[Baseline]) -> list[Baseline]:
+        """Attach each new baseline's template (SSEP: the site's long average) in the store."""
+        out = []
+        for b in captured:
+            sp = self.sites[b.site]
+            t = sp.template(sp.plan.site.channels.index(b.channel))
+            if t is not None:
+                b = b.with_template(*t)
+                self.baselines.replace(b)
+            out.append(b)
+        return out
+
+    def _fitted(self, sp: SitePipeline, c: int, p, halves: dict):
+        """The point with its template fit against the channel's baseline (SSEP): what the
+        criteria judge, in the trend too; its split halves replace the peak-picked ones."""
+        base = self.baselines.get(sp.name, p.channel)
+        fit = sp.fit(c, base) if base is not None else None
+        if fit is None:
+            return p
+        halves[p.channel] = fit.halves
+        return dataclasses.replace(p, fit=fit)
 
     def _check(self, block: SampleBlock) -> str:
         n_ch = len(self.channel_names)
@@ -256,7 +282,7 @@ class Monitor:
         if not points:
             raise CommandError(f"set_baseline: no average yet for {site or 'any site'}; wait for "
                                "the first update.")
-        return self.baselines.capture(points, "command")
+        return self._templated(self.baselines.capture(points, "command"))
 
     def baseline_state(self) -> dict[str, Any]:
         return self.baselines.state()

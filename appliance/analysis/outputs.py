@@ -41,12 +41,51 @@ class ComponentValue:
 
 
 @dataclass(frozen=True)
+class FitValue:
+    """The judged measure of a channel with a baseline template: the least-squares scale of
+    the baseline average in the last `n_sweeps` sweeps (appliance/dsp/template.py), unbiased
+    by noise where peak picking is not. amplitude_uv is ratio x the baseline's judged
+    amplitude; latency_ms the baseline's latency plus the fitted shift over the last
+    `latency_sweeps` (NaN when the template is not significantly present there). halves:
+    {amplitude_uv, latency_ms, found} of the odd and even sweeps."""
+
+    ratio: float
+    ci95: tuple[float, float]
+    amplitude_uv: float
+    latency_ms: float
+    shift_ms: float
+    found: bool
+    n_sweeps: int  # sweeps the amplitude is fitted over (the moving window)
+    latency_sweeps: int  # the last sweeps the latency is fitted over
+    halves: tuple[dict[str, Any], dict[str, Any]]
+    recent_ratio: float = float("nan")  # over the last recent_sweeps (a loss shows sooner)
+    recent_sweeps: int = 0
+    lost: bool = False  # recent_ratio below LOSS_RATIO: amplitude_uv is judged from it
+    recent_amplitude_uv: float = float("nan")  # recent_ratio x the baseline amplitude
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "measure": "template_fit",
+            "amplitude_ratio": _num(self.ratio, 3),
+            "amplitude_ratio_ci95": [_num(self.ci95[0], 3), _num(self.ci95[1], 3)],
+            "latency_ms": _num(self.latency_ms) if self.found else None,
+            "latency_shift_ms": _num(self.shift_ms) if self.found else None,
+            "n_sweeps": int(self.n_sweeps),
+            "latency_n_sweeps": int(self.latency_sweeps),
+            "recent_ratio": _num(self.recent_ratio, 3),
+            "recent_n_sweeps": int(self.recent_sweeps),
+            "lost": bool(self.lost),
+        }
+
+
+@dataclass(frozen=True)
 class TrendPoint:
     """One update of one channel of one site.
 
-    peak_to_peak_uv  the amplitude the criteria judge: |a - b| of the modality's component pair
-                     (N20-P25, P37-N45, V-Vn), else |primary| (N9, N13, D-wave) or the tcMEP
-                     peak to peak; 0 when the components are not found
+    peak_to_peak_uv  |a - b| of the modality's component pair (N20-P25, P37-N45, V-Vn), else
+                     |primary| (N9, N13, D-wave) or the tcMEP peak to peak; 0 when the
+                     components are not found. What the criteria judge when there is no `fit`
+    fit              SSEP channels with a baseline: the template fit the criteria judge instead
     filter           {"phase", "band_hz", "notch_hz"} of the filtering that produced it
     """
 
@@ -65,6 +104,7 @@ class TrendPoint:
     split_half_r: float
     filter: dict[str, Any]
     rejected: dict[str, int] = field(default_factory=dict)
+    fit: FitValue | None = None
 
     @property
     def latency_ms(self) -> float:
@@ -75,11 +115,20 @@ class TrendPoint:
         return self.components[self.primary].found
 
     def measure(self) -> dict[str, Any]:
-        """What criteria compare with the baseline."""
+        """What criteria compare with the baseline: the template fit when there is one."""
+        if self.fit is not None:
+            recent = self.fit.recent_amplitude_uv
+            return {"amplitude_uv": float(self.fit.amplitude_uv),
+                    "latency_ms": float(self.fit.latency_ms), "found": bool(self.fit.found),
+                    "measure": "template_fit",
+                    # an amplitude alarm clears only when the recent sweeps agree
+                    "amplitude_clear_uv": float(min(self.fit.amplitude_uv, recent)
+                                                if np.isfinite(recent) else self.fit.amplitude_uv)}
         return {
             "amplitude_uv": float(self.peak_to_peak_uv),
             "latency_ms": float(self.latency_ms),
             "found": bool(self.found),
+            "measure": "peak_to_peak",
         }
 
     def to_json(self) -> dict[str, Any]:
@@ -99,6 +148,7 @@ class TrendPoint:
             "split_half_r": _num(self.split_half_r, 3),
             "filter": self.filter,
             "rejected": dict(self.rejected),
+            "fit": self.fit.to_json() if self.fit is not None else None,
         }
 
 

@@ -41,6 +41,7 @@ class SitePlan:
     cumulative: bool
     reject_uv: float
     crit: dict[str, float]
+    judge_sweeps: int  # last sweeps the template fit judges (0: no fit, peaks are judged)
 
     @cached_property
     def filter(self) -> FilterSpec:
@@ -97,12 +98,17 @@ def plan_site(s: SiteSettings, a: AnalysisSettings, channel_names: tuple[str, ..
 
         crit["amplitude_ratio_min"] = (mod.extra["d_wave_ratio_min"] if s.d_wave
                                        else CASE_AMPLITUDE_RATIO_MIN[a.case_type])
+    crit.update(clear_amplitude_margin=a.clear_amplitude_margin,
+                clear_latency_margin=a.clear_latency_margin)
     crit.update(s.criteria)
     reject = s.reject_uv or mod.reject_uv
     cumulative = s.averaging == "cumulative"
+    # the fit needs the window's sweeps: moving averages keep them, cumulative ones do not
+    judge_n = 0 if cumulative or not mod.judge_fraction else max(
+        4, min(n, s.judge_sweeps or int(round(mod.judge_fraction * n))))
     return SitePlan(s, mod, judge, idx, roles, float(pre_ms), float(post_ms),
                     (float(lo), float(hi)), s.phase, notch, int(n), int(upd),
-                    cumulative, float(reject), crit)
+                    cumulative, float(reject), crit, judge_n)
 
 
 def sweep_decimation(fs_hz: float, hi_hz: float, zero_phase: bool) -> int:

@@ -7,7 +7,8 @@ import math
 
 import numpy as np
 
-from appliance.analysis.outputs import ComponentValue, TrendPoint, Waveform
+from appliance.analysis.baseline import Baseline
+from appliance.analysis.outputs import ComponentValue, FitValue, TrendPoint, Waveform
 from appliance.analysis.plan import SitePlan, plan_site, sweep_decimation  # noqa: F401
 from appliance.dsp import averagers, peaks, quality
 from appliance.dsp.epochs import Epocher, times_ms
@@ -18,9 +19,14 @@ from appliance.dsp.filters import (
     zero_phase_sweeps,
 )
 from appliance.dsp.reject import Rejector
+from appliance.dsp.template import Projections
 from appliance.modalities.base import Measure
 
 MAX_WAITING = 64  # raw sweeps held back for one vectorised filter call (bounds memory)
+# the recent template fit below this: the response is gone (a cortical loss leaves the
+# unchanged far-fields, ~0.1 of the template, on the scalp channel)
+LOSS_RATIO = 0.3
+JUDGE_MAX_WINDOWS = 4  # the template: an average of up to this many moving windows of sweeps
 MEP_ONSET_UV = 20.0  # tcMEP onset threshold floor (µV); 5 x pre-stimulus RMS when larger
 
 
@@ -56,6 +62,11 @@ class SitePipeline:
         self.averager = (averagers.CumulativeAverager(n_ch, n_t) if plan.cumulative
                          else averagers.MovingAverager(plan.n_sweeps, n_ch, n_t))
         self.measures = [plan.modality.measure_for(r) for r in plan.roles]
+        self._proj: dict[int, tuple[Baseline, Projections]] = {}  # channel -> template fit
+        # SSEP: a longer moving average whose mean becomes the baseline's template: the
+        # template's own noise is a gain error of every later ratio, so it should be small
+        self.template_avg = (averagers.MovingAverager(JUDGE_MAX_WINDOWS * plan.n_sweeps, n_ch,
+                                                      n_t) if plan.judge_sweeps else None)
         self.accepted = 0
         # sweeps rejected in a row since the last accepted one, and why (Monitor reports a run)
         self.rejected_run = 0
@@ -136,6 +147,10 @@ class SitePipeline:
         self.accepted_stim_s = ev[keep] / self.fs_sweep_hz
         if not self.single:
             self.averager.add(y)
+        if self.template_avg is not None:
+            self.template_avg.add(y)
+        for c, (_, proj) in self._proj.items():
+            proj.add(y[:, c])
         self.accepted += len(y)
         self.since_update += len(y)
         return y
@@ -170,6 +185,71 @@ class SitePipeline:
             halves[ch] = (h[0], h[1])
         return points, waves, halves
 
+    def template(self, c: int) -> tuple[np.ndarray, float, int] | None:
+        """Channel c's template now: (average, its residual noise µV, sweeps) or None."""
+        t = self.template_avg
+        if t is None or t.n_sweeps < 2:
+            return None
+        noise = quality.residual_noise_uv(t.plus_minus, self._response_window())[c]
+        return t.average[c].copy(), float(noise), int(t.n_sweeps)
+
+    def _response_window(self) -> slice:
+        lo = min(c.window_ms[0] for m in self.plan.modality.measures.values()
+                 for c in m.components)
+        sel = np.flatnonzero(self.t_ms >= lo)
+        return slice(int(sel[0]), int(sel[-1]) + 1)
+
+    def fit(self, c: int, base: Baseline) -> FitValue | None:
+        """Channel c's sweeps since its baseline fitted with the baseline average over the
+        components' window, shifted up to 20 % of the baseline latency (>= 1 ms) either way
+        (appliance/dsp/template.py). None without a fit (no template, a template from another
+        window, too few sweeps)."""
+        n = self.plan.judge_sweeps
+        if (not n or len(base.template_uv) != len(self.t_ms) or not base.found
+                or not base.amplitude_uv > 0):
+            return None
+        held = self._proj.get(c)
+        if held is None or held[0] is not base:  # a new baseline: project the window anew
+            comps = self.measures[c].components
+            sel = np.flatnonzero((self.t_ms >= min(k.window_ms[0] for k in comps))
+                                 & (self.t_ms <= max(k.window_ms[1] for k in comps)))
+            shift = int(round(max(1.0, 0.2 * base.latency_ms) * self.fs_sweep_hz / 1e3))
+            proj = Projections(np.asarray(base.template_uv), slice(int(sel[0]), int(sel[-1]) + 1),
+                               shift, (base.template_noise_uv or 0.0) ** 2 * len(sel),
+                               len(self.t_ms), JUDGE_MAX_WINDOWS * self.plan.n_sweeps)
+            # the template's own sweeps (their rows read a little high: the template holds
+            # their noise; the amplitude window leaves them as new sweeps come)
+            proj.add(self.template_avg.latest(base.template_sweeps)[:, c])
+            held = self._proj[c] = (base, proj)
+        f = held[1].fit(1e3 / self.fs_sweep_hz, self.plan.modality.judge_se, n, n)
+        if f is None:
+            return None
+        a0, l0 = base.amplitude_uv, base.latency_ms
+        found = f.latency_found
+        # each half of the latency sweeps has sqrt(2) x their noise: z / sqrt(2)
+        half_found = f.latency_z / math.sqrt(2.0) >= 3.0
+        # a half is a replication that shows a drop on its own only when it is significantly
+        # low: its amplitude here is its upper bound (+2 SE of a half); a loss passes at once,
+        # a drop near the criterion waits for consecutive updates
+        up = 2.0 * f.se * math.sqrt(2.0)
+        halves = tuple({"amplitude_uv": (r + up) * a0,
+                        "latency_ms": l0 + d if half_found else math.nan,
+                        "found": bool(half_found)}
+                       for r, d in zip(f.halves_ratio, f.halves_shift_ms, strict=True))
+        # the template's amplitude is itself an average of base.template_sweeps sweeps
+        ci = f.ci95(f.sigma_a / math.sqrt(max(1, base.template_sweeps)))
+        # gone over the recent third (4 SE below baseline there): judged from that, so a
+        # loss is raised in a third of the amplitude window's time
+        lost = bool(f.recent_ratio < min(LOSS_RATIO, f.ratio))
+        ratio, n_judged = (f.recent_ratio, f.recent_sweeps) if lost else (f.ratio, f.n_sweeps)
+        if lost:  # the interval of what is judged: the recent sweeps'
+            half = 1.96 * math.hypot(f.se * math.sqrt(f.n_sweeps / max(1, f.recent_sweeps)),
+                                     f.sigma_a / math.sqrt(max(1, base.template_sweeps)))
+            ci = (ratio - half, ratio + half)
+        return FitValue(ratio, ci, ratio * a0, l0 + f.shift_ms if found else math.nan,
+                        f.shift_ms, found, n_judged, f.latency_sweeps, halves,
+                        f.recent_ratio, f.recent_sweeps, lost, f.recent_ratio * a0)
+
     def measure_single(self, sweep: np.ndarray, t_s: float) -> tuple[list[TrendPoint],
                                                                      list[Waveform]]:
         """tcMEP: one sweep (n_ch, n_times), never averaged."""
@@ -191,10 +271,7 @@ class SitePipeline:
         modality (after the stimulus artefact) to the end of the sweep. A window this long
         gives Fsp enough degrees of freedom for its 3.1 threshold to mean ~99 %; a window
         around one peak would let slow EEG alone pass it."""
-        lo = min(c.window_ms[0] for m in self.plan.modality.measures.values()
-                 for c in m.components)
-        sel = np.flatnonzero(self.t_ms >= lo)
-        win = slice(int(sel[0]), int(sel[-1]) + 1)
+        win = self._response_window()
         q = quality.measure(avg_obj, win)
         # Fsp with the single-point variance averaged over the window's points rather than
         # taken at one point: the same statistic, with a far steadier denominator.

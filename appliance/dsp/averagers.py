@@ -180,6 +180,11 @@ class MovingAverager(_WeightedSums):
         if self._replaced >= self.n:
             self._rebuild()
 
+    def latest(self, k: int) -> np.ndarray:
+        """The last min(k, n_sweeps) sweeps in the window, oldest first (k, n_ch, n_t)."""
+        k = max(0, min(int(k), self.n_sweeps))
+        return self._ring[(self._count - k + np.arange(k)) % self.n]
+
     def _rebuild(self) -> None:
         count, n_sweeps = self._count, self.n_sweeps
         ring, ring_parity = self._ring, self._ring_parity

@@ -75,6 +75,11 @@ class Modality:
     measures: dict[str, Measure]
     criteria: dict[str, float]
     extra: dict[str, Any] = field(default_factory=dict)
+    # criteria judge a template fit of the baseline average (appliance/dsp/template.py):
+    # the latency over the last judge_fraction x n_sweeps sweeps, the amplitude over as many
+    # sweeps as make its standard error judge_se (at least those); 0: peaks are judged
+    judge_fraction: float = 0.0
+    judge_se: float = 0.1
 
     def measure_for(self, role: str) -> Measure:
         return self.measures.get(role) or self.measures[self.default_role]

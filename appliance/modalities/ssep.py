@@ -16,6 +16,13 @@ CRITERIA = {
     "confirm_updates": 2,  # a change must hold on two consecutive updates
 }
 
+# Criteria judge the template fit (docs/analysis.md): the latency over the last half of the
+# moving window — a latency is measured far more precisely than an amplitude (SD ~0.3 ms
+# against a 2 ms criterion on the simulated patient), so it can follow a change in half the
+# time — and the amplitude over as many sweeps as bring its standard error to 0.1 of
+# baseline (the 50 % criterion 5 SE away; at least those 50 %, at most 4 windows).
+JUDGE_FRACTION = 0.5
+
 SSEP_UPPER = Modality(
     name="ssep_upper",
     family="ssep",
@@ -35,6 +42,7 @@ SSEP_UPPER = Modality(
         ),
     },
     criteria=dict(CRITERIA),
+    judge_fraction=JUDGE_FRACTION,
 )
 
 SSEP_LOWER = Modality(
@@ -56,6 +64,7 @@ SSEP_LOWER = Modality(
         ),
     },
     criteria=dict(CRITERIA),
+    judge_fraction=JUDGE_FRACTION,
 )
 
 

@@ -19,6 +19,7 @@ FAST_SITE = ("default", "on", "off")  # per-site fast detection: follow analysis
 # Keys a site's `criteria` table may override (fractions and milliseconds, docs/analysis.md) and
 # the range each may take: wide enough for every published criterion (docs/clinical-defaults.md),
 # narrow enough that no value switches an alarm off or delays it past a few updates.
+CLEAR_MARGIN_MAX = 0.5  # fractions of baseline; beyond this an alarm could never clear
 CRITERIA = {
     # alarm when amplitude < this fraction of baseline (SSEP 0.5; tcMEP spine 0.2, cranial 0.5)
     "amplitude_ratio_min": {"min": 0.2, "max": 0.9},
@@ -30,6 +31,10 @@ CRITERIA = {
     "peripheral_ratio_min": {"min": 0.2, "max": 0.7},
     # consecutive updates a change must persist before it counts (2)
     "confirm_updates": {"min": 1, "max": 4, "integer": True},
+    # hysteresis: an amplitude alarm clears only above its criterion + this (fraction)
+    "clear_amplitude_margin": {"min": 0.0, "max": CLEAR_MARGIN_MAX},
+    # a latency alarm clears only below its criterion - this (fraction of baseline)
+    "clear_latency_margin": {"min": 0.0, "max": CLEAR_MARGIN_MAX},
 }
 CRITERIA_KEYS = tuple(CRITERIA)
 
@@ -68,6 +73,10 @@ class SiteSettings:
     reject_uv: float = field(
         0.0, min=1.0, max=1e5, special={0.0: "modality default"},
         help="reject beyond +/- this µV; 0: default",
+    )
+    judge_sweeps: int = field(
+        0, min=0, max=10000, help="SSEP template fit: sweeps its latency is judged over, and the "
+        "fewest its amplitude is; 0: half of n_sweeps"
     )
     d_wave: bool = field(False, help="tcMEP site records an epidural D-wave (averaged, <= 20)")
     criteria: dict[str, float] = field(
@@ -127,6 +136,16 @@ class AnalysisSettings:
     )
     global_ratio: float = field(
         0.7, min=0.3, max=0.9, help="every site below this amplitude fraction -> global change"
+    )
+    clear_amplitude_margin: float = field(
+        0.10, min=0.0, max=CLEAR_MARGIN_MAX,
+        help="hysteresis: an amplitude alarm clears only above its criterion + this fraction "
+        "of baseline (50 % -> 60 %)"
+    )
+    clear_latency_margin: float = field(
+        0.05, min=0.0, max=CLEAR_MARGIN_MAX,
+        help="hysteresis: a latency alarm clears only below its criterion - this fraction of "
+        "baseline (110 % -> 105 %)"
     )
     stimulus_timeout_periods: float = field(
         5.0, min=1.5, max=20.0, help="no stimulus for this many periods -> technical condition"

@@ -26,7 +26,7 @@ from mqtt_support import (
 from system_tools import need_tool
 
 from appliance.alarms import AlarmManager
-from appliance.analysis.outputs import ComponentValue, TrendPoint, Waveform
+from appliance.analysis.outputs import ComponentValue, FitValue, TrendPoint, Waveform
 from appliance.conditions import Condition, Kind, Priority
 from appliance.config import from_dict
 from appliance.errors import ConfigError
@@ -45,6 +45,7 @@ def _trend() -> dict:
         primary="N20", peak_to_peak_uv=2.1, residual_noise_uv=0.31, fsp=3.2, snr_db=9.1,
         split_half_r=0.8, filter={"phase": "zero", "band_hz": [30.0, 1000.0], "notch_hz": 60.0},
         rejected={"amplitude": 2},
+        fit=FitValue(0.42, (0.3, 0.54), 0.88, 20.3, 0.2, True, 300, 150, ({}, {})),
     ).to_json()
 
 
@@ -112,6 +113,9 @@ def test_mqtt_every_message_type_validates_against_asyncapi(tmp_path: Path, brok
     # the schemas are not vacuous: a broken message fails
     bad = dict(sub.on(f"{BASE}/trend/ssep_upper/L_median")[0].body, seq=0)
     assert list(schemas["trend"].iter_errors(bad))
+    trend = sub.on(f"{BASE}/trend/ssep_upper/L_median")[0].body
+    assert trend["fit"]["measure"] == "template_fit"  # the judged measure travels with it
+    assert list(schemas["trend"].iter_errors({**trend, "fit": {**trend["fit"], "n_sweeps": -1}}))
     # alarm events carry an MQTT 5 message expiry; the alarm set and case are retained
     ev = sub.on(f"{BASE}/alarm/event")[0]
     assert 0 < ev.props.MessageExpiryInterval <= 300
