@@ -38,6 +38,13 @@ class Config:
                         f"analysis.sites[{i}].channels: got {ch!r}, allowed: one of "
                         f"frontend.channels {sorted(names)}."
                     )
+        a = self.analysis
+        for key, chans in (("eeg", a.eeg.channels), ("emg_free", a.emg_free.channels),
+                           ("emg_triggered", a.emg_triggered.channels)):
+            for ch in chans:
+                if ch not in names:
+                    raise ConfigError(f"analysis.{key}: channel {ch!r} is not one of "
+                                      f"frontend.channels {sorted(names)}.")
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)

@@ -14,6 +14,7 @@ from typing import Any, Protocol
 import numpy as np
 
 from appliance.analysis.baseline import Baseline, BaselineStore
+from appliance.analysis.continuous import Continuous
 from appliance.analysis.criteria import Criteria, SiteRules
 from appliance.analysis.decimate import Decimator
 from appliance.analysis.fast import FastSite, fast_enabled
@@ -65,6 +66,8 @@ class Monitor:
                                            self.sites[p.site.name].fs_sweep_hz,
                                            f"analysis.sites[{i}]")
                      for i, p in enumerate(self.plans) if fast_enabled(p, a)}
+        # EEG and EMG: continuous, every block (appliance/analysis/continuous.py)
+        self.continuous = Continuous(a, self.channel_names, self.fs_hz)
         self.baselines = BaselineStore(a.baseline_policy, a.baseline_updates, a.fsp_min,
                                        a.split_half_r_min)
         self.criteria = Criteria(
@@ -106,7 +109,7 @@ class Monitor:
             t_s = block.end_sample / self.fs_hz
             return [Condition("analysis.bad_block", Kind.TECHNICAL, Priority.LOW, True, t_s, "",
                               problem, {"bad_blocks": self.bad_blocks})]
-        out: list[Output] = []
+        out: list[Output] = self.continuous.push(block) if self.continuous.enabled else []
         if self._pending and self._pending[-1].end_sample != block.first_sample:
             out += self._process(self._take_pending())  # a gap: never join across it
         self._pending.append(block)
@@ -221,4 +224,4 @@ class Monitor:
 
     def active_condition_ids(self) -> list[str]:
         fast = [cid for f in self.fast.values() for cid in f.active]
-        return sorted([*self.criteria.active_ids(), *fast])
+        return sorted([*self.criteria.active_ids(), *fast, *self.continuous.active_ids()])

@@ -7,6 +7,7 @@ defaults in appliance/modalities/<modality>.py; docs/clinical-defaults.md gives 
 from dataclasses import dataclass
 
 from appliance.errors import ConfigError
+from appliance.settings.continuous import EegSettings, EmgFreeSettings, EmgTriggeredSettings
 from appliance.validate import field
 
 MODALITIES = ("ssep_upper", "ssep_lower", "baep", "tcmep")
@@ -118,6 +119,10 @@ class AnalysisSettings:
     fast_calibration_sweeps: int = field(
         1500, min=50, max=50000, help="fast detector: sweeps scored out of sample before it arms"
     )
+
+    eeg: EegSettings = field(EegSettings(), help="processed EEG (off without channels)")
+    emg_free: EmgFreeSettings = field(EmgFreeSettings(), help="free-running EMG")
+    emg_triggered: EmgTriggeredSettings = field(EmgTriggeredSettings(), help="triggered EMG")
 
     def check(self, path: str) -> None:
         names = [s.name for s in self.sites]
