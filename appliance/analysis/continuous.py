@@ -5,6 +5,7 @@ must reach the lamps within 300 ms. Each is built only when its channel list is 
 from __future__ import annotations
 
 from appliance.analysis.eeg import EegPipeline
+from appliance.analysis.emg_free import EmgFreePipeline
 from appliance.errors import ConfigError
 from appliance.frontend.block import SampleBlock
 
@@ -27,6 +28,9 @@ class Continuous:
         if analysis.eeg.channels:
             self.eeg = EegPipeline(analysis.eeg, _rows(channel_names, analysis.eeg.channels,
                                                        "eeg"), fs_hz)
+        if analysis.emg_free.channels:
+            self.emg = EmgFreePipeline(analysis.emg_free, _rows(
+                channel_names, analysis.emg_free.channels, "emg_free"), fs_hz)
         self.fs_hz = fs_hz
         self._expected: int | None = None
 

@@ -12,7 +12,7 @@ import importlib
 import json
 import sys
 
-SUITES = ("decode", "cyton", "pipeline", "recording", "mqtt", "lights", "detection")
+SUITES = ("decode", "cyton", "pipeline", "recording", "mqtt", "lights", "detection", "emg")
 DEFAULT = ("decode", "pipeline")
 
 

@@ -54,7 +54,7 @@ class EmgFreeSettings:
                                   help="sinusoidal activity this long is an A-train")
     a_train_hz: tuple[float, ...] = field([60.0, 250.0], help="A-train frequency range Hz")
     a_train_concentration: float = field(
-        0.5, min=0.1, max=1.0, help="fraction of power within +/-1 bin of the peak (sinusoid)"
+        0.8, min=0.1, max=1.0, help="fraction of power within +/-1 bin of the peak (sinusoid)"
     )
     spike_max_ms: float = field(20.0, min=2.0, max=200.0, help="shorter activity is a spike")
     train_time_warning_s: float = field(0.5, min=0.0, max=600.0,
@@ -70,6 +70,7 @@ class EmgFreeSettings:
     )
     cautery_hold_ms: float = field(250.0, min=0.0, max=5000.0, help="suppressed after cautery")
     trend_s: float = field(1.0, min=0.1, max=60.0, help="activity trend period")
+    batch_ms: float = field(48.0, min=0.0, max=150.0, help="blocks analysed together (latency)")
     snippet_ms: float = field(50.0, min=5.0, max=500.0, help="raw snippet before/after an event")
     audio_channels: tuple[str, ...] = field([], help="channels mixed to audio; empty: all")
     audio_volume: float = field(0.5, min=0.0, max=1.0, help="audio volume 0..1")

@@ -19,11 +19,13 @@ def make_cfg(channels: list[str], fs_hz: int, analysis: dict[str, Any]):
 
 
 def run_patient(cfg, scenario: dict[str, Any], duration_s: float, seed: int = 1,
-                block_ms: float = 16.0, patient: dict[str, Any] | None = None):
-    """-> (outputs as JSON dicts, the Monitor, the raw stream (n_ch, n))."""
+                block_ms: float = 16.0, patient: dict[str, Any] | None = None,
+                stim_sites: tuple = ()):
+    """-> (outputs as JSON dicts, the Monitor, the raw stream (n_ch, n)). `stim_sites`:
+    extra stimulators the patient sees that the monitor does not analyse."""
     sc = scenario_from_dict({"name": "t", "patient": patient or {}, "event": scenario})
     fs = cfg.frontend.sample_rate_hz
-    p = Patient(cfg.frontend.channels, fs, cfg.analysis.sites, sc, seed=seed)
+    p = Patient(cfg.frontend.channels, fs, (*cfg.analysis.sites, *stim_sites), sc, seed=seed)
     mon = Monitor(cfg)
     n_block = int(round(block_ms * fs / 1e3))
     out, raw = [], []
