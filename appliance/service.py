@@ -34,6 +34,7 @@ from pathlib import Path
 from typing import Any
 
 from appliance import NOT_A_MEDICAL_DEVICE, __version__
+from appliance.analysis.continuous import CONTINUOUS_TYPES
 from appliance.conditions import Condition, Kind, Priority
 from appliance.errors import CommandError, ConfigError, IonmError
 
@@ -111,6 +112,7 @@ class Appliance:
         self._mqtt_cond_active: Priority | None = None
         self.acquisition: Any = None
         self.monitor: Any = None
+        self.audio: Any = None  # EMG loudspeaker (appliance/outputs/audio.py)
         self.manager: Any = None
         self.lights: Any = None
         self.button: Any = None
@@ -138,6 +140,9 @@ class Appliance:
                  len(cfg.analysis.sites), cfg.hash)
         self.state_dir.mkdir(parents=True, exist_ok=True)
         self.monitor = Monitor(cfg)  # plans every site: a bad site is a ConfigError now
+        from appliance.outputs.audio import from_settings as audio_from_settings
+
+        self.audio = audio_from_settings(cfg.analysis.emg_free, cfg.frontend.sample_rate_hz)
         self.manager = AlarmManager(cfg.alarms, on_event=self._on_alarm_event)
         self._start_lights()
         self._start_mqtt()  # before the recorder: restored alarms are published too
@@ -335,6 +340,11 @@ class Appliance:
             if self.analysis_errors == 1 or self.analysis_errors % 1000 == 0:
                 log.exception("analysis failed on block %d (%d failures)", block.first_sample,
                               self.analysis_errors)
+        emg = self.monitor.continuous.emg
+        if self.audio is not None and emg is not None:
+            chunk = emg.take_audio()  # queued to the audio thread: never waits on the card
+            if chunk is not None:
+                self.audio.push(*chunk)
         now = self.clock()
         self._last_block_s = now
         outputs = self._analysis_condition(failed) + outputs
@@ -361,6 +371,11 @@ class Appliance:
                 if self.mqtt is not None:
                     self.mqtt.publish_waveform(d)
                 self._record("waveform", d)
+            elif kind in CONTINUOUS_TYPES:  # EEG and EMG (appliance/analysis/continuous.py)
+                if self.mqtt is not None:
+                    self.mqtt.publish_continuous(d)
+                if kind != "eeg_raw":  # the raw EEG is in the BDF+ recording already
+                    self._record(kind, d)
             elif kind == "baseline":
                 baselines_changed = True
                 self._record("baseline", d)
@@ -644,7 +659,7 @@ class Appliance:
         if self.acquisition is not None:
             self.acquisition.stop()
         for part, how in ((self.stimulator, "stop"), (self.button, "close"),
-                          (self.control, "close")):
+                          (self.control, "close"), (self.audio, "close")):
             if part is not None:
                 with contextlib.suppress(Exception):
                     getattr(part, how)()

@@ -9,6 +9,10 @@ from appliance.analysis.emg_free import EmgFreePipeline
 from appliance.errors import ConfigError
 from appliance.frontend.block import SampleBlock
 
+# output types of the continuous modalities (MQTT: appliance/outputs/mqtt/topics.py)
+CONTINUOUS_TYPES = ("eeg_trend", "eeg_raw", "emg_trend", "emg_event", "temg_response",
+                    "temg_threshold")
+
 
 def _rows(names: tuple[str, ...], channels: tuple[str, ...], key: str) -> list[int]:
     missing = [c for c in channels if c not in names]

@@ -114,7 +114,7 @@ class EmgFreePipeline:
         self._trend_k = 0
         self._trend_caut = 0
         self._next_trend: int | None = None
-        self.audio: tuple[np.ndarray, bool] = (np.zeros((n_ch, 0)), False)
+        self.audio: tuple[np.ndarray, bool] | None = None
 
     def reset(self) -> None:
         """A gap in the stream: restart filters, windows and runs (train time and background
@@ -132,6 +132,11 @@ class EmgFreePipeline:
         self._in_cautery = False
         self._pending: list[tuple[np.ndarray, np.ndarray]] = []
         self._pending_n = 0
+
+    def take_audio(self) -> tuple[np.ndarray, bool] | None:
+        """The last analysed chunk for the loudspeaker (once), or None."""
+        chunk, self.audio = self.audio, None
+        return chunk
 
     def reset_train_time(self) -> None:
         self.train_time_n[:] = 0

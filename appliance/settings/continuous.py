@@ -72,6 +72,9 @@ class EmgFreeSettings:
     trend_s: float = field(1.0, min=0.1, max=60.0, help="activity trend period")
     batch_ms: float = field(48.0, min=0.0, max=150.0, help="blocks analysed together (latency)")
     snippet_ms: float = field(50.0, min=5.0, max=500.0, help="raw snippet before/after an event")
+    audio: str = field("off", choices=("off", "sounddevice", "wav"),
+                       help="EMG to a loudspeaker (sounddevice) or a WAV file")
+    audio_wav_path: str = field("", help="audio = 'wav': the file written")
     audio_channels: tuple[str, ...] = field([], help="channels mixed to audio; empty: all")
     audio_volume: float = field(0.5, min=0.0, max=1.0, help="audio volume 0..1")
     audio_full_scale_uv: float = field(500.0, min=10.0, max=1e5, help="µV at full audio scale")
@@ -84,6 +87,8 @@ class EmgFreeSettings:
         if self.train_time_warning_s > self.train_time_alarm_s:
             raise ConfigError(f"{path}.train_time_warning_s: got {self.train_time_warning_s}, "
                               f"allowed: <= train_time_alarm_s ({self.train_time_alarm_s}).")
+        if self.audio == "wav" and not self.audio_wav_path:
+            raise ConfigError(f"{path}.audio_wav_path: missing; audio = 'wav' writes a file.")
         extra = sorted(set(self.audio_channels) - set(self.channels))
         if extra:
             raise ConfigError(f"{path}.audio_channels: got {extra[0]!r}, allowed: one of "
