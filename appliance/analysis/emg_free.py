@@ -27,6 +27,7 @@ import numpy as np
 
 from appliance.analysis.outputs import encode_int16
 from appliance.conditions import Condition, Kind, Priority
+from appliance.dsp.blank import HoldBlanker
 from appliance.dsp.filters import StreamingFilter, bandpass_sos
 from appliance.modalities import emg_free as cls
 
@@ -98,7 +99,7 @@ class EmgFreePipeline:
         self.n_win = max(1, int(round(s.window_ms * fs_hz / 1e3)))
         self.n_a = max(8, int(round(s.a_train_min_ms * fs_hz / 1e3)))
         self.n_spike = int(round(s.spike_max_ms * fs_hz / 1e3))
-        self.n_blank = int(round(s.blank_ms * fs_hz / 1e3))
+        self.blanker = HoldBlanker(int(round(s.blank_ms * fs_hz / 1e3)), s.trigger_mask)
         self.n_hold_caut = int(round(s.cautery_hold_ms * fs_hz / 1e3))
         self.n_hold = int(round(s.burst_hold_s * fs_hz))
         self.n_snip = int(round(s.snippet_ms * fs_hz / 1e3))
@@ -125,8 +126,7 @@ class EmgFreePipeline:
         self._carry_start = 0
         self._hist = np.zeros((n_ch, 0))
         self._hist_start = 0
-        self._blank_left = 0
-        self._held = None
+        self.blanker.reset()
         self._runs: list[_Run | None] = [None] * n_ch
         self._caut_until = -1
         self._in_cautery = False
@@ -156,7 +156,7 @@ class EmgFreePipeline:
         return self._analyse(x, trig, block.end_sample - n)
 
     def _analyse(self, x: np.ndarray, trigger: np.ndarray, s0: int) -> list:
-        x = self._blank(x, trigger)
+        x = self.blanker.process(x, trigger)
         y = self.filt.process(x)
         if self._next_trend is None:
             self._next_trend = s0 + int(round(self.s.trend_s * self.fs))
@@ -191,31 +191,6 @@ class EmgFreePipeline:
         raw_caut = self._cautery_now(np.sqrt(np.mean(y * y, axis=1))) if y.shape[1] else False
         self.audio = (y, bool(block_caut or raw_caut or self._in_cautery))
         return out
-
-    def _blank(self, x: np.ndarray, trigger: np.ndarray) -> np.ndarray:
-        """Hold each channel's last sample from each trigger for n_blank samples."""
-        if self.n_blank == 0:
-            return x
-        hits = np.flatnonzero(trigger & self.s.trigger_mask)
-        if not len(hits) and not self._blank_left:
-            self._held = x[:, -1].copy()
-            return x
-        x = x.copy()
-        n = x.shape[1]
-        mask = np.zeros(n, dtype=bool)
-        mask[: self._blank_left] = True
-        for h in hits:
-            mask[h: h + self.n_blank] = True
-        last_hit_end = (hits[-1] + self.n_blank) if len(hits) else self._blank_left
-        self._blank_left = max(0, last_hit_end - n)
-        held = self._held if self._held is not None else x[:, 0].copy()
-        for i in range(n):  # short loop: only over blanked stretches' starts
-            if mask[i]:
-                x[:, i] = held
-            else:
-                held = x[:, i]
-        self._held = held.copy()
-        return x
 
     def _cautery_now(self, rms: np.ndarray) -> bool:
         return float(np.mean(rms > self.s.cautery_uv)) >= self.s.cautery_fraction
