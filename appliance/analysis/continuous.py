@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from appliance.analysis.eeg import EegPipeline
 from appliance.analysis.emg_free import EmgFreePipeline
+from appliance.analysis.emg_triggered import TriggeredEmgPipeline
 from appliance.errors import ConfigError
 from appliance.frontend.block import SampleBlock
 
@@ -35,6 +36,10 @@ class Continuous:
         if analysis.emg_free.channels:
             self.emg = EmgFreePipeline(analysis.emg_free, _rows(
                 channel_names, analysis.emg_free.channels, "emg_free"), fs_hz)
+        if analysis.emg_triggered.channels:
+            t = analysis.emg_triggered
+            self.temg = TriggeredEmgPipeline(t, _rows(channel_names, t.channels,
+                                                      "emg_triggered"), fs_hz)
         self.fs_hz = fs_hz
         self._expected: int | None = None
 

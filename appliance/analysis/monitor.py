@@ -222,6 +222,20 @@ class Monitor:
     def restore_baselines(self, state: dict[str, Any]) -> None:
         self.baselines.restore(state)
 
+    # -- triggered EMG and free-running EMG commands ----------------------------------------
+    def _temg(self):
+        if self.continuous.temg is None:
+            raise CommandError("triggered EMG is off: configure analysis.emg_triggered.channels")
+        return self.continuous.temg
+
+    def temg_search(self, target: str) -> dict[str, Any]:
+        """Start a threshold search for a labelled target ("L4 left screw")."""
+        return self._temg().start_search(target)
+
+    def temg_intensity(self, ma: float, target: str | None = None) -> dict[str, Any]:
+        """Set the stimulus intensity of the next pulses by hand (ends a search)."""
+        return self._temg().set_intensity(ma, target)
+
     def active_condition_ids(self) -> list[str]:
         fast = [cid for f in self.fast.values() for cid in f.active]
         return sorted([*self.criteria.active_ids(), *fast, *self.continuous.active_ids()])

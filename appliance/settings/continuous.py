@@ -100,7 +100,7 @@ class EmgTriggeredSettings:
     channels: tuple[str, ...] = field([], help="triggered-EMG recording channels (myotomes)")
     trigger_bit: int = field(1, min=0, max=15, help="trigger bit of the screw/probe stimulator")
     window_ms: tuple[float, ...] = field([3.0, 40.0], help="response window after the pulse")
-    response_uv: float = field(50.0, min=1.0, max=1e5, help="peak-to-peak that is a response")
+    response_uv: float = field(100.0, min=1.0, max=1e5, help="peak-to-peak that is a response")
     warning_ma: float = field(8.0, min=0.1, max=100.0,
                               help="threshold below this -> medium (lumbar screws, Raynor)")
     alarm_ma: float = field(4.0, min=0.1, max=100.0,

@@ -175,6 +175,10 @@ class Patient:
         self._movements = [e for _, e in sc.of_type("movement")]
         self._next_movement = 0
         self._emg_events = [e for _, e in sc.of_type("a_train", "emg_burst")]
+        self._screws = [(self.channel_names.index(e.channel), e) for _, e in sc.of_type("screw")]
+        # triggered EMG: the intensity (mA) of the pulse being given; the stimulator control
+        # (or a test playing it) sets this callable
+        self.stim_intensity_ma: Any = None
         self._next_emg_event = 0
         # EEG slowing: each channel's activity above ~8 Hz (x minus its 7 Hz low-pass: the two
         # parts sum to x exactly, so no phase-shifted copy is subtracted) scaled by its track
@@ -367,6 +371,7 @@ class Patient:
                 continue
             art = ps.stim_artefact_uv * (25.0 if site.modality == "tcmep" else 1.0)
             transients.append((sample, None, self._art_gain * stim_artefact(self.fs, art)))
+            self._screw_responses(site.trigger_bit, sample, t_s, transients)
             for p in self._placements:
                 if p.site_index != si:
                     continue
@@ -383,6 +388,22 @@ class Patient:
                     lat += self._r_sweep.normal(0.0, ps.latency_jitter_ms)
                     off0, w = gaussian_wave(self.fs, lat, amp, p.spec.polarity, p.spec.width_ms)
                 transients.append((sample + off0, p.channel_index, w))
+
+    def _screw_responses(self, bit: int, sample: int, t_s: float, transients: list) -> None:
+        """A probed screw answers a pulse at or above its threshold with a biphasic CMAP
+        that grows with the current (recruitment) up to amplitude_uv."""
+        for row, e in self._screws:
+            if e.trigger_bit != bit or not active(e, t_s) or self.stim_intensity_ma is None:
+                continue
+            ma = float(self.stim_intensity_ma())
+            if ma < e.threshold_ma:
+                continue
+            amp = e.amplitude_uv * min(1.0, 0.5 + 0.5 * (ma - e.threshold_ma) / e.threshold_ma)
+            tt = np.arange(int(0.02 * self.fs)) / self.fs * 1e3  # ms from onset
+            z = (tt - 4.0) / 2.0
+            wave = 0.5 * amp * 1.6487 * z * np.exp(-0.5 * z * z)
+            transients.append((sample + int(round(e.latency_ms * self.fs / 1e3)), [row],
+                               wave[None, :]))
 
     def _schedule_ecg(self, s1: int, transients: list) -> None:
         if not np.any(self._ecg_gain):

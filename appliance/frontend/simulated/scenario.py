@@ -168,6 +168,18 @@ class EmgBurstEvent:
     rate_hz: float = field(80.0, min=1.0, max=1000.0, help="mean (Poisson) discharge rate")
 
 
+@dataclass(frozen=True)
+class ScrewEvent:
+    at_s: float = field(help="the probe touches this screw/target from here", min=0.0)
+    channel: str = field(help="myotome recording channel that responds")
+    threshold_ma: float = field(help="current that evokes a response (breach: low)", min=0.1,
+                                max=200.0)
+    until_s: float = field(0.0, min=0.0, help="probe leaves; 0: never")
+    trigger_bit: int = field(1, min=0, max=15, help="trigger bit of the probe's stimulator")
+    amplitude_uv: float = field(300.0, min=0.0, max=1e5, help="full response peak-to-peak")
+    latency_ms: float = field(12.0, min=1.0, max=100.0, help="response onset after the pulse")
+
+
 EVENT_TYPES: dict[str, type] = {
     "amplitude": AmplitudeEvent,
     "latency": LatencyEvent,
@@ -183,6 +195,7 @@ EVENT_TYPES: dict[str, type] = {
     "eeg_slowing": EegSlowingEvent,
     "a_train": ATrainEvent,
     "emg_burst": EmgBurstEvent,
+    "screw": ScrewEvent,
 }
 
 
