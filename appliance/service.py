@@ -47,7 +47,8 @@ STATUS_EVERY_S = 1.0
 # Commands that the main loop runs (everything else is refused); the MQTT link answers its own
 # (ping, set) itself.
 LOOP_COMMANDS = ("start_case", "stop_case", "set_baseline", "acknowledge", "audio_pause",
-                 "annotate")
+                 "annotate", "temg_search", "temg_intensity",
+                 "emg_audio")
 
 
 @dataclass
@@ -538,6 +539,18 @@ class Appliance:
                                           "site": b.site, **b.to_json()})
             self._save_baselines()
             return {"baselines": [b.to_json() for b in captured]}
+        if name == "temg_search":
+            return self.monitor.temg_search(args["target"])
+        if name == "temg_intensity":
+            return self.monitor.temg_intensity(args["ma"], args.get("target"))
+        if name == "emg_audio":
+            if self.audio is None:
+                raise CommandError("emg_audio: audio is off (analysis.emg_free.audio)")
+            if "volume" in args:
+                self.audio.set_volume(args["volume"])
+            if "channel" in args:
+                self.audio.set_channels([args["channel"]] if args["channel"] else [])
+            return {"volume": self.audio.volume, "channels": list(self.audio.channels)}
         if name == "annotate":
             if self.recorder is None or self.case_id is None:
                 raise CommandError("annotate: no case is being recorded")

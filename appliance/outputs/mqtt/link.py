@@ -164,7 +164,7 @@ class MqttLink:
         kind = str(d.get("type", ""))
         lane = Lane.WAVEFORM if kind == "eeg_raw" else Lane.TREND
         expiry = self.s.waveform_expiry_s if lane == Lane.WAVEFORM else self.s.trend_expiry_s
-        key = d.get("channel") or d.get("target") or ""
+        key = d.get("channel") or d.get("target") or ("all" if kind == "emg_event" else "")
         self._publish(kind, d, lambda: self.topics.continuous(kind, key), lane, expiry_s=expiry)
 
     def publish_alarm_event(self, d: dict[str, Any]) -> None:
