@@ -21,6 +21,7 @@ from appliance.errors import ConfigError, IonmError, RecordingError
 
 def replay(path: str, cfg, speed: str = "max", out: TextIO | None = None) -> int:
     """Print every output as a JSON line; returns the number of lines."""
+    from appliance.analysis.continuous import ANNOTATION_PREFIXES, apply_annotation
     from appliance.analysis.monitor import Monitor
     from appliance.frontend.recording import RecordingFrontEnd
 
@@ -41,7 +42,12 @@ def replay(path: str, cfg, speed: str = "max", out: TextIO | None = None) -> int
 
     try:
         fe.start()
+        # annotated commands (triggered-EMG searches) are repeated at their sample
+        commands = sorted((a.onset_s, a.text) for a in fe.annotations
+                          if a.text.startswith(ANNOTATION_PREFIXES))
         while (block := fe.read_block()) is not None:
+            while commands and commands[0][0] <= block.first_sample / fe.sample_rate_hz + 1e-9:
+                apply_annotation(mon, commands.pop(0)[1])
             emit(mon.push(block))
         emit(mon.flush())
     finally:

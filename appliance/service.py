@@ -34,7 +34,7 @@ from pathlib import Path
 from typing import Any
 
 from appliance import NOT_A_MEDICAL_DEVICE, __version__
-from appliance.analysis.continuous import CONTINUOUS_TYPES
+from appliance.analysis.continuous import CONTINUOUS_TYPES, command_annotation
 from appliance.conditions import Condition, Kind, Priority
 from appliance.errors import CommandError, ConfigError, IonmError
 
@@ -539,10 +539,13 @@ class Appliance:
                                           "site": b.site, **b.to_json()})
             self._save_baselines()
             return {"baselines": [b.to_json() for b in captured]}
-        if name == "temg_search":
-            return self.monitor.temg_search(args["target"])
-        if name == "temg_intensity":
-            return self.monitor.temg_intensity(args["ma"], args.get("target"))
+        if name in ("temg_search", "temg_intensity"):
+            result = (self.monitor.temg_search(args["target"]) if name == "temg_search" else
+                      self.monitor.temg_intensity(args["ma"], args.get("target")))
+            note = command_annotation(name, args)
+            if self.recorder is not None and self.case_id is not None and note:
+                self.recorder.annotate(self.stream_t_s, note)  # `ionm replay` repeats it
+            return result
         if name == "emg_audio":
             if self.audio is None:
                 raise CommandError("emg_audio: audio is off (analysis.emg_free.audio)")
