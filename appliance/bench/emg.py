@@ -5,8 +5,9 @@ A case: 8 muscle channels at 4 kSPS on the simulated patient, with A-trains (100
 a stimulator whose 500 µV artefacts reach every channel at 2 Hz. Scores:
 A-train sensitivity, false A-trains per hour (A-train onsets matching no true A-train), onset
 to detection latency (block arrival of the onset event, where the condition is raised), and
-the Monitor's CPU time (this thread's, so other load on the machine does not count) against the stream's duration (% of one core), beside the cost of
-generating the same stream (the peer measured in the same run).
+the Monitor's CPU time (this thread's: other load on the machine does not count) against the
+stream's duration (% of one core), beside the cost of generating the same stream (the peer
+measured in the same run).
 """
 
 from __future__ import annotations
