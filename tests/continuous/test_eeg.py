@@ -45,7 +45,7 @@ def test_burst_suppression_runs():
 
 def _eeg_run(events, duration_s=80.0):
     cfg = make_cfg(CH, 250, {"eeg": EEG})
-    return run_patient(cfg, events, duration_s)
+    return run_patient(cfg, events, duration_s, block_ms=128.0)
 
 
 def test_unilateral_slowing_raises_high_on_that_side_within_20_s():
