@@ -34,6 +34,8 @@ from appliance.modalities import emg_free as cls
 END_GAP_WINDOWS = 3  # a run ends after this many quiet windows (30 ms at 10 ms windows)
 BURST_MAX_S = 1.0  # continuous irregular activity is reported in bursts of at most this
 BACKGROUND_TAU_WINDOWS = 100.0  # background RMS follows quiet windows over ~1 s
+BACKGROUND_MAX_RATIO = 2.0  # ... those below this x the background
+A_TRAIN_CHECKS = 2  # consecutive windows whose last a_train_min_ms test sinusoidal
 HISTORY_S = 1.5  # filtered samples kept for snippets and A-train checks
 
 
@@ -43,6 +45,7 @@ class _Run:
     last_active: int  # absolute sample after the last active window
     quiet: int = 0
     a_train: bool = False
+    a_checks: int = 0  # consecutive sinusoidal tests passed
     freq_hz: float = 0.0
     peak_uv: float = 0.0
 
@@ -215,8 +218,10 @@ class EmgFreePipeline:
             self.bg = np.where(np.isnan(self.bg), rms, self.bg)
         thr = np.maximum(s.threshold_factor * self.bg, s.floor_uv)
         active = rms > thr
-        quiet = ~active
-        self.bg[quiet] += (rms[quiet] - self.bg[quiet]) / BACKGROUND_TAU_WINDOWS
+        # the background follows only windows near it: activity just under the threshold (a
+        # small A-train) must not raise it until the train can no longer be seen
+        calm = rms < BACKGROUND_MAX_RATIO * self.bg
+        self.bg[calm] += (rms[calm] - self.bg[calm]) / BACKGROUND_TAU_WINDOWS
         self._trend_sum += rms
         self._trend_k += 1
         for c in range(len(self.rows)):
@@ -229,7 +234,8 @@ class EmgFreePipeline:
                 if not run.a_train and end_w - run.start >= self.n_a:
                     seg = self._segment(c, end_w - self.n_a, end_w)
                     ok, f, _ = cls.is_a_train(seg, self.fs, s.a_train_hz, s.a_train_concentration)
-                    if ok:
+                    run.a_checks = run.a_checks + 1 if ok else 0
+                    if run.a_checks >= A_TRAIN_CHECKS:  # one window by chance is not a train
                         run.a_train, run.freq_hz = True, f
                         out.append(self._event(c, "a_train", "onset", run.start, None,
                                                run.peak_uv, f))

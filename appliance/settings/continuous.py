@@ -47,14 +47,14 @@ class EmgFreeSettings:
     band_hz: tuple[float, ...] = field([30.0, 1000.0], help="[low, high] band-pass Hz")
     window_ms: float = field(10.0, min=2.0, max=50.0, help="activity is judged per window")
     threshold_factor: float = field(
-        4.0, min=1.5, max=50.0, help="active: window RMS above this x the background RMS"
+        3.0, min=1.5, max=50.0, help="active: window RMS above this x the background RMS"
     )
     floor_uv: float = field(15.0, min=1.0, max=1e4, help="... and above this RMS µV")
     a_train_min_ms: float = field(50.0, min=20.0, max=1000.0,
                                   help="sinusoidal activity this long is an A-train")
     a_train_hz: tuple[float, ...] = field([60.0, 250.0], help="A-train frequency range Hz")
     a_train_concentration: float = field(
-        0.8, min=0.1, max=1.0, help="fraction of power within +/-1 bin of the peak (sinusoid)"
+        0.85, min=0.1, max=1.0, help="fraction of power within +/-1 bin of the peak (sinusoid)"
     )
     spike_max_ms: float = field(20.0, min=2.0, max=200.0, help="shorter activity is a spike")
     train_time_warning_s: float = field(0.5, min=0.0, max=600.0,
