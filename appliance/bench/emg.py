@@ -164,6 +164,38 @@ def concentration_margin(n_cases: int = 30) -> dict[str, float]:
             "emg.concentration_burst_max": round(max(found["emg_burst"]), 3)}
 
 
+def eeg_clamp(seeds: range, clamp_s: float = 50.0) -> dict[str, Any]:
+    """The EEG criterion on the simulated patient (250 SPS, 30 s baseline): a clamp cuts the
+    left hemisphere's activity above ~8 Hz to 40 % / 60 % amplitude at clamp_s; how long until
+    `eeg.fast_loss:L`, and whether anything else (right, global) is raised."""
+    ch = ["C3'-Fz", "C4'-Fz"]
+    cfg = config.from_dict({"frontend": {"channels": ch, "sample_rate_hz": 250}, "analysis": {
+        "eeg": {"left": ch[:1], "right": ch[1:], "baseline_s": 30.0}}})
+    delays, wrong = [], 0
+    for seed in seeds:
+        for pct in (40.0, 60.0):
+            sc = scenario_from_dict({"name": "clamp", "event": [
+                {"type": "eeg_slowing", "at_s": clamp_s, "fast_to_percent": pct,
+                 "channels": ch[:1]}]})
+            p = Patient(ch, 250, [], sc, seed=seed)
+            mon = Monitor(cfg)
+            n = 32
+            raised: dict[str, float] = {}
+            for k in range(int((clamp_s + 30.0) * 250) // n):
+                uv, trig = p.generate(n)
+                for o in mon.push(SampleBlock(uv, trig, np.zeros(uv.shape, bool),
+                                              np.zeros(2, bool), k * n, 250.0, 0.0)):
+                    d = o.to_json()
+                    if d.get("active") and "id" in d:
+                        raised.setdefault(d["id"], d["t_s"])
+            if "eeg.fast_loss:L" in raised:
+                delays.append(raised["eeg.fast_loss:L"] - clamp_s)
+            wrong += len(set(raised) - {"eeg.fast_loss:L"})
+    return {"eeg.clamp_cases": 2 * len(seeds), "eeg.clamp_detected": len(delays),
+            "eeg.clamp_to_condition_s_max": round(max(delays), 2) if delays else None,
+            "eeg.clamp_other_conditions": wrong}
+
+
 def run(quick: bool = False) -> dict[str, Any]:
     duration_s = 120.0 if quick else 600.0
     seeds = (1,) if quick else (1, 2, 3)
@@ -194,4 +226,5 @@ def run(quick: bool = False) -> dict[str, Any]:
         "emg.cpu_percent_of_one_core_8ch_4ksps": round(100 * cost / (hours * 3600.0), 2),
         "emg.cost_vs_generating_the_stream": round(cost / max(gen, 1e-9), 3),
         **concentration_margin(10 if quick else 30),
+        **eeg_clamp(range(1, 3) if quick else range(1, 11)),
     }
