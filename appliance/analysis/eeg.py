@@ -39,10 +39,11 @@ class EegTrend:
     channels: dict[str, dict[str, Any]]
     sides: dict[str, dict[str, Any]]
     baseline: bool
+    artefact: bool = False
 
     def to_json(self) -> dict[str, Any]:
         return {"type": "eeg_trend", "t_s": round(self.t_s, 3), "channels": self.channels,
-                "sides": self.sides, "baseline": self.baseline}
+                "sides": self.sides, "baseline": self.baseline, "artefact": self.artefact}
 
 
 @dataclass(frozen=True)
@@ -119,7 +120,9 @@ class EegPipeline:
         sup = measures_mod.suppressed(ep, self.fs, s.suppression_uv, s.suppression_s)
         self.suppressed.append(float(sup.all(axis=0).mean()))
         bsr = float(np.mean(self.suppressed))
-        if self.baseline is None:
+        # cautery, movement: the window's powers are the artefact's, not the brain's
+        artefact = bool(np.abs(x).max() > s.artefact_uv)
+        if self.baseline is None and not artefact:
             self.base_epochs.append(m)
             if len(self.base_epochs) * s.epoch_s >= s.baseline_s:
                 self.baseline = {k: np.median([e[k] for e in self.base_epochs], axis=0)
@@ -138,9 +141,11 @@ class EegPipeline:
                                        self.baseline["relative_alpha"][sel], 1e-12))), 3)}
             fl, fr = (float(np.mean(m["fast"][self.side_of == sd])) for sd in ("L", "R"))
             sides["asymmetry"] = {"fast_lr": _r((fl - fr) / max(fl + fr, 1e-12), 3)}
-            conds = self._judge(sides)
+            if not artefact:  # an artefact epoch neither confirms nor clears a change
+                conds = self._judge(sides)
         raw = EegRaw(self.t_s, self.fs / self.raw_q, self.names, ep[:, ::self.raw_q])
-        return [EegTrend(self.t_s, chans, sides, self.baseline is not None), raw, *conds]
+        return [EegTrend(self.t_s, chans, sides, self.baseline is not None, artefact), raw,
+                *conds]
 
     def _judge(self, sides: dict[str, dict[str, Any]]) -> list[Condition]:
         s = self.s

@@ -24,6 +24,9 @@ class EegSettings:
     suppression_s: float = field(0.5, min=0.1, max=5.0, help="... for at least this long")
     bsr_window_s: float = field(60.0, min=2.0, max=600.0, help="burst-suppression ratio window")
     raw_rate_hz: float = field(125.0, min=25.0, max=500.0, help="decimated raw EEG for display")
+    artefact_uv: float = field(
+        300.0, min=20.0, max=1e5, help="|EEG| beyond this in the Welch window: not judged"
+    )
 
     @property
     def channels(self) -> tuple[str, ...]:

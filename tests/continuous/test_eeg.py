@@ -77,6 +77,17 @@ def test_stable_eeg_raises_nothing():
     assert not [o for o in out if o.get("id", "").startswith("eeg.")]
 
 
+def test_cautery_epochs_are_marked_and_not_judged():
+    # cautery on the left only during the clamp: its epochs must not count as a (non-)loss
+    out, _, _ = _eeg_run([{"type": "cautery", "at_s": 20.0, "duration_s": 3.0,
+                           "channels": ["C3'-Fz"]},
+                          {"type": "cautery", "at_s": 52.0, "duration_s": 1.0,
+                           "channels": ["C3'-Fz"]}], duration_s=64.0)
+    marked = [o["t_s"] for o in out if o.get("type") == "eeg_trend" and o["artefact"]]
+    assert marked and all(20.0 < t < 28.0 or 52.0 < t < 58.0 for t in marked), marked
+    assert not [o for o in out if o.get("id", "").startswith("eeg.")]
+
+
 def test_eeg_settings_errors_name_the_key():
     with pytest.raises(ConfigError, match="analysis.eeg: channel 'C5'"):
         make_cfg(CH, 500, {"eeg": {"left": ["C5"], "right": ["C4'-Fz"]}})
