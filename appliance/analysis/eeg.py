@@ -15,11 +15,11 @@ left/right asymmetry) and "eeg_raw" (the EEG decimated for display). Conditions:
 from __future__ import annotations
 
 from collections import deque
-from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 
+from appliance.analysis.continuous_outputs import EegRaw, EegTrend, rounded
 from appliance.analysis.decimate import Decimator
 from appliance.conditions import Condition, Kind, Priority
 from appliance.dsp.filters import StreamingFilter, bandpass_sos
@@ -27,36 +27,6 @@ from appliance.modalities import eeg as measures_mod
 
 EEG_RATE_HZ = 250.0  # analysis rate: the bands end at 30 Hz
 EEG_BAND_HZ = (0.5, 45.0)
-
-
-def _r(x: float, nd: int = 4) -> float | None:
-    return round(float(x), nd) if np.isfinite(x) else None
-
-
-@dataclass(frozen=True)
-class EegTrend:
-    t_s: float
-    channels: dict[str, dict[str, Any]]
-    sides: dict[str, dict[str, Any]]
-    baseline: bool
-    artefact: bool = False
-
-    def to_json(self) -> dict[str, Any]:
-        return {"type": "eeg_trend", "t_s": round(self.t_s, 3), "channels": self.channels,
-                "sides": self.sides, "baseline": self.baseline, "artefact": self.artefact}
-
-
-@dataclass(frozen=True)
-class EegRaw:
-    t_s: float
-    sample_rate_hz: float
-    channels: tuple[str, ...]
-    data_uv: np.ndarray  # (n_ch, n)
-
-    def to_json(self) -> dict[str, Any]:
-        return {"type": "eeg_raw", "t_s": round(self.t_s, 3),
-                "sample_rate_hz": self.sample_rate_hz, "channels": list(self.channels),
-                "data_uv": [[round(float(v), 1) for v in row] for row in self.data_uv]}
 
 
 class EegPipeline:
@@ -127,7 +97,7 @@ class EegPipeline:
             if len(self.base_epochs) * s.epoch_s >= s.baseline_s:
                 self.baseline = {k: np.median([e[k] for e in self.base_epochs], axis=0)
                                  for k in m}
-        chans = {n: {k: _r(v[i]) for k, v in m.items()} | {"bsr": _r(bsr, 3)}
+        chans = {n: {k: rounded(v[i]) for k, v in m.items()} | {"bsr": rounded(bsr, 3)}
                  for i, n in enumerate(self.names)}
         sides: dict[str, dict[str, Any]] = {}
         conds: list[Condition] = []
@@ -135,12 +105,12 @@ class EegPipeline:
             ratio = m["fast"] / np.maximum(self.baseline["fast"], 1e-12)
             for side in ("L", "R"):
                 sel = self.side_of == side
-                sides[side] = {"fast_ratio": _r(float(np.mean(ratio[sel])), 3),
-                               "relative_alpha_ratio": _r(float(np.mean(
+                sides[side] = {"fast_ratio": rounded(float(np.mean(ratio[sel])), 3),
+                               "relative_alpha_ratio": rounded(float(np.mean(
                                    m["relative_alpha"][sel] / np.maximum(
                                        self.baseline["relative_alpha"][sel], 1e-12))), 3)}
             fl, fr = (float(np.mean(m["fast"][self.side_of == sd])) for sd in ("L", "R"))
-            sides["asymmetry"] = {"fast_lr": _r((fl - fr) / max(fl + fr, 1e-12), 3)}
+            sides["asymmetry"] = {"fast_lr": rounded((fl - fr) / max(fl + fr, 1e-12), 3)}
             if not artefact:  # an artefact epoch neither confirms nor clears a change
                 conds = self._judge(sides)
         raw = EegRaw(self.t_s, self.fs / self.raw_q, self.names, ep[:, ::self.raw_q])

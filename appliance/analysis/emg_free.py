@@ -20,12 +20,11 @@ are classified by appliance/modalities/emg_free.py. Outputs:
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-from typing import Any
+from dataclasses import dataclass
 
 import numpy as np
 
-from appliance.analysis.outputs import encode_int16
+from appliance.analysis.continuous_outputs import EmgEvent, EmgTrend
 from appliance.conditions import Condition, Kind, Priority
 from appliance.dsp.blank import HoldBlanker
 from appliance.dsp.filters import StreamingFilter, bandpass_sos
@@ -48,44 +47,6 @@ class _Run:
     a_checks: int = 0  # consecutive sinusoidal tests passed
     freq_hz: float = 0.0
     peak_uv: float = 0.0
-
-
-@dataclass(frozen=True)
-class EmgEvent:
-    t_s: float  # onset
-    channel: str
-    kind: str  # spike, burst, a_train, cautery
-    phase: str  # "onset", "end" or "" (a spike/burst is reported once, complete)
-    duration_ms: float | None
-    peak_uv: float
-    frequency_hz: float | None
-    train_time_s: float
-    snippet_t0_s: float
-    snippet_rate_hz: float
-    snippet_uv: np.ndarray = field(repr=False)
-
-    def to_json(self) -> dict[str, Any]:
-        scale, data = encode_int16(self.snippet_uv)
-        return {"type": "emg_event", "t_s": round(self.t_s, 4), "channel": self.channel,
-                "kind": self.kind, "phase": self.phase,
-                "duration_ms": None if self.duration_ms is None else round(self.duration_ms, 1),
-                "peak_uv": round(self.peak_uv, 1),
-                "frequency_hz": None if self.frequency_hz is None else round(self.frequency_hz),
-                "train_time_s": round(self.train_time_s, 3),
-                "snippet": {"t0_s": round(self.snippet_t0_s, 4),
-                            "sample_rate_hz": self.snippet_rate_hz,
-                            "encoding": "int16-le-base64", "scale_uv": scale, "data": data}}
-
-
-@dataclass(frozen=True)
-class EmgTrend:
-    t_s: float
-    channels: dict[str, dict[str, Any]]
-    cautery: bool
-
-    def to_json(self) -> dict[str, Any]:
-        return {"type": "emg_trend", "t_s": round(self.t_s, 3), "channels": self.channels,
-                "cautery": self.cautery}
 
 
 class EmgFreePipeline:

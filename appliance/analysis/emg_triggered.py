@@ -13,11 +13,11 @@ config's start_ma; `intensity_ma` is what the stimulator control should apply ne
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 
+from appliance.analysis.continuous_outputs import TemgOutput
 from appliance.conditions import Condition, Kind, Priority
 from appliance.dsp.blank import HoldBlanker
 from appliance.dsp.filters import StreamingFilter, bandpass_sos
@@ -27,14 +27,6 @@ from appliance.modalities.emg_triggered import ThresholdSearch, response
 BAND_HZ = (10.0, 1500.0)
 BLANK_MS = 2.0
 PRE_MS = 10.0
-
-
-@dataclass(frozen=True)
-class TemgOutput:
-    body: dict[str, Any]
-
-    def to_json(self) -> dict[str, Any]:
-        return dict(self.body)
 
 
 class TriggeredEmgPipeline:
