@@ -56,6 +56,13 @@ def _sites(cfg: Any) -> None:
                               f"by frontend.trigger_mask ({cfg.frontend.trigger_mask:#x}); its "
                               "stimuli would never be seen.")
         plan_site(site, cfg.analysis, names, float(cfg.frontend.sample_rate_hz), path)
+    a = cfg.analysis
+    for key, chans in (("eeg", a.eeg.channels), ("emg_free", a.emg_free.channels),
+                       ("emg_triggered", a.emg_triggered.channels)):
+        for ch in chans:
+            if ch not in names:
+                raise ConfigError(f"analysis.{key}.channels: got {ch!r}, allowed: one of "
+                                  f"frontend.channels {sorted(names)}.")
 
 
 def _stimulator(cfg: Any) -> None:

@@ -56,6 +56,7 @@ def replay(path: str, cfg, speed: str = "max", out: TextIO | None = None,
            err: TextIO | None = None) -> dict[str, Any]:
     """Print every output as a JSON line on `out`; warnings, a progress line (a terminal only)
     and a one-line summary on `err`. Returns the summary's numbers."""
+    from appliance.analysis.continuous import ANNOTATION_PREFIXES, apply_annotation
     from appliance.analysis.monitor import Monitor
     from appliance.frontend.recording import RecordingFrontEnd
     from appliance.progress import Progress
@@ -87,7 +88,12 @@ def replay(path: str, cfg, speed: str = "max", out: TextIO | None = None,
     bits_seen = 0
     try:
         fe.start()
+        # annotated commands (triggered-EMG searches) are repeated at their sample
+        commands = sorted((a.onset_s, a.text) for a in fe.annotations
+                          if a.text.startswith(ANNOTATION_PREFIXES))
         while (block := fe.read_block()) is not None:
+            while commands and commands[0][0] <= block.first_sample / fe.sample_rate_hz + 1e-9:
+                apply_annotation(mon, commands.pop(0)[1])
             if block.trigger.size:
                 bits_seen |= int(np.bitwise_or.reduce(block.trigger))
             emit(mon.push(block))

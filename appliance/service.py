@@ -34,6 +34,7 @@ from pathlib import Path
 from typing import Any
 
 from appliance import NOT_A_MEDICAL_DEVICE, __version__
+from appliance.analysis.continuous import CONTINUOUS_TYPES, command_annotation
 from appliance.cli import describe_os_error, plural
 from appliance.conditions import Condition, Kind, Priority
 from appliance.errors import CommandError, ConfigError, IonmError
@@ -48,7 +49,8 @@ STATUS_EVERY_S = 1.0
 # Commands that the main loop runs (everything else is refused); the MQTT link answers its own
 # (ping, set) itself.
 LOOP_COMMANDS = ("start_case", "stop_case", "set_baseline", "acknowledge", "audio_pause",
-                 "annotate")
+                 "annotate", "temg_search", "temg_intensity",
+                 "emg_audio")
 
 
 def acquisition_counts(h: Any) -> dict[str, Any]:
@@ -130,6 +132,7 @@ class Appliance:
         self._mqtt_cond_active: Priority | None = None
         self.acquisition: Any = None
         self.monitor: Any = None
+        self.audio: Any = None  # EMG loudspeaker (appliance/outputs/audio.py)
         self.manager: Any = None
         self.lights: Any = None
         self.button: Any = None
@@ -157,6 +160,9 @@ class Appliance:
                  plural(len(cfg.analysis.sites), "site"), cfg.hash)
         self.state_dir.mkdir(parents=True, exist_ok=True)
         self.monitor = Monitor(cfg)  # plans every site: a bad site is a ConfigError now
+        from appliance.outputs.audio import from_settings as audio_from_settings
+
+        self.audio = audio_from_settings(cfg.analysis.emg_free, cfg.frontend.sample_rate_hz)
         self.manager = AlarmManager(cfg.alarms, on_event=self._on_alarm_event)
         self._start_lights()
         self._start_mqtt()  # before the recorder: restored alarms are published too
@@ -355,6 +361,11 @@ class Appliance:
             if self.analysis_errors == 1 or self.analysis_errors % 1000 == 0:
                 log.exception("analysis failed on block %d (%d failures)", block.first_sample,
                               self.analysis_errors)
+        emg = self.monitor.continuous.emg
+        if self.audio is not None and emg is not None:
+            chunk = emg.take_audio()  # queued to the audio thread: never waits on the card
+            if chunk is not None:
+                self.audio.push(*chunk)
         now = self.clock()
         self._last_block_s = now
         outputs = self._analysis_condition(failed) + outputs
@@ -381,6 +392,11 @@ class Appliance:
                 if self.mqtt is not None:
                     self.mqtt.publish_waveform(d)
                 self._record("waveform", d)
+            elif kind in CONTINUOUS_TYPES:  # EEG and EMG (appliance/analysis/continuous.py)
+                if self.mqtt is not None:
+                    self.mqtt.publish_continuous(d)
+                if kind != "eeg_raw":  # the raw EEG is in the BDF+ recording already
+                    self._record(kind, d)
             elif kind == "baseline":
                 baselines_changed = True
                 self._record("baseline", d)
@@ -548,6 +564,21 @@ class Appliance:
                                           "site": b.site, **b.to_json()})
             self._save_baselines()
             return {"baselines": [b.to_json() for b in captured]}
+        if name in ("temg_search", "temg_intensity"):
+            result = (self.monitor.temg_search(args["target"]) if name == "temg_search" else
+                      self.monitor.temg_intensity(args["ma"], args.get("target")))
+            note = command_annotation(name, args)
+            if self.recorder is not None and self.case_id is not None and note:
+                self.recorder.annotate(self.stream_t_s, note)  # `ionm replay` repeats it
+            return result
+        if name == "emg_audio":
+            if self.audio is None:
+                raise CommandError("emg_audio: audio is off (analysis.emg_free.audio)")
+            if "volume" in args:
+                self.audio.set_volume(args["volume"])
+            if "channel" in args:
+                self.audio.set_channels([args["channel"]] if args["channel"] else [])
+            return {"volume": self.audio.volume, "channels": list(self.audio.channels)}
         if name == "annotate":
             if self.recorder is None or self.case_id is None:
                 raise CommandError("annotate: no case is being recorded")
@@ -670,7 +701,7 @@ class Appliance:
         if self.acquisition is not None:
             self.acquisition.stop()
         for part, how in ((self.stimulator, "stop"), (self.button, "close"),
-                          (self.control, "close")):
+                          (self.control, "close"), (self.audio, "close")):
             if part is not None:
                 with contextlib.suppress(Exception):
                     getattr(part, how)()

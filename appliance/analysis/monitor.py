@@ -15,6 +15,7 @@ from typing import Any, Protocol
 import numpy as np
 
 from appliance.analysis.baseline import Baseline, BaselineStore
+from appliance.analysis.continuous import Continuous
 from appliance.analysis.criteria import Criteria, SiteRules
 from appliance.analysis.decimate import Decimator
 from appliance.analysis.fast import FastSite, fast_enabled
@@ -69,6 +70,8 @@ class Monitor:
                                            self.sites[p.site.name].fs_sweep_hz,
                                            f"analysis.sites[{i}]")
                      for i, p in enumerate(self.plans) if fast_enabled(p, a)}
+        # EEG and EMG: continuous, every block (appliance/analysis/continuous.py)
+        self.continuous = Continuous(a, self.channel_names, self.fs_hz)
         self.baselines = BaselineStore(a.baseline_policy, a.baseline_updates, a.fsp_min,
                                        a.split_half_r_min)
         self.criteria = Criteria(
@@ -111,7 +114,7 @@ class Monitor:
             t_s = block.end_sample / self.fs_hz
             return [Condition("analysis.bad_block", Kind.TECHNICAL, Priority.LOW, True, t_s, "",
                               problem, {"bad_blocks": self.bad_blocks})]
-        out: list[Output] = []
+        out: list[Output] = self.continuous.push(block) if self.continuous.enabled else []
         if self._pending and self._pending[-1].end_sample != block.first_sample:
             out += self._process(self._take_pending())  # a gap: never join across it
         self._pending.append(block)
@@ -290,8 +293,23 @@ class Monitor:
     def restore_baselines(self, state: dict[str, Any]) -> None:
         self.baselines.restore(state)
 
+    # -- triggered EMG and free-running EMG commands ----------------------------------------
+    def _temg(self):
+        if self.continuous.temg is None:
+            raise CommandError("triggered EMG is off: configure analysis.emg_triggered.channels")
+        return self.continuous.temg
+
+    def temg_search(self, target: str) -> dict[str, Any]:
+        """Start a threshold search for a labelled target ("L4 left screw")."""
+        return self._temg().start_search(target)
+
+    def temg_intensity(self, ma: float, target: str | None = None) -> dict[str, Any]:
+        """Set the stimulus intensity of the next pulses by hand (ends a search)."""
+        return self._temg().set_intensity(ma, target)
+
     def active_condition_ids(self) -> list[str]:
         fast = [cid for f in self.fast.values() for cid in f.active]
         blind = [f"{self.sites[n].plan.modality.family}.sweeps_rejected:{n}"
                  for n in self._rejecting]
-        return sorted([*self.criteria.active_ids(), *fast, *blind])
+        return sorted([*self.criteria.active_ids(), *fast, *blind,
+                       *self.continuous.active_ids()])

@@ -167,10 +167,7 @@ class Waveform:
     data_uv: np.ndarray
 
     def encode(self) -> tuple[float, str]:
-        peak = float(np.max(np.abs(self.data_uv))) if self.data_uv.size else 0.0
-        scale_uv = peak / 32767.0 if peak > 0 and np.isfinite(peak) else 1e-3
-        counts = np.clip(np.round(np.nan_to_num(self.data_uv) / scale_uv), -32768, 32767)
-        return scale_uv, base64.b64encode(counts.astype("<i2").tobytes()).decode("ascii")
+        return encode_int16(self.data_uv)
 
     def to_json(self) -> dict[str, Any]:
         scale_uv, data = self.encode()
@@ -187,6 +184,14 @@ class Waveform:
             "scale_uv": float(scale_uv),
             "data": data,
         }
+
+
+def encode_int16(data_uv: np.ndarray) -> tuple[float, str]:
+    """(scale_uv, base64 of little-endian int16 counts): the waveform/snippet encoding."""
+    peak = float(np.max(np.abs(data_uv))) if data_uv.size else 0.0
+    scale_uv = peak / 32767.0 if peak > 0 and np.isfinite(peak) else 1e-3
+    counts = np.clip(np.round(np.nan_to_num(data_uv) / scale_uv), -32768, 32767)
+    return scale_uv, base64.b64encode(counts.astype("<i2").tobytes()).decode("ascii")
 
 
 def decode_waveform(d: dict[str, Any]) -> np.ndarray:

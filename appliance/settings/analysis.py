@@ -7,6 +7,7 @@ defaults in appliance/modalities/<modality>.py; docs/clinical-defaults.md gives 
 from dataclasses import dataclass
 
 from appliance.errors import ConfigError
+from appliance.settings.continuous import EegSettings, EmgFreeSettings, EmgTriggeredSettings
 from appliance.validate import field
 
 MODALITIES = ("ssep_upper", "ssep_lower", "baep", "tcmep")
@@ -156,6 +157,10 @@ class AnalysisSettings:
     fast_baseline_sweeps: int = field(
         600, min=50, max=20000, help="fast detector: sweeps for its template (~2 min at 4.7 Hz)"
     )
+
+    eeg: EegSettings = field(EegSettings(), help="processed EEG (off without channels)")
+    emg_free: EmgFreeSettings = field(EmgFreeSettings(), help="free-running EMG")
+    emg_triggered: EmgTriggeredSettings = field(EmgTriggeredSettings(), help="triggered EMG")
 
     def check(self, path: str) -> None:
         names = [s.name for s in self.sites]

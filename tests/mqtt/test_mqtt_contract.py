@@ -233,9 +233,14 @@ def test_mqtt_asyncapi_document_is_consistent_with_the_code() -> None:
     t = Topics("ionm/v1", "or1")
     code = {t.status, t.health, t.case, t.alarm_event, t.alarm_active,
             t.trend("ssep_upper", "L median"), t.waveform("ssep_upper", "L median"),
-            f"{t.cmd_prefix}neuro1/ping"}
+            f"{t.cmd_prefix}neuro1/ping",
+            # EEG and EMG (appliance/analysis/continuous.py)
+            t.continuous("eeg_trend"), t.continuous("eeg_raw"), t.continuous("emg_trend"),
+            t.continuous("emg_event", "Orb-oc L"), t.continuous("temg_response", "L4 screw"),
+            t.continuous("temg_threshold", "L4 screw")}
     sample = {"device": "or1", "modality": "ssep_upper", "site": "L_median",
-              "client": "neuro1", "command": "ping"}
+              "client": "neuro1", "command": "ping", "channel": "Orb-oc_L",
+              "target": "L4_screw"}
     documented = {ch["address"].format(**sample) for ch in doc["channels"].values()
                   if ch["address"]}
     assert documented == code

@@ -20,7 +20,9 @@ from dataclasses import dataclass
 from typing import Any, NamedTuple
 
 import numpy as np
+from scipy import signal
 
+from appliance.dsp.filters import StreamingFilter
 from appliance.errors import ConfigError
 from appliance.frontend.simulated import noise
 from appliance.frontend.simulated.responses import (
@@ -122,9 +124,9 @@ class Patient:
         self.events: deque[StimEvent] = deque(maxlen=events_kept)
         self._sample = 0
         n_ch = len(self.channel_names)
-        streams = [np.random.default_rng(s) for s in np.random.SeedSequence(seed).spawn(12)]
+        streams = [np.random.default_rng(s) for s in np.random.SeedSequence(seed).spawn(13)]
         (r_setup, r_eeg, r_emg, r_white, r_drift, r_stim, r_sweep, r_ecg, r_caut,
-         self._r_move, r_grid, r_wander) = streams
+         self._r_move, r_grid, r_wander, self._r_emg_events) = streams
         self._r_white, self._r_sweep, self._r_ecg, self._r_caut = r_white, r_sweep, r_ecg, r_caut
 
         kinds = [place_of(c).kind for c in self.channel_names]
@@ -172,6 +174,22 @@ class Patient:
         self._cautery = [e for _, e in sc.of_type("cautery")]
         self._movements = [e for _, e in sc.of_type("movement")]
         self._next_movement = 0
+        self._emg_events = [e for _, e in sc.of_type("a_train", "emg_burst")]
+        self._screws = [(self.channel_names.index(e.channel), e) for _, e in sc.of_type("screw")]
+        # triggered EMG: the intensity (mA) of the pulse being given; the stimulator control
+        # (or a test playing it) sets this callable
+        self.stim_intensity_ma: Any = None
+        self._next_emg_event = 0
+        # EEG slowing: each channel's activity above ~8 Hz (x minus its 7 Hz low-pass: the two
+        # parts sum to x exactly, so no phase-shifted copy is subtracted) scaled by its track
+        slow = [e for _, e in sc.of_type("eeg_slowing")]
+        self._slow_rows = [i for i, c in enumerate(self.channel_names)
+                           if any(not e.channels or c in e.channels for e in slow)]
+        self._slow_tracks = [Track([(e.at_s, e.ramp_s, e.fast_to_percent) for e in slow
+                                    if not e.channels or c in e.channels])
+                             for c in (self.channel_names[i] for i in self._slow_rows)]
+        self._fast_filter = StreamingFilter(
+            signal.butter(4, 7.0, "lowpass", fs=self.fs, output="sos"), len(self._slow_rows))
 
     # ----------------------------------------------------------------- layout and truth
     def _place(self) -> list[_Placement]:
@@ -293,7 +311,12 @@ class Patient:
         transients: list[tuple[int, np.ndarray | int | None, np.ndarray]] = []
 
         noise_level = self._noise_track.value(t) / 100.0
-        uv = (self._eeg.generate(n) + self._emg.generate(n)) * noise_level
+        eeg = self._eeg.generate(n)
+        if self._slow_rows:
+            fast = eeg[self._slow_rows] - self._fast_filter.process(eeg[self._slow_rows])
+            gain = np.array([tr.value(t) for tr in self._slow_tracks]) / 100.0
+            eeg[self._slow_rows] += (gain - 1.0) * fast
+        uv = (eeg + self._emg.generate(n)) * noise_level
         if self.settings.noise_wander > 0:
             uv *= np.exp(self._wander.generate(n))
         uv += self._r_white.standard_normal((n, n_ch)).T * self.settings.amp_noise_uv
@@ -311,6 +334,7 @@ class Patient:
         self._add_cautery(uv, t)
         self._schedule_ecg(s1, transients)
         self._schedule_movements(s1, transients)
+        self._schedule_emg(s1, transients)
         self._stimulate(s0, s1, trigger, transients)
 
         end = max([n, self._carry.shape[1]] + [a - s0 + w.shape[-1] for a, _, w in transients])
@@ -347,6 +371,7 @@ class Patient:
                 continue
             art = ps.stim_artefact_uv * (25.0 if site.modality == "tcmep" else 1.0)
             transients.append((sample, None, self._art_gain * stim_artefact(self.fs, art)))
+            self._screw_responses(site.trigger_bit, sample, t_s, transients)
             for p in self._placements:
                 if p.site_index != si:
                     continue
@@ -363,6 +388,22 @@ class Patient:
                     lat += self._r_sweep.normal(0.0, ps.latency_jitter_ms)
                     off0, w = gaussian_wave(self.fs, lat, amp, p.spec.polarity, p.spec.width_ms)
                 transients.append((sample + off0, p.channel_index, w))
+
+    def _screw_responses(self, bit: int, sample: int, t_s: float, transients: list) -> None:
+        """A probed screw answers a pulse at or above its threshold with a biphasic CMAP
+        that grows with the current (recruitment) up to amplitude_uv."""
+        for row, e in self._screws:
+            if e.trigger_bit != bit or not active(e, t_s) or self.stim_intensity_ma is None:
+                continue
+            ma = float(self.stim_intensity_ma())
+            if ma < e.threshold_ma:
+                continue
+            amp = e.amplitude_uv * min(1.0, 0.5 + 0.5 * (ma - e.threshold_ma) / e.threshold_ma)
+            tt = np.arange(int(0.02 * self.fs)) / self.fs * 1e3  # ms from onset
+            z = (tt - 4.0) / 2.0
+            wave = 0.5 * amp * 1.6487 * z * np.exp(-0.5 * z * z)
+            transients.append((sample + int(round(e.latency_ms * self.fs / 1e3)), [row],
+                               wave[None, :]))
 
     def _schedule_ecg(self, s1: int, transients: list) -> None:
         if not np.any(self._ecg_gain):
@@ -393,6 +434,35 @@ class Patient:
             gains = (self._r_move.choice([-1.0, 1.0], (len(rows), 1))
                      * self._r_move.uniform(0.5, 1.0, (len(rows), 1)))
             transients.append((start, rows, e.amplitude_uv * gains * (env * (0.6 + 0.4 * wob))))
+
+    def _schedule_emg(self, s1: int, transients: list) -> None:
+        """A-trains (a sinusoid with 5 ms edges) and bursts (Poisson-timed biphasic motor-unit
+        discharges, 1-3 ms wide), each generated whole when it starts."""
+        while self._next_emg_event < len(self._emg_events):
+            e = self._emg_events[self._next_emg_event]
+            start = int(np.ceil(e.at_s * self.fs))
+            if start >= s1:
+                return
+            self._next_emg_event += 1
+            start = max(start, self._sample)
+            row = self.channel_names.index(e.channel)
+            tt = np.arange(max(1, int(round(e.duration_s * self.fs)))) / self.fs
+            if hasattr(e, "frequency_hz"):
+                edge = np.clip(np.minimum(tt, tt[-1] - tt) / 0.005, 0.0, 1.0)
+                phase = self._r_emg_events.uniform(0, 2 * np.pi)
+                wave = e.amplitude_uv * edge * np.sin(2 * np.pi * e.frequency_hz * tt + phase)
+            else:
+                r = self._r_emg_events
+                k = max(1, r.poisson(e.rate_hz * e.duration_s))
+                pad = int(0.01 * self.fs)
+                wave = np.zeros(tt.size + pad)
+                tw = np.arange(wave.size) / self.fs
+                for at, w_ms, a in zip(r.uniform(0, e.duration_s, k), r.uniform(1, 3, k),
+                                       r.uniform(0.5, 1.0, k) * r.choice([-1, 1], k),
+                                       strict=True):
+                    z = (tw - at - 2 * w_ms / 1e3) / (w_ms / 2e3)
+                    wave += e.amplitude_uv * a * 1.6487 * z * np.exp(-0.5 * z * z)
+            transients.append((start, [row], wave[None, :]))
 
     def _add_cautery(self, uv: np.ndarray, t: np.ndarray) -> None:
         for e in self._cautery:

@@ -70,7 +70,9 @@ MEP_OTHER = _c("MEP", "muscle", 28.0, 500.0, 0, 16.0)
 MEP_ONSET_JITTER_MS = 0.8
 
 _UPPER_MUSCLES = ("apb", "adm", "fdi", "thenar", "hypoth", "bic", "tric", "del", "ecr", "fcr",
-                  "edc")
+                  "edc",
+                  # cranial-nerve muscles of free-running EMG (facial, trigeminal, vagal)
+                  "orb", "oculi", "oris", "ment", "mass", "nasal", "vocal")
 _LOWER_MUSCLES = ("ta", "ah", "abh", "gast", "quad", "vl", "vm", "rf", "ehl", "sol", "ham", "pl")
 _SCALP = re.compile(r"^(fp|af|fc|ft|cp|tp|po|f|c|p|o|t)(\d+|z)'?$")
 

@@ -141,6 +141,45 @@ class DropoutEvent:
     samples: int = field(help="how many samples are lost", min=1, max=10_000_000)
 
 
+@dataclass(frozen=True)
+class EegSlowingEvent:
+    at_s: float = field(help="when the EEG change starts (e.g. carotid clamp)", min=0.0)
+    fast_to_percent: float = field(help="EEG above 8 Hz, % of its amplitude", min=0.0,
+                                   max=1000.0)
+    channels: tuple[str, ...] = field([], help="channels it reaches; empty: all")
+    ramp_s: float = field(0.0, min=0.0, help="0: abrupt; else linear over this many seconds")
+
+
+@dataclass(frozen=True)
+class ATrainEvent:
+    at_s: float = field(help="A-train starts (nerve irritation)", min=0.0)
+    channel: str = field(help="EMG channel")
+    duration_s: float = field(0.5, min=0.005, max=600.0)
+    frequency_hz: float = field(120.0, min=20.0, max=500.0, help="A-trains: ~60-210 Hz")
+    amplitude_uv: float = field(100.0, min=0.0, max=1e5, help="peak µV (100-200 µV typical)")
+
+
+@dataclass(frozen=True)
+class EmgBurstEvent:
+    at_s: float = field(help="burst (or spike, when short) of motor-unit discharges", min=0.0)
+    channel: str = field(help="EMG channel")
+    duration_s: float = field(0.1, min=0.001, max=60.0, help="<= ~10 ms: a single spike")
+    amplitude_uv: float = field(200.0, min=0.0, max=1e5, help="peak µV of a discharge")
+    rate_hz: float = field(80.0, min=1.0, max=1000.0, help="mean (Poisson) discharge rate")
+
+
+@dataclass(frozen=True)
+class ScrewEvent:
+    at_s: float = field(help="the probe touches this screw/target from here", min=0.0)
+    channel: str = field(help="myotome recording channel that responds")
+    threshold_ma: float = field(help="current that evokes a response (breach: low)", min=0.1,
+                                max=200.0)
+    until_s: float = field(0.0, min=0.0, help="probe leaves; 0: never")
+    trigger_bit: int = field(1, min=0, max=15, help="trigger bit of the probe's stimulator")
+    amplitude_uv: float = field(300.0, min=0.0, max=1e5, help="full response peak-to-peak")
+    latency_ms: float = field(12.0, min=1.0, max=100.0, help="response onset after the pulse")
+
+
 EVENT_TYPES: dict[str, type] = {
     "amplitude": AmplitudeEvent,
     "latency": LatencyEvent,
@@ -153,6 +192,10 @@ EVENT_TYPES: dict[str, type] = {
     "noise": LevelEvent,
     "stall": StallEvent,
     "dropout": DropoutEvent,
+    "eeg_slowing": EegSlowingEvent,
+    "a_train": ATrainEvent,
+    "emg_burst": EmgBurstEvent,
+    "screw": ScrewEvent,
 }
 
 

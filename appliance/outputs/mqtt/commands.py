@@ -49,6 +49,9 @@ COMMANDS: dict[str, dict[str, _Arg]] = {
     "annotate": {"text": (str, True, 1, 256)},
     "set": {"key": (str, True, 1, 64), "value": (float, True, None, None)},
     "ping": {},
+    "temg_search": {"target": (str, True, 1, 64)},
+    "temg_intensity": {"ma": (float, True, 0.0, 200.0), "target": (str, False, 1, 64)},
+    "emg_audio": {"volume": (float, False, 0.0, 1.0), "channel": (str, False, 0, 64)},
 }
 
 # The settings a remote client may change: presentation only, never analysis or alarm criteria.

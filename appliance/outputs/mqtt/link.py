@@ -159,6 +159,15 @@ class MqttLink:
         self._publish("waveform", d, lambda: topic, Lane.WAVEFORM,
                       expiry_s=self.s.waveform_expiry_s)
 
+    def publish_continuous(self, d: dict[str, Any]) -> None:
+        """EEG and EMG outputs (docs/asyncapi.yaml): trends and events on the trend lane, the
+        raw EEG for display on the waveform lane."""
+        kind = str(d.get("type", ""))
+        lane = Lane.WAVEFORM if kind == "eeg_raw" else Lane.TREND
+        expiry = self.s.waveform_expiry_s if lane == Lane.WAVEFORM else self.s.trend_expiry_s
+        key = d.get("channel") or d.get("target") or ("all" if kind == "emg_event" else "")
+        self._publish(kind, d, lambda: self.topics.continuous(kind, key), lane, expiry_s=expiry)
+
     def publish_alarm_event(self, d: dict[str, Any]) -> None:
         self._publish("alarm_event", d, lambda: self.topics.alarm_event, Lane.ALARM,
                       expiry_s=self.s.alarm_expiry_s)

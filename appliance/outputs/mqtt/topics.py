@@ -37,6 +37,13 @@ class Topics:
     def waveform(self, modality: str, site: str) -> str:
         return f"{self.base}/waveform/{level(modality)}/{level(site)}"
 
+    def continuous(self, kind: str, channel: str = "") -> str:
+        """EEG/EMG outputs: '<base>/eeg/trend', '<base>/emg/event/<channel>', ...
+        (kind 'emg_event' -> emg/event; the channel or target as the last level if any)."""
+        family, _, what = kind.partition("_")
+        tail = f"/{level(channel)}" if channel else ""
+        return f"{self.base}/{level(family)}/{level(what)}{tail}"
+
     def reply(self, client: str) -> str:
         """Fallback reply topic when a request carries no MQTT 5 Response Topic."""
         return f"{self.reply_prefix}{level(client)}"
