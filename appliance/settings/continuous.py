@@ -47,7 +47,8 @@ class EegSettings:
 @dataclass(frozen=True)
 class EmgFreeSettings:
     channels: tuple[str, ...] = field([], help="free-running EMG channels (e.g. Orb-oc L)")
-    band_hz: tuple[float, ...] = field([30.0, 1000.0], help="[low, high] band-pass Hz")
+    band_hz: tuple[float, ...] = field([30.0, 1000.0], min=0.1, max=8000.0, min_items=2,
+                                      max_items=2, help="[low, high] band-pass Hz")
     window_ms: float = field(10.0, min=2.0, max=50.0, help="activity is judged per window")
     threshold_factor: float = field(
         3.0, min=1.5, max=50.0, help="active: window RMS above this x the background RMS"
@@ -55,7 +56,8 @@ class EmgFreeSettings:
     floor_uv: float = field(15.0, min=1.0, max=1e4, help="... and above this RMS µV")
     a_train_min_ms: float = field(50.0, min=20.0, max=1000.0,
                                   help="sinusoidal activity this long is an A-train")
-    a_train_hz: tuple[float, ...] = field([60.0, 250.0], help="A-train frequency range Hz")
+    a_train_hz: tuple[float, ...] = field([60.0, 250.0], min=1.0, max=2000.0, min_items=2,
+                                         max_items=2, help="A-train frequency range Hz")
     a_train_concentration: float = field(
         0.85, min=0.1, max=1.0, help="fraction of power within +/-1 bin of the peak (sinusoid)"
     )
@@ -102,7 +104,8 @@ class EmgFreeSettings:
 class EmgTriggeredSettings:
     channels: tuple[str, ...] = field([], help="triggered-EMG recording channels (myotomes)")
     trigger_bit: int = field(1, min=0, max=15, help="trigger bit of the screw/probe stimulator")
-    window_ms: tuple[float, ...] = field([3.0, 40.0], help="response window after the pulse")
+    window_ms: tuple[float, ...] = field([3.0, 40.0], min=0.0, max=200.0, min_items=2, max_items=2,
+                                        help="response window after the pulse")
     response_uv: float = field(100.0, min=1.0, max=1e5, help="peak-to-peak that is a response")
     warning_ma: float = field(8.0, min=0.1, max=100.0,
                               help="threshold below this -> medium (lumbar screws, Raynor)")

@@ -89,7 +89,7 @@ def test_cautery_epochs_are_marked_and_not_judged():
 
 
 def test_eeg_settings_errors_name_the_key():
-    with pytest.raises(ConfigError, match="analysis.eeg: channel 'C5'"):
+    with pytest.raises(ConfigError, match="analysis.eeg.channels: got 'C5'"):
         make_cfg(CH, 500, {"eeg": {"left": ["C5"], "right": ["C4'-Fz"]}})
     with pytest.raises(ConfigError, match="left/right"):
         make_cfg(CH, 500, {"eeg": {"left": ["C3'-Fz"]}})
