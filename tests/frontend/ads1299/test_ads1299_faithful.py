@@ -9,7 +9,7 @@ import time
 
 import numpy as np
 import pytest
-from ads1299_helpers import Ramp
+from ads1299_helpers import Ramp, SpiTap
 
 from appliance.frontend.ads1299.emulator import EmulatedBoard
 from appliance.frontend.ads1299.frontend import Ads1299FrontEnd
@@ -38,13 +38,24 @@ def busy_ms(ms: float) -> None:
         x += 1
 
 
-def check_exact(blocks, ramp: Ramp) -> int:
+def chip_lags(board: EmulatedBoard, n_channels: int) -> np.ndarray:
+    """(n_channels, 1) source samples each channel's chip lags chip 1 by, from the emulator's own
+    START ticks (call while streaming: STOP moves them), never from the data. START goes to each
+    chip by its own command, so chip 2 samples the input up to the start skew earlier: across a
+    source-sample boundary its conversion k holds the source's previous sample, as a real chip
+    started earlier samples a stepped input earlier."""
+    starts = np.array([c._t_start // board.period_src for c in board.chips])
+    return (starts - starts[0])[np.arange(n_channels) // 8][:, None]
+
+
+def check_exact(blocks, ramp: Ramp, lag: np.ndarray | int = 0) -> int:
     """Every delivered sample is the conversion its index says (no mixed, duplicated or shifted
-    sample), triggers included. Returns the number of samples checked."""
+    sample), triggers included, on every chip (`lag`: from `chip_lags`). Returns the number of
+    samples checked."""
     phase = Ramp.phase(blocks[0].data_uv) - blocks[0].first_sample
     for b in blocks:
         idx = phase + b.first_sample + np.arange(b.n_samples)
-        np.testing.assert_allclose(b.data_uv, ramp.expected(idx), atol=0.05)
+        np.testing.assert_allclose(b.data_uv, ramp.expected(idx + lag), atol=0.05)
         want_trig = ((idx % 50 == 0) * 1 | (idx % 25 == 7) * 4).astype(np.uint16)
         np.testing.assert_array_equal(b.trigger, want_trig)
     return sum(b.n_samples for b in blocks)
@@ -200,13 +211,14 @@ def test_4ksps_recorded_while_filtering_is_exact_in_the_file(tmp_path, n_channel
     out = tmp_path / "r.bdf"
     w = BdfWriter(out, fe.channel_names, 4000, fsync=False, max_annotations_per_s=512)
     fe.start()
+    lag = chip_lags(board, n_channels)
     blocks: list = []
     try:
         read_for(fe, 1.2, blocks, each=lambda b, n: (sosfilt(sos, b.data_uv, axis=1), w.write(b)))
     finally:
         fe.close()
         w.close()
-    check_exact(blocks, ramp)
+    check_exact(blocks, ramp, lag)
     rec = read_recording(out)
     start = blocks[0].first_sample
     got = np.zeros(rec.n_samples, bool)
@@ -240,3 +252,56 @@ def test_two_chips_start_together_and_the_skew_comes_off_the_deadline():
         assert board.chips[0]._t_start - board.chips[1]._t_start <= fe.start_skew_ns * 2.048e-3 + 1
     finally:
         fe.close()
+
+
+class StartAcrossBoundary(SpiTap):
+    """The bus of chip 2, held by the host as a descheduled host holds it: chip 2's START lands
+    a few tCLK before a boundary of the stepped test input, chip 1's after it."""
+
+    def __init__(self, dev, board: EmulatedBoard) -> None:
+        super().__init__(dev)
+        self.board = board
+
+    def xfer2(self, data: list[int]) -> list[int]:
+        from appliance.frontend.ads1299.registers import Command
+
+        board, period = self.board, self.board.period_src
+        if data == [Command.RDATAC]:  # the last command before the STARTs
+            while not period - 45 <= board.now % period <= period - 40:
+                pass
+        out = self.dev.xfer2(data)
+        if data == [Command.START]:
+            while not 10 <= board.now % period <= 100:
+                pass
+        return out
+
+
+def test_chips_started_across_a_source_sample_are_each_exact():
+    """The chips' STARTs straddle a boundary of the stepped test input (chip 2 a few tCLK before
+    it, chip 1 after; the skew stays under MAX_START_SKEW_NS, so it is accepted): chip 2's
+    conversion k then holds the source sample before chip 1's, as a real chip started earlier
+    samples earlier. Every delivered frame must still be conversion k of both chips (never
+    chip 2's k - 1 or k + 1). Was caught once in a loaded suite run as a one-step mismatch."""
+    from appliance.frontend.ads1299.frontend import MAX_START_SKEW_NS
+
+    for _ in range(5):  # the host may be descheduled past the boundary: place the STARTs again
+        fe, board, ramp = faithful_frontend(n_channels=16)
+        period = board.period_src
+        fe.chips[1].spi = StartAcrossBoundary(fe.chips[1].spi, board)
+        fe.start()
+        starts = [c._t_start for c in board.chips]
+        if starts[1] // period == starts[0] // period - 1:
+            break
+        fe.close()
+    lag = chip_lags(board, 16)
+    blocks: list = []
+    try:
+        read_for(fe, 0.3, blocks)
+    finally:
+        fe.close()
+    assert 0 < fe.start_skew_ns <= MAX_START_SKEW_NS
+    assert starts[1] < starts[0] and starts[1] // period == starts[0] // period - 1, starts
+    assert lag[8:].tolist() == [[-1]] * 8
+    assert check_exact(blocks, ramp, lag) > 500
+    with pytest.raises(AssertionError):  # chip 2's conversion k - 1 beside chip 1's k is caught
+        check_exact(blocks, ramp, lag - 1)
