@@ -626,6 +626,21 @@ static PyObject *Reader_stop(Reader *r, PyObject *Py_UNUSED(ignored)) {
     Py_RETURN_NONE;
 }
 
+/* set_guard_ns(ns): a read must end this long before the next DRDY edge, from now on. Only while
+ * stopped (the thread reads guard_ns unlocked): the front end widens it by the chips' start skew,
+ * since chip 2, started first, takes its next conversion that much before chip 1's edge. */
+static PyObject *Reader_set_guard_ns(Reader *r, PyObject *args) {
+    long long guard_ns;
+    if (!PyArg_ParseTuple(args, "L", &guard_ns)) return NULL;
+    if (r->thread_started || guard_ns < 0) {
+        PyErr_Format(PyExc_ValueError, "ADS1299 reader: guard_ns %lld must be >= 0 and set while "
+                     "stopped", guard_ns);
+        return NULL;
+    }
+    r->guard_ns = guard_ns;
+    Py_RETURN_NONE;
+}
+
 static PyObject *Reader_close(Reader *r, PyObject *Py_UNUSED(ignored)) {
     reader_join(r);
     reader_close_fds(r);
@@ -711,6 +726,8 @@ static PyMethodDef Reader_methods[] = {
     {"start", (PyCFunction)Reader_start, METH_NOARGS, "open the backend and start the thread"},
     {"stop", (PyCFunction)Reader_stop, METH_NOARGS, "stop the thread (fds stay open)"},
     {"close", (PyCFunction)Reader_close, METH_NOARGS, "stop the thread, close the backend"},
+    {"set_guard_ns", (PyCFunction)Reader_set_guard_ns, METH_VARARGS,
+     "set_guard_ns(ns): reads ending later than ns before the next edge are late (stopped only)"},
     {"drain", (PyCFunction)Reader_drain, METH_VARARGS,
      "drain(max_frames, timeout_s) -> (raw, seq, drdy_ns) bytes"},
     {"counts", (PyCFunction)Reader_counts, METH_NOARGS, "counters (see module docs)"},

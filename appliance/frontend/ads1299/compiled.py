@@ -79,6 +79,8 @@ class CompiledReader:
         _require()
         self.sample_bytes = n_chips * frame_bytes
         self.sample_rate_hz = float(sample_rate_hz)
+        self._period_ns = int(1e9 / sample_rate_hz)
+        self._guard_ns = UPDATE_GUARD_NS
         self._r = _reader.Reader(
             backend=backend, n_chips=n_chips, frame_bytes=frame_bytes,
             rate_hz=float(sample_rate_hz), sclk_hz=float(spi_speed_hz),
@@ -90,6 +92,17 @@ class CompiledReader:
             coalesce_at_s=coalesce_at_s, coalesce_n=coalesce_n, line_fd=line_fd,
             clock_error=clock_error,
         )
+
+    @property
+    def deadline_ns(self) -> int:
+        """Latest end of a read after its DRDY edge (at the nominal period), as
+        `PythonFrameReader.deadline_ns`; the front end takes the chips' start skew off it."""
+        return self._period_ns - self._guard_ns
+
+    @deadline_ns.setter
+    def deadline_ns(self, ns: int) -> None:
+        self._r.set_guard_ns(self._period_ns - int(ns))  # ValueError while running
+        self._guard_ns = self._period_ns - int(ns)
 
     def start(self) -> None:
         self._r.start()

@@ -222,8 +222,13 @@ class Ads1299FrontEnd:
             chip.streaming = True
         self.start_skew_ns = skew_ns
         self.health.extra["start_skew_us"] = skew_ns / 1000
-        if hasattr(self.reader, "deadline_ns"):
-            self.reader.deadline_ns = read_deadline_ns(self.sample_rate_hz) - skew_ns
+        if skew_ns > MAX_START_SKEW_NS:  # reads then end late (dropped, never data): say why
+            self.health.last_error = (
+                f"ADS1299: the chips' START commands were {skew_ns / 1000:.0f} µs apart after "
+                f"{START_ATTEMPTS} attempts (limit {MAX_START_SKEW_NS / 1000:.0f} µs; the host "
+                "was descheduled between them): frames read after chip 2's update are dropped")
+            log.warning("%s", self.health.last_error)
+        self.reader.deadline_ns = read_deadline_ns(self.sample_rate_hz) - skew_ns
 
     def reconfigure(self, configs: list[ChipConfig]) -> None:
         """While streaming: STOP, SDATAC, WREG..., RDATAC, START on each chip. Frames read

@@ -56,6 +56,10 @@ class FrameBatch:
 
 
 class FrameReader(Protocol):
+    # latest end of a read after its DRDY edge; the front end takes the chips' start skew off
+    # it (chip 2, started first, updates that much before chip 1's edge). Set while stopped.
+    deadline_ns: int
+
     def start(self) -> None: ...  # chips already in RDATAC + START
 
     def drain(self, max_frames: int, timeout_s: float) -> FrameBatch:

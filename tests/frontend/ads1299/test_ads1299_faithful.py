@@ -305,3 +305,41 @@ def test_chips_started_across_a_source_sample_are_each_exact():
     assert check_exact(blocks, ramp, lag) > 500
     with pytest.raises(AssertionError):  # chip 2's conversion k - 1 beside chip 1's k is caught
         check_exact(blocks, ramp, lag - 1)
+
+
+class SlowStart(SpiTap):
+    """Chip 2's bus held 40 µs after every START, as a host descheduled between the STARTs."""
+
+    def __init__(self, dev, board: EmulatedBoard) -> None:
+        super().__init__(dev)
+        self.board = board
+
+    def xfer2(self, data: list[int]) -> list[int]:
+        from appliance.frontend.ads1299.registers import Command
+
+        out = super().xfer2(data)  # logged
+        if data == [Command.START]:
+            self.board.spin_until_ns(self.board.clock_ns() + 40_000)
+        return out
+
+
+def test_start_skew_over_the_limit_after_every_attempt_is_reported():
+    """Every START attempt is 40 µs + apart (over MAX_START_SKEW_NS with the host's own time):
+    the front end says so by name and takes the whole skew off the reader's deadline, so a read
+    ending after chip 2's own update is late (dropped, counted), never data."""
+    from appliance.frontend.ads1299.frontend import MAX_START_SKEW_NS, START_ATTEMPTS
+    from appliance.frontend.ads1299.reader import read_deadline_ns
+    from appliance.frontend.ads1299.registers import Command
+
+    fe, board, _ = faithful_frontend(n_channels=16)
+    tap = SlowStart(fe.chips[1].spi, board)
+    fe.chips[1].spi = tap
+    try:
+        fe.start()
+        assert sum(m == [Command.START] for m, _ in tap.log) == START_ATTEMPTS  # all retried
+        assert fe.start_skew_ns > MAX_START_SKEW_NS
+        assert "START commands" in fe.health.last_error
+        assert fe.health.extra["start_skew_us"] == fe.start_skew_ns / 1000
+        assert fe.reader.deadline_ns == read_deadline_ns(4000) - fe.start_skew_ns
+    finally:
+        fe.close()

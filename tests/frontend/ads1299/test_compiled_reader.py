@@ -238,3 +238,32 @@ def test_restart_continues_the_numbering() -> None:
     _check_exact(counts, raw, seq, 1)
     assert second.seq[0] - first.seq[-1] >= 0.1 * 4000 - 1
     assert counts["coalesced"] == 0
+
+
+@needs_c
+def test_start_skew_comes_off_the_compiled_deadline() -> None:
+    """Chip 2, started first by its own START command, takes its next conversion up to the start
+    skew before chip 1's edge: the front end takes the skew off the deadline, and the compiled
+    reader must apply it (a 2-chip read at 4 MHz takes 108 µs: with 150 µs of skew off the
+    250 µs period every read is late, dropped and counted, never data). Only while stopped."""
+    from appliance.frontend.ads1299.reader import read_deadline_ns
+
+    def frames_and_late(skew_ns: int) -> tuple[int, int]:
+        reader = CompiledReader(2, 27, 4000, 4_000_000, backend="model")
+        reader.deadline_ns = read_deadline_ns(4000) - skew_ns
+        assert reader.deadline_ns == read_deadline_ns(4000) - skew_ns
+        reader.start()
+        try:
+            time.sleep(0.2)
+            with pytest.raises(ValueError, match="while stopped"):
+                reader.deadline_ns = 0
+        finally:
+            reader.stop()
+        counts = reader.counts()
+        reader.close()
+        return counts["frames"], counts["late"]
+
+    frames, late = frames_and_late(150_000)
+    assert frames == 0 and late > 400
+    frames, late = frames_and_late(0)
+    assert frames > 400 and late < frames / 10
