@@ -73,6 +73,10 @@ class EmgFreeSettings:
     cautery_fraction: float = field(
         0.5, min=0.1, max=1.0, help="... on at least this fraction of channels"
     )
+    cautery_hf_hz: float = field(500.0, min=50.0, max=4000.0,
+                                 help="cautery is broadband: power share above this ...")
+    cautery_hf_share: float = field(0.15, min=0.0, max=1.0,
+                                    help="... at least this on a channel over cautery_uv")
     cautery_hold_ms: float = field(250.0, min=0.0, max=5000.0, help="suppressed after cautery")
     trend_s: float = field(1.0, min=0.1, max=60.0, help="activity trend period")
     batch_ms: float = field(48.0, min=0.0, max=150.0, help="blocks analysed together (latency)")

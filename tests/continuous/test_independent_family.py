@@ -42,11 +42,6 @@ def test_no_false_a_trains_on_artefacts():
     assert {"burst", "cautery"} <= kinds  # the artefacts were there and were seen
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "a large A-train on one channel of a two-channel facial montage is taken for cautery "
-    "(window RMS > cautery_uv 400 µV on >= cautery_fraction 0.5 of the channels) and is "
-    "suppressed: this case (8 trains, 600 µV-1 mV peak, 2 channels) 2/8 detected (25 %); "
-    "on 4 seeded two-channel cases of 100 µV-1 mV trains 42/48 (88 %), every miss >= 468 µV"))
 def test_large_a_train_on_a_two_channel_montage_is_not_cautery():
     ch = ie.EMG_CH[:2]
     cfg = ie.config.from_dict({"frontend": {"channels": ch, "sample_rate_hz": ie.FS_EMG},
