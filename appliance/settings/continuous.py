@@ -20,6 +20,14 @@ class EegSettings:
         0.5, min=0.05, max=0.95, help="fast (alpha+beta) power loss fraction that alarms"
     )
     confirm_epochs: int = field(2, min=1, max=30, help="consecutive epochs a loss must persist")
+    asymmetry_max: float = field(
+        0.6, min=0.05, max=1.0,
+        help="one-sided only if that side's fast ratio is below this x the other side's"
+    )
+    clear_margin: float = field(
+        0.1, min=0.0, max=0.5,
+        help="hysteresis: an active EEG condition clears only this far past its criterion"
+    )
     suppression_uv: float = field(5.0, min=0.5, max=100.0, help="suppression: |EEG| below this")
     suppression_s: float = field(0.5, min=0.1, max=5.0, help="... for at least this long")
     bsr_window_s: float = field(60.0, min=2.0, max=600.0, help="burst-suppression ratio window")

@@ -324,7 +324,46 @@ def measure(minutes_artefacts: float = 10.0, train_cases: int = 8) -> dict:
             "missed": [m for s in tr for m in s["missed"]]}
 
 
+def _reraised(conds: list[tuple[float, dict]]) -> int:
+    """How often a condition was raised again after it had cleared."""
+    state: dict[str, bool] = {}
+    n = 0
+    for _, o in conds:
+        n += bool(o["active"] and state.get(o["id"]) is False)
+        state[o["id"]] = o["active"]
+    return n
+
+
+def measure_eeg(n_seeds: int = 20) -> dict:
+    """The EEG measurement for docs/continuous.md: seeds 0..n-1, 120 s, change at 50 s."""
+    bil_global_first = bil_one_sided = reraised = other = stable = 0
+    delays: list[float] = []
+    for seed in range(n_seeds):
+        c = eeg_conditions(eeg_case(seed, 120.0, 50.0, (0, 1), 0.4))
+        bil_global_first += bool(c) and c[0][1]["id"] == "eeg.global_change"
+        bil_one_sided += bool({o["id"] for _, o in c} - {"eeg.global_change"})
+        reraised += _reraised(c)
+        for side in (0, 1):
+            cid = f"eeg.fast_loss:{'LR'[side]}"
+            c = eeg_conditions(eeg_case(seed, 120.0, 50.0, (side,), 0.4))
+            t = next((t for t, o in c if o["id"] == cid and o["active"]), None)
+            if t is not None and t <= 70.0:
+                delays.append(t - 50.0)
+            other += bool({o["id"] for _, o in c} - {cid})
+            reraised += _reraised(c)
+        stable += bool(eeg_conditions(eeg_case(seed, 120.0, 1e9, (0, 1), 0.4)))
+    return {"seeds": n_seeds, "bilateral_global_first": bil_global_first,
+            "bilateral_one_sided": bil_one_sided, "one_sided_within_20_s": len(delays),
+            "one_sided_cases": 2 * n_seeds,
+            "delay_s_median": round(float(np.median(delays)), 1),
+            "delay_s_max": round(max(delays), 1), "one_sided_other_conditions": other,
+            "reraised": reraised, "stable_with_condition": stable}
+
+
 if __name__ == "__main__":
     import sys
 
-    print(measure(float(sys.argv[1]) if len(sys.argv) > 1 else 10.0))
+    if sys.argv[1:2] == ["eeg"]:
+        print(measure_eeg())
+    else:
+        print(measure(float(sys.argv[1]) if len(sys.argv) > 1 else 10.0))

@@ -86,12 +86,19 @@ def test_eeg_both_sides_is_global_at_first():
     assert {o["id"] for _, o in conds} == {"eeg.global_change"}
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "a sustained 60 % loss of fast power on both sides is reported as global at first, but "
-    "the per-side ratio sits near the 0.5 criterion and Welch estimates over 4 s scatter, so "
-    "after ~20 s one side alone crosses for 2 epochs and a one-sided HIGH eeg.fast_loss:L is "
-    "raised (seed 1: at 71.7 s and 79.9 s, clamp at 50 s); the conditions also clear and "
-    "re-raise (no hysteresis)"))
-def test_eeg_both_sides_stays_global_only():
+def test_eeg_both_sides_seed_1_stays_global_only():
+    # the case that raised a one-sided HIGH at 71.7 s before the asymmetry test and hysteresis
     conds = ie.eeg_conditions(ie.eeg_case(1, 80.0, 50.0, (0, 1), 0.4))
     assert {o["id"] for _, o in conds} == {"eeg.global_change"}, conds
+
+
+@pytest.mark.xfail(strict=True, reason=(
+    "a 60 % bilateral loss of fast power: each side's 4-s Welch ratio scatters 0.3-0.66 around "
+    "0.4 (L/R 0.58-1.81, 5-95 %) while a one-sided clamp's L/R is 0.25-0.76, so no per-epoch "
+    "asymmetry test both separates them and keeps the clamp within 20 s; with the asymmetry "
+    "test and hysteresis a one-sided HIGH still follows in 4 of these 10 cases (9/20 seeds "
+    "0-19; 20/20 before)"))
+def test_eeg_both_sides_stays_global_only():
+    for seed in range(10):
+        conds = ie.eeg_conditions(ie.eeg_case(seed, 120.0, 50.0, (0, 1), 0.4))
+        assert {o["id"] for _, o in conds} == {"eeg.global_change"}, (seed, conds)
