@@ -6,10 +6,16 @@ monitor's channels. Per epoch (2 s): "eeg_trend" (per channel band powers, relat
 alpha/delta, SEF95, burst-suppression ratio; per side the fast-power ratio to baseline and the
 left/right asymmetry) and "eeg_raw" (the EEG decimated for display). Conditions:
 
-- fast (alpha+beta) power below (1 - fast_loss) of baseline on one side only, for
-  confirm_epochs epochs  -> physiological HIGH "eeg.fast_loss:<side>"
-- on both sides at once  -> physiological MEDIUM "eeg.global_change" (anaesthetic, as for SSEP);
-  the one-sided alarms are not raised meanwhile
+- fast (alpha+beta) power below (1 - fast_loss) of baseline on one side, and that side's ratio
+  below asymmetry_max x the other side's (the sides differ), for confirm_epochs epochs
+  -> physiological HIGH "eeg.fast_loss:<side>"
+- below (1 - fast_loss) on both sides without such an asymmetry -> physiological MEDIUM
+  "eeg.global_change" (anaesthetic, as for SSEP)
+An active condition clears after confirm_epochs epochs back beyond its criterion by
+`clear_margin` (hysteresis, as analysis.clear_amplitude_margin for SSEP), and while the global
+change is active a one-sided loss needs asymmetry_max - clear_margin: a change hovering at the
+criterion stays one condition, and a bilateral change whose per-side ratios scatter is less
+often taken for a one-sided one (not never: docs/continuous.md, "Independent check").
 """
 
 from __future__ import annotations
@@ -52,7 +58,8 @@ class EegPipeline:
         self.suppressed: deque[float] = deque(maxlen=n_bsr)
         self.base_epochs: list[dict[str, np.ndarray]] = []
         self.baseline: dict[str, np.ndarray] | None = None
-        self.streak = {"L": 0, "R": 0, "both": 0}
+        self.streak = {"L": 0, "R": 0, "both": 0}  # consecutive epochs meeting the criterion
+        self.calm = {"L": 0, "R": 0, "both": 0}  # ... not meeting it (clearing)
         self.active: set[str] = set()
 
     def reset(self) -> None:
@@ -120,14 +127,28 @@ class EegPipeline:
     def _judge(self, sides: dict[str, dict[str, Any]]) -> list[Condition]:
         s = self.s
         limit = 1.0 - s.fast_loss
-        lost = {sd: (sides[sd]["fast_ratio"] or 0.0) < limit for sd in ("L", "R")}
-        both = lost["L"] and lost["R"]
-        for key, now in (("L", lost["L"] and not both), ("R", lost["R"] and not both),
-                         ("both", both)):
-            self.streak[key] = self.streak[key] + 1 if now else 0
+        cid_of = {"L": "eeg.fast_loss:L", "R": "eeg.fast_loss:R", "both": "eeg.global_change"}
+        r = {sd: sides[sd]["fast_ratio"] or 0.0 for sd in ("L", "R")}
+
+        def margin(key: str) -> float:  # hysteresis: an active condition is held more easily
+            return s.clear_margin if cid_of[key] in self.active else 0.0
+
+        def one_sided(sd: str, other: str) -> bool:
+            m = margin(sd)
+            asym = s.asymmetry_max + m
+            if m == 0 and "eeg.global_change" in self.active:
+                asym -= s.clear_margin  # a global change is left for a one-sided one reluctantly
+            return r[sd] < limit + m and r[sd] < asym * r[other]
+
+        now = {"L": one_sided("L", "R"), "R": one_sided("R", "L")}
+        m = margin("both")
+        now["both"] = r["L"] < limit + m and r["R"] < limit + m and not (now["L"] or now["R"])
+        for key, met in now.items():
+            self.streak[key] = self.streak[key] + 1 if met else 0
+            self.calm[key] = 0 if met else self.calm[key] + 1
         ev = {"fast_ratio": {sd: sides[sd]["fast_ratio"] for sd in ("L", "R")},
-              "limit_ratio": round(limit, 3), "asymmetry": sides["asymmetry"]["fast_lr"],
-              "confirm_epochs": s.confirm_epochs}
+              "limit_ratio": round(limit, 3), "asymmetry_max": s.asymmetry_max,
+              "asymmetry": sides["asymmetry"]["fast_lr"], "confirm_epochs": s.confirm_epochs}
         out = []
         for key, cid, prio, msg in (
             ("L", "eeg.fast_loss:L", Priority.HIGH,
@@ -137,7 +158,10 @@ class EegPipeline:
             ("both", "eeg.global_change", Priority.MEDIUM,
              "EEG: fast activity lost on both sides: check anaesthesia, blood pressure"),
         ):
-            on = self.streak[key] >= s.confirm_epochs
+            if cid in self.active:
+                on = self.calm[key] < s.confirm_epochs
+            else:
+                on = self.streak[key] >= s.confirm_epochs
             site = {"L": "left", "R": "right"}.get(key, "")
             if on or cid in self.active:
                 out.append(Condition(cid, Kind.PHYSIOLOGICAL, prio, on, self.t_s, site, msg,

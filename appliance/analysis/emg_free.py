@@ -64,6 +64,8 @@ class EmgFreePipeline:
         self.n_a = max(8, int(round(s.a_train_min_ms * fs_hz / 1e3)))
         self.n_spike = int(round(s.spike_max_ms * fs_hz / 1e3))
         self.blanker = HoldBlanker(int(round(s.blank_ms * fs_hz / 1e3)), s.trigger_mask)
+        # the high-frequency edge of the cautery test stays inside the band-pass
+        self.caut_edge_hz = min(s.cautery_hf_hz, 0.5 * hi)
         self.n_hold_caut = int(round(s.cautery_hold_ms * fs_hz / 1e3))
         self.n_hold = int(round(s.burst_hold_s * fs_hz))
         self.n_snip = int(round(s.snippet_ms * fs_hz / 1e3))
@@ -144,7 +146,8 @@ class EmgFreePipeline:
         out: list = []
         block_caut = False
         for j in range(k):
-            out += self._window(rms[:, j], w0 + j * self.n_win)
+            win = buf[:, j * self.n_win:(j + 1) * self.n_win]
+            out += self._window(rms[:, j], w0 + j * self.n_win, win)
             block_caut |= self._in_cautery
         end = s0 + y.shape[1]
         out += self._conditions(end)
@@ -152,18 +155,26 @@ class EmgFreePipeline:
             out.append(self._trend(end))
             self._next_trend = end + int(round(self.s.trend_s * self.fs))
         # audio: muted while cautery is on or held (checked on this block's own samples too)
-        raw_caut = self._cautery_now(np.sqrt(np.mean(y * y, axis=1))) if y.shape[1] else False
+        raw_caut = self._cautery_now(np.sqrt(np.mean(y * y, axis=1)), y) if y.shape[1] else False
         self.audio = (y, bool(block_caut or raw_caut or self._in_cautery))
         return out
 
-    def _cautery_now(self, rms: np.ndarray) -> bool:
-        return float(np.mean(rms > self.s.cautery_uv)) >= self.s.cautery_fraction
+    def _cautery_now(self, rms: np.ndarray, y: np.ndarray) -> bool:
+        """Cautery: window RMS over `cautery_uv` with a broadband (cautery-like) spectrum on at
+        least `cautery_fraction` of the channels. The spectrum is looked at only when the
+        amplitude test alone would pass (rare), so its cost is negligible."""
+        s = self.s
+        big = rms > s.cautery_uv
+        if float(np.mean(big)) < s.cautery_fraction:
+            return False
+        big[big] = cls.high_share(y[big], self.fs, self.caut_edge_hz) >= s.cautery_hf_share
+        return float(np.mean(big)) >= s.cautery_fraction
 
-    def _window(self, rms: np.ndarray, s_w: int) -> list:
+    def _window(self, rms: np.ndarray, s_w: int, y: np.ndarray) -> list:
         s = self.s
         out: list = []
         end_w = s_w + self.n_win
-        if self._cautery_now(rms):
+        if self._cautery_now(rms, y):
             self._caut_until = end_w + self.n_hold_caut
             if not self._in_cautery:
                 self._in_cautery = True

@@ -26,6 +26,16 @@ def window_rms(x: np.ndarray, n_win: int) -> np.ndarray:
     return np.sqrt(np.mean(w * w, axis=2))
 
 
+def high_share(x: np.ndarray, fs_hz: float, edge_hz: float) -> np.ndarray:
+    """(n_ch, n) -> per row the fraction of power above `edge_hz` (Hann-windowed FFT).
+    Electrosurgery is broadband (much power at high frequency); an A-train or a burst is not."""
+    x = x - x.mean(axis=1, keepdims=True)
+    p = np.abs(np.fft.rfft(x * np.hanning(x.shape[1]), axis=1)) ** 2
+    f = np.fft.rfftfreq(x.shape[1], 1.0 / fs_hz)
+    total = p[:, 1:].sum(axis=1)
+    return np.where(total > 0, p[:, f >= edge_hz].sum(axis=1) / np.maximum(total, 1e-300), 0.0)
+
+
 def sinusoid_peak(x: np.ndarray, fs_hz: float) -> tuple[float, float]:
     """(peak frequency Hz, fraction of power within +/- 1 bin of it) of a 1-D segment."""
     w = np.hanning(x.size)

@@ -20,6 +20,14 @@ class EegSettings:
         0.5, min=0.05, max=0.95, help="fast (alpha+beta) power loss fraction that alarms"
     )
     confirm_epochs: int = field(2, min=1, max=30, help="consecutive epochs a loss must persist")
+    asymmetry_max: float = field(
+        0.6, min=0.05, max=1.0,
+        help="one-sided only if that side's fast ratio is below this x the other side's"
+    )
+    clear_margin: float = field(
+        0.1, min=0.0, max=0.5,
+        help="hysteresis: an active EEG condition clears only this far past its criterion"
+    )
     suppression_uv: float = field(5.0, min=0.5, max=100.0, help="suppression: |EEG| below this")
     suppression_s: float = field(0.5, min=0.1, max=5.0, help="... for at least this long")
     bsr_window_s: float = field(60.0, min=2.0, max=600.0, help="burst-suppression ratio window")
@@ -73,6 +81,10 @@ class EmgFreeSettings:
     cautery_fraction: float = field(
         0.5, min=0.1, max=1.0, help="... on at least this fraction of channels"
     )
+    cautery_hf_hz: float = field(500.0, min=50.0, max=4000.0,
+                                 help="cautery is broadband: power share above this ...")
+    cautery_hf_share: float = field(0.15, min=0.0, max=1.0,
+                                    help="... at least this on a channel over cautery_uv")
     cautery_hold_ms: float = field(250.0, min=0.0, max=5000.0, help="suppressed after cautery")
     trend_s: float = field(1.0, min=0.1, max=60.0, help="activity trend period")
     batch_ms: float = field(48.0, min=0.0, max=150.0, help="blocks analysed together (latency)")

@@ -93,3 +93,39 @@ def test_eeg_settings_errors_name_the_key():
         make_cfg(CH, 500, {"eeg": {"left": ["C5"], "right": ["C4'-Fz"]}})
     with pytest.raises(ConfigError, match="left/right"):
         make_cfg(CH, 500, {"eeg": {"left": ["C3'-Fz"]}})
+
+
+def _judge_ratios(pairs):
+    """The hemispheric criterion on a sequence of (left, right) fast-power ratios to baseline:
+    [(epoch, condition id, active)] of every condition message."""
+    from appliance.analysis.eeg import EegPipeline
+    from appliance.settings.continuous import EegSettings
+
+    p = EegPipeline(EegSettings(left=("L",), right=("R",)), [0, 1], 250.0)
+    out = []
+    for i, (rl, rr) in enumerate(pairs):
+        sides = {"L": {"fast_ratio": rl}, "R": {"fast_ratio": rr},
+                 "asymmetry": {"fast_lr": (rl - rr) / (rl + rr)}}
+        out += [(i, c.id, c.active) for c in p._judge(sides)]
+    return out
+
+
+def test_fast_loss_hovering_at_the_criterion_is_one_condition():
+    # one side at 0.42-0.58 (criterion 0.5, clear margin 0.1): raised once, never cleared
+    seq = [(1.0, 1.0)] * 2 + [(0.42, 1.0), (0.45, 1.0), (0.55, 1.0), (0.58, 0.95), (0.45, 1.0),
+                              (0.56, 1.0), (0.57, 1.0)]
+    out = _judge_ratios(seq)
+    assert [(i, a) for i, cid, a in out if cid == "eeg.fast_loss:L"] == [
+        (i, True) for i in range(3, len(seq))], out
+    # back above 0.6 for two epochs: cleared
+    out = _judge_ratios(seq + [(0.65, 1.0), (0.7, 1.0)])
+    assert out[-1] == (len(seq) + 1, "eeg.fast_loss:L", False), out
+
+
+def test_bilateral_loss_with_one_side_lower_stays_global():
+    # both sides lost, the left a little lower (0.35 vs 0.45: L/R 0.78 > asymmetry_max 0.6)
+    out = _judge_ratios([(0.35, 0.45)] * 6)
+    assert {cid for _, cid, _ in out} == {"eeg.global_change"}, out
+    # a clearly one-sided loss (0.2 vs 0.45 after the global change: L/R 0.44 < 0.6 - 0.1)
+    out = _judge_ratios([(0.35, 0.45)] * 3 + [(0.2, 0.45)] * 3)
+    assert ("eeg.fast_loss:L", True) in {(cid, a) for _, cid, a in out}, out
