@@ -189,3 +189,27 @@ def run(quick: bool = False) -> dict[str, float | str]:
         float(res["acq_python_overhead_us_p50_4k"])
         / max(0.05, float(res["acq_compiled_overhead_us_p50_4k"])), 1)
     return res
+
+
+def soak(seconds: float, rate: int = 4000) -> dict[str, dict]:
+    """Both readers for `seconds` each at `rate` with `ionm demo` loading the machine: the
+    long loss figure (`python -m appliance.bench.acquisition SECONDS`)."""
+    proc, state = _start_load(2 * seconds + 20)
+    out: dict[str, dict] = {}
+    try:
+        for name, fn in (("compiled", _compiled), ("python", _python)):
+            r = fn(rate, seconds)
+            out[name] = {k: r[k] for k in ("lost", "total", "wrong")}
+            out[name]["lost_ppm"] = round(1e6 * r["lost"] / max(1, r["total"]), 1)
+    finally:
+        if proc is not None:
+            proc.terminate()
+            proc.wait(10)
+        shutil.rmtree(state, ignore_errors=True)
+    return out
+
+
+if __name__ == "__main__":
+    import json
+
+    print(json.dumps(soak(float(sys.argv[1]) if len(sys.argv) > 1 else 120.0)))
