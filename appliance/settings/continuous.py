@@ -97,10 +97,10 @@ class EmgFreeSettings:
     audio_full_scale_uv: float = field(500.0, min=10.0, max=1e5, help="µV at full audio scale")
 
     def check(self, path: str) -> None:
-        for key in ("band_hz", "a_train_hz"):
+        for key in ("band_hz", "a_train_hz"):  # two positive numbers (declared); in order
             v = getattr(self, key)
-            if len(v) != 2 or not 0 < v[0] < v[1]:
-                raise ConfigError(f"{path}.{key}: got {list(v)}, allowed: [low, high], 0<low<high.")
+            if not v[0] < v[1]:
+                raise ConfigError(f"{path}.{key}: got {list(v)}, allowed: [low, high], low < high.")
         if self.train_time_warning_s > self.train_time_alarm_s:
             raise ConfigError(f"{path}.train_time_warning_s: got {self.train_time_warning_s}, "
                               f"allowed: <= train_time_alarm_s ({self.train_time_alarm_s}).")
@@ -129,8 +129,8 @@ class EmgTriggeredSettings:
     max_ma: float = field(30.0, min=1.0, max=200.0, help="search stops here: no response")
 
     def check(self, path: str) -> None:
-        w = self.window_ms
-        if len(w) != 2 or not 0 <= w[0] < w[1]:
+        w = self.window_ms  # two numbers >= 0 (declared); in order
+        if not w[0] < w[1]:
             raise ConfigError(f"{path}.window_ms: got {list(w)}, allowed: [start, end] ms.")
         if self.alarm_ma > self.warning_ma:
             raise ConfigError(f"{path}.alarm_ma: got {self.alarm_ma}, allowed: <= warning_ma "
