@@ -7,7 +7,7 @@ import argparse
 import json
 import sys
 
-from appliance.alarms.control import COMMANDS, default_socket_path, request
+from appliance.alarms.control import CLI_ACTIONS, default_socket_path, request
 from appliance.errors import IonmError
 
 HELP = {
@@ -19,7 +19,7 @@ HELP = {
 
 def main(argv: list[str]) -> int:
     ap = argparse.ArgumentParser(prog="ionm alarm", description=__doc__)
-    ap.add_argument("action", choices=COMMANDS,
+    ap.add_argument("action", choices=CLI_ACTIONS,
                     help="; ".join(f"{k}: {v}" for k, v in HELP.items()))
     ap.add_argument("--socket", help="control socket (default: from --config or the runtime dir)")
     ap.add_argument("--config", help="the appliance's config file (for alarms.control_socket)")

@@ -1,13 +1,18 @@
 """Local control channel for `ionm alarm ack|pause|status`: a Unix stream socket in the runtime
-directory, one JSON line in, one JSON line out, per connection.
+directory, one JSON line in, one JSON line out, per connection. A thin adapter of the command
+registry (appliance/commands.py): every command there that the main loop runs can be sent here,
+refused exactly as over MQTT, with cause "cli".
 
 Why a socket and not MQTT: the CLI must work at the bedside when the broker or network is down,
-and file permissions (mode 0660, the service's group) decide who may acknowledge. The server
-thread only calls the alarm manager, which never blocks, so the safety path never waits on it.
+and file permissions (mode 0660, the service's group) decide who may act: a connected client is
+a technologist. The server thread waits for the main loop's answer (up to REPLY_TIMEOUT_S); the
+loop never waits on it.
 
-Request:  {"cmd": "ack" | "pause" | "status"}
-Reply:    {"ok": true, "events": [...alarm_event...], "active": [...], "display": {...}}
-          {"ok": false, "error": "..."}
+Request:  {"cmd": "ack" | "pause" | "status" | <registry command>, "args": {...}}
+          ("ack" = acknowledge, "pause" = audio_pause, "status" runs nothing)
+Reply:    {"ok": true, "result": {...}, "events": [...alarm_event...], "active": [...],
+           "display": {...}}
+          {"ok": false, "error": "...", "code": "..."}
 """
 
 from __future__ import annotations
@@ -24,13 +29,26 @@ from pathlib import Path
 from typing import Any
 
 from appliance.alarms.manager import AlarmManager
+from appliance.commands import COMMANDS, CommandBus, CommandRejected, Handler, Role
 from appliance.errors import CommandError
 from appliance.settings.alarms import AlarmSettings
 
 log = logging.getLogger(__name__)
 
 MAX_REQUEST_BYTES = 4096
-COMMANDS = ("ack", "pause", "status")
+ALIASES = {"ack": "acknowledge", "pause": "audio_pause", "status": None}
+CLI_ACTIONS = tuple(ALIASES)  # `ionm alarm` actions
+REPLY_TIMEOUT_S = 1.5  # below the client's 2 s
+
+
+def alarm_handlers(manager: AlarmManager) -> dict[str, Handler]:
+    """The registry's alarm commands, run on the main loop by whoever owns `manager`."""
+    return {
+        "acknowledge": lambda args, cause: {
+            "events": [e.to_json() for e in manager.acknowledge(cause)]},
+        "audio_pause": lambda args, cause: {
+            "events": [e.to_json() for e in manager.audio_pause(cause)]},
+    }
 
 
 def default_socket_path(settings: AlarmSettings | None = None) -> Path:
@@ -47,14 +65,17 @@ def default_socket_path(settings: AlarmSettings | None = None) -> Path:
 
 
 class ControlServer:
-    """Serve `ionm alarm` requests for `manager` on a Unix socket at `path` (own thread).
+    """Serve requests on a Unix socket at `path` (own thread): commands go to `bus`, the alarm
+    state in every reply is read from `manager`.
 
     Bad requests get an error reply and are counted (`n_errors`); they never stop the server.
     A stale socket file is replaced; a live one (another appliance answering) is an error.
     """
 
-    def __init__(self, path: str | Path, manager: AlarmManager, mode: int = 0o660) -> None:
+    def __init__(self, path: str | Path, bus: CommandBus, manager: AlarmManager,
+                 mode: int = 0o660) -> None:
         self.path = Path(path)
+        self.bus = bus
         self.manager = manager
         self.n_requests = 0
         self.n_errors = 0
@@ -129,7 +150,7 @@ class ControlServer:
         except CommandError as e:
             self.n_errors += 1
             log.warning("alarm control: %s", e)
-            reply = {"ok": False, "error": str(e)}
+            reply = {"ok": False, "error": str(e), "code": getattr(e, "code", "refused")}
         conn.sendall(json.dumps(reply).encode() + b"\n")
 
     def dispatch(self, raw: bytes, uid: int | None = None) -> dict[str, Any]:
@@ -137,20 +158,22 @@ class ControlServer:
         try:
             req = json.loads(raw)
         except (UnicodeDecodeError, json.JSONDecodeError) as e:
-            raise CommandError(f"request is not JSON ({e}); send {{\"cmd\": \"ack\"}}.") from e
+            raise CommandRejected("malformed", f"request is not JSON ({e}); "
+                                  "send {\"cmd\": \"ack\"}.") from e
         cmd = req.get("cmd") if isinstance(req, dict) else None
-        if cmd not in COMMANDS:
-            raise CommandError(f"cmd: got {cmd!r}, allowed: {', '.join(COMMANDS)}.")
-        events = []
-        if cmd == "ack":
-            events = self.manager.acknowledge("cli")
-        elif cmd == "pause":
-            events = self.manager.audio_pause("cli")
-        if events:
-            log.info("alarm control: %s by uid %s", cmd, uid)
+        if not isinstance(cmd, str) or (cmd not in ALIASES and cmd not in COMMANDS):
+            allowed = ", ".join([*ALIASES, *COMMANDS])
+            raise CommandRejected("unknown_command", f"cmd: got {cmd!r:.80}, allowed: {allowed}.")
+        name = ALIASES.get(cmd, cmd)
+        result: dict[str, Any] = {}
+        if name is not None:
+            result = self.bus.call(name, req.get("args", {}), "cli", Role.TECHNOLOGIST,
+                                   REPLY_TIMEOUT_S)
+            log.info("alarm control: %s by uid %s", name, uid)
         return {
             "ok": True,
-            "events": [e.to_json() for e in events],
+            "result": result,
+            "events": result.get("events", []),
             "active": self.manager.active_set(),
             "display": self.manager.display().to_json(),
         }

@@ -1,22 +1,44 @@
-"""`ionm alarm` end to end: the CLI talks to a ControlServer on a real Unix socket."""
+"""`ionm alarm` end to end: the CLI talks to a ControlServer on a real Unix socket; its
+commands run through the command registry on a loop thread, as in the appliance."""
 
 from __future__ import annotations
 
 import json
 import socket
+import threading
 
 import pytest
 
 from appliance.alarm_cli import main as alarm_main
-from appliance.alarms.control import ControlServer, default_socket_path, request
+from appliance.alarms.control import ControlServer, alarm_handlers, default_socket_path, request
+from appliance.commands import CommandBus
 from appliance.errors import CommandError
 from appliance.settings.alarms import AlarmSettings
 
 
 @pytest.fixture
-def server(tmp_path, manager):
+def bus(manager):
+    """The registry with the alarm handlers, drained by a thread standing in for the main loop."""
+    b = CommandBus()
+    for name, handler in alarm_handlers(manager).items():
+        b.handle(name, handler)
+    stop = threading.Event()
+
+    def loop() -> None:
+        while not stop.wait(0.005):
+            b.run_pending()
+
+    t = threading.Thread(target=loop, daemon=True)
+    t.start()
+    yield b
+    stop.set()
+    t.join(1.0)
+
+
+@pytest.fixture
+def server(tmp_path, manager, bus):
     path = tmp_path / "run" / "alarm.sock"
-    with ControlServer(path, manager) as srv:
+    with ControlServer(path, bus, manager) as srv:
         yield srv
 
 
@@ -51,11 +73,11 @@ def test_cli_without_appliance_says_so(tmp_path, capsys):
     assert "no appliance listening" in capsys.readouterr().err
 
 
-def test_cli_socket_from_config(tmp_path, manager, capsys):
+def test_cli_socket_from_config(tmp_path, manager, bus, capsys):
     sock = tmp_path / "c.sock"
     cfg = tmp_path / "c.toml"
     cfg.write_text(f'[alarms]\ncontrol_socket = "{sock}"\n')
-    with ControlServer(sock, manager):
+    with ControlServer(sock, bus, manager):
         assert alarm_main(["status", "--config", str(cfg)]) == 0
     assert "no alarms" in capsys.readouterr().out
 
@@ -86,14 +108,14 @@ def test_client_that_never_finishes_does_not_block_the_server(server):
     assert request(server.path, "status")["ok"] is True
 
 
-def test_stale_socket_replaced_live_one_refused(tmp_path, manager):
+def test_stale_socket_replaced_live_one_refused(tmp_path, manager, bus):
     path = tmp_path / "alarm.sock"
     stale = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
     stale.bind(str(path))
     stale.close()  # file left behind, nobody listening (a crash)
-    with ControlServer(path, manager):
+    with ControlServer(path, bus, manager):
         with pytest.raises(CommandError, match="another appliance is listening"):
-            ControlServer(path, manager)
+            ControlServer(path, bus, manager)
         assert request(path, "status")["ok"] is True
     assert not path.exists()
 

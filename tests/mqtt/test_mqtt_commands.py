@@ -14,11 +14,11 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from mqtt_support import BASE, Collector, load_schemas, make_cfg, request
 
+from appliance.commands import COMMANDS
 from appliance.errors import CommandError
 from appliance.outputs.mqtt import MqttLink
-from appliance.outputs.mqtt.commands import COMMANDS
 
-ARG_NAMES = sorted({a for spec in COMMANDS.values() for a in spec}) + ["x", ""]
+ARG_NAMES = sorted({a for spec in COMMANDS.values() for a in spec.args}) + ["x", ""]
 json_values = st.recursive(
     st.none() | st.booleans() | st.integers() | st.floats() | st.text(max_size=300),
     lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=8), inner,

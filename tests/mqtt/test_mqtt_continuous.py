@@ -12,11 +12,11 @@ from mqtt_support import BASE, REPO, Collector, load_schemas, make_cfg
 
 from appliance import config
 from appliance.analysis.monitor import Monitor
+from appliance.commands import COMMANDS
 from appliance.frontend.block import SampleBlock
 from appliance.frontend.simulated.patient import Patient
 from appliance.frontend.simulated.scenario import from_dict as scenario
 from appliance.outputs.mqtt import MqttLink
-from appliance.outputs.mqtt.commands import COMMANDS
 from appliance.settings.analysis import SiteSettings
 
 SCHEMA = {"eeg_trend": "eegTrend", "eeg_raw": "eegRaw", "emg_trend": "emgTrend",

@@ -27,11 +27,11 @@ from system_tools import need_tool
 
 from appliance.alarms import AlarmManager
 from appliance.analysis.outputs import ComponentValue, FitValue, TrendPoint, Waveform
+from appliance.commands import COMMANDS
 from appliance.conditions import Condition, Kind, Priority
 from appliance.config import from_dict
 from appliance.errors import ConfigError
 from appliance.outputs.mqtt import MqttLink
-from appliance.outputs.mqtt.commands import COMMANDS
 from appliance.outputs.mqtt.topics import Topics, level
 from appliance.settings.alarms import AlarmSettings
 

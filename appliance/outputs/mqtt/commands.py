@@ -1,4 +1,5 @@
-"""Commands in: validation, authorisation and a worker that keeps them off the network thread.
+"""Commands in over MQTT: the transport adapter of the command registry (appliance/commands.py,
+which validates and authorises), and a worker that keeps them off the network thread.
 
 Topic `<root>/<device>/cmd/<client>/<name>`, payload a JSON object of arguments (may be empty),
 MQTT 5 Response Topic + Correlation Data for the reply. <client> is the requester's broker
@@ -12,7 +13,6 @@ Every request gets exactly one reply: {"ok": true, "result": {...}} or
 
 from __future__ import annotations
 
-import json
 import logging
 import queue
 import threading
@@ -23,100 +23,12 @@ from concurrent.futures import TimeoutError as FutureTimeout
 from dataclasses import dataclass
 from typing import Any
 
+from appliance.commands import COMMANDS, CommandRejected, Role, authorise, parse_payload
 from appliance.errors import CommandError
 
 log = logging.getLogger("ionm.mqtt.commands")
 
-MAX_PAYLOAD_BYTES = 4096
-
-
-class CommandRejected(CommandError):
-    """A command that gets an error reply; `code` is the machine-readable reason."""
-
-    def __init__(self, code: str, message: str) -> None:
-        super().__init__(message)
-        self.code = code
-
-
-# name -> {arg: (type, required, min, max)}; str bounds are lengths.
-_Arg = tuple[type, bool, float | None, float | None]
-COMMANDS: dict[str, dict[str, _Arg]] = {
-    "start_case": {"label": (str, True, 1, 64), "procedure": (str, False, 0, 128)},
-    "stop_case": {},
-    "set_baseline": {"site": (str, False, 1, 64)},
-    "acknowledge": {},
-    "audio_pause": {},
-    "annotate": {"text": (str, True, 1, 256)},
-    "set": {"key": (str, True, 1, 64), "value": (float, True, None, None)},
-    "ping": {},
-    "temg_search": {"target": (str, True, 1, 64)},
-    "temg_intensity": {"ma": (float, True, 0.0, 200.0), "target": (str, False, 1, 64)},
-    "emg_audio": {"volume": (float, False, 0.0, 1.0), "channel": (str, False, 0, 64)},
-}
-
-# The settings a remote client may change: presentation only, never analysis or alarm criteria.
-SAFE_SETTINGS: dict[str, tuple[float, float]] = {
-    "mqtt.waveform_interval_s": (0.0, 60.0),  # min interval between waveforms per topic
-    "mqtt.health_interval_s": (0.5, 60.0),
-}
-
-LOCAL = ("ping", "set")  # answered by the link itself
-
-
-def _type_name(t: type) -> str:
-    return {str: "a string", float: "a number", bool: "true/false"}.get(t, t.__name__)
-
-
-def validate(name: str, payload: bytes) -> dict[str, Any]:
-    """Parse and check one request; return its arguments or raise CommandRejected."""
-    if name not in COMMANDS:
-        raise CommandRejected(
-            "unknown_command", f"command {name!r}: unknown; allowed: {', '.join(COMMANDS)}"
-        )
-    if len(payload) > MAX_PAYLOAD_BYTES:
-        raise CommandRejected("malformed", f"payload: {len(payload)} bytes, allowed: at most "
-                              f"{MAX_PAYLOAD_BYTES}")
-    try:
-        args = json.loads(payload.decode("utf-8")) if payload.strip() else {}
-    except (UnicodeDecodeError, ValueError) as e:
-        raise CommandRejected("malformed", f"payload: not UTF-8 JSON ({e})") from None
-    if not isinstance(args, dict):
-        raise CommandRejected("malformed", f"payload: got a JSON {type(args).__name__}, "
-                              "allowed: a JSON object of arguments")
-    spec = COMMANDS[name]
-    unknown = sorted(set(args) - set(spec))
-    if unknown:
-        raise CommandRejected("invalid_args", f"{name}.{unknown[0]}: unknown argument; allowed: "
-                              f"{', '.join(spec) or 'none'}")
-    out: dict[str, Any] = {}
-    for key, (tp, required, lo, hi) in spec.items():
-        if key not in args or args[key] is None:
-            if required:
-                raise CommandRejected("invalid_args", f"{name}.{key}: missing")
-            continue
-        v = args[key]
-        ok = isinstance(v, str) if tp is str else (
-            isinstance(v, int | float) and not isinstance(v, bool) and v == v
-            and abs(v) != float("inf"))
-        if not ok:
-            raise CommandRejected("invalid_args", f"{name}.{key}: got {v!r:.80}, allowed: "
-                                  f"{_type_name(tp)}")
-        size = len(v) if tp is str else v
-        if (lo is not None and size < lo) or (hi is not None and size > hi):
-            what = "length" if tp is str else "value"
-            raise CommandRejected("invalid_args", f"{name}.{key}: {what} {size}, allowed: "
-                                  f"{lo} to {hi}")
-        out[key] = float(v) if tp is float else v
-    if name == "set":
-        key = out["key"]
-        if key not in SAFE_SETTINGS:
-            raise CommandRejected("invalid_args", f"set.key: got {key!r:.80}, allowed: "
-                                  f"{', '.join(SAFE_SETTINGS)}")
-        lo, hi = SAFE_SETTINGS[key]
-        if not lo <= out["value"] <= hi:
-            raise CommandRejected("invalid_args", f"set.value: got {out['value']} for {key}, "
-                                  f"allowed: {lo} to {hi}")
-    return out
+LOCAL = tuple(n for n, spec in COMMANDS.items() if spec.runs_on == "link")  # ping, set
 
 
 @dataclass(frozen=True)
@@ -172,7 +84,8 @@ class CommandWorker:
             if self.allowed and req.client not in self.allowed:
                 raise CommandRejected(
                     "unauthorised", f"client {req.client!r} is not in mqtt.command_clients")
-            args = validate(req.name, req.payload)
+            args = parse_payload(req.name, req.payload)
+            authorise(req.name, Role.TECHNOLOGIST, f"client {req.client!r}")
             if req.name in LOCAL:
                 return self.local(req.name, args)
             if self._busy is not None and not self._busy.done():
