@@ -85,6 +85,8 @@ class CommandWorker:
                 raise CommandRejected(
                     "unauthorised", f"client {req.client!r} is not in mqtt.command_clients")
             args = parse_payload(req.name, req.payload)
+            # whom the broker ACL and the allow-list let through acts as a technologist; the
+            # broker ACL keeps viewers off the command topics (docs/deploy.md)
             authorise(req.name, Role.TECHNOLOGIST, f"client {req.client!r}")
             if req.name in LOCAL:
                 return self.local(req.name, args)
