@@ -175,8 +175,9 @@ def compiled_reader_for(fe: object) -> CompiledReader | None:
         return None
     return CompiledReader(
         len(chips), chips[0].frame_bytes, fe.sample_rate_hz,  # type: ignore[attr-defined]
-        chips[0].spi.max_speed_hz, backend="kernel", spi_paths=paths, line_fd=int(req.fd),
-        reverse_read=True)
+        getattr(fe, "read_speed_hz", 0) or chips[0].spi.max_speed_hz, backend="kernel",
+        spi_paths=paths, line_fd=int(req.fd), reverse_read=True,
+        cpu=getattr(fe, "reader_cpu", None))
 
 
 def _percentiles_us(hist: bytes) -> tuple[float, float]:
@@ -243,7 +244,7 @@ class _ModelSpi:
     def __init__(self, model: object, chip: int, speed_hz: int) -> None:
         self._m, self._chip, self.max_speed_hz = model, chip, speed_hz
 
-    def xfer2(self, data: list[int]) -> list[int]:
+    def xfer2(self, data: list[int], speed_hz: int = 0) -> list[int]:  # the model's SCLK
         return list(self._m.xfer(self._chip, len(data)))  # type: ignore[attr-defined]
 
     def readbytes(self, n: int) -> list[int]:
