@@ -21,6 +21,7 @@ import numpy as np
 import pytest
 
 from appliance.frontend.ads1299.compiled import (
+    LOSS_KINDS,
     CompiledReader,
     ModelChip,
     compiled_available,
@@ -100,8 +101,19 @@ def test_stalled_reader_leaves_a_counted_gap() -> None:
     """The reader sleeps 40 ms at 0.5 s: the read after it is late (dropped, never data), the
     conversions meanwhile were overwritten, and the gap in `seq` is exactly what was counted."""
     rate = 4000
-    counts, raw, seq, stamps, _ = _run(1, rate, 1.2, stall_at_s=0.5, stall_ms=40.0)
+    counts, raw, seq, stamps, reader = _run(1, rate, 1.2, stall_at_s=0.5, stall_ms=40.0,
+                                            sched_trace=True)
     _check_exact(counts, raw, seq, 1)
+    # the latency trace: every lost conversion is in the loss log, the stall in the histogram
+    ev, lat = reader.loss_events(), reader.latency()
+    for kind, key in LOSS_KINDS.items():
+        assert ev["n"][ev["kind"] == kind].sum() == counts.get(key, 0), key
+    assert lat["loss_events"] == ev.size and lat["over"] >= 1 and lat["done_us_max"] >= 40_000
+    assert ev["done_ns"][ev["kind"] == 2].max() >= 40e6  # the read that held its edge 40 ms
+    after = ev[(ev["kind"] == 1) & (ev["n"] >= 0.04 * rate - 2)]
+    assert after.size == 1 and after["wake_ns"][0] >= 39e6  # woke 40 ms after the oldest edge
+    if after["run_delay_ns"][0] >= 0:  # schedstat: it slept, it was not waiting for a CPU
+        assert after["run_delay_ns"][0] < 20e6
     jumps = np.diff(seq)
     big = np.flatnonzero(jumps >= 0.04 * rate - 1)
     assert big.size == 1, jumps[jumps > 1]
