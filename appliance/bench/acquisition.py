@@ -46,6 +46,8 @@ SCLK_HZ = 16_000_000  # a 27-byte frame in 13.5 µs: 16 kSPS needs >= ~8 MHz (do
 FRAME_BYTES = 27
 BUS_US = FRAME_BYTES * 8 / SCLK_HZ * 1e6  # the model's bus time per read, inside the cost
 TRIG = (97, 3)
+INTERRUPTED_US = 20.0  # a read this much over its bus time lost the CPU mid-read (soak)
+SLOW_WAKE_US = 100.0  # a wake-up this late is the machine's tail, not the loop (soak)
 
 
 class _TimedDrdy:
@@ -99,7 +101,8 @@ def _score(raw: np.ndarray, seq: np.ndarray, first_seqno: int, last_seq: int,
 
 
 def _compiled(rate: int, seconds: float, priority: int = DEFAULT_PRIORITY, n_chips: int = 1,
-              sclk_hz: int = SCLK_HZ, cpu: int | None = None, trace: bool = False) -> dict:
+              sclk_hz: int = SCLK_HZ, cpu: int | None = None, trace: bool = False,
+              events_path: str = "") -> dict:
     r = CompiledReader(n_chips, FRAME_BYTES, rate, sclk_hz, backend="model", priority=priority,
                        trigger_period=TRIG[0], trigger_width=TRIG[1], cpu=cpu, sched_trace=trace)
     r.start()
@@ -110,33 +113,46 @@ def _compiled(rate: int, seconds: float, priority: int = DEFAULT_PRIORITY, n_chi
     out["sched"] = str(r.info()["sched"])
     if trace:
         out["latency"] = r.latency()
-        out["why"] = _why_lost(r.loss_events(), rate, n_chips * FRAME_BYTES * 8e6 / sclk_hz,
+        ev = r.loss_events()
+        if events_path:
+            np.save(events_path, ev)
+        out["why"] = _why_lost(ev, rate, n_chips * FRAME_BYTES * 8e6 / sclk_hz,
                                r.deadline_ns / 1e3)
         out["counts"] = {k: c[k] for k in ("overwritten", "late", "ring_overflow", "spi_errors")}
     return out
 
 
 def _why_lost(ev: np.ndarray, rate: int, bus_us: float, deadline_us: float) -> dict:
-    """Each loss event against the scheduler: `held_off` = the loop started running (from the
-    oldest unread DRDY edge) too late for even an instant loop to read in time (wake > deadline
-    - bus time); `wake_over_period` = it started more than a period after that edge; `runq` =
-    the thread was runnable but not running (schedstat run_delay) for at least half of that
-    wake latency, i.e. the CPU was held by another task; the rest of a held-off wake is timer or
-    hypervisor latency (the vCPU not running: steal). `by_loop` = losses where the loop woke in
-    time and its own read was too slow (the design's share). Counted per read that found a loss
-    (`reads`; one read can find overwritten conversions and be late itself)."""
+    """Each read that found a loss (`reads`; one read can find overwritten conversions and be
+    late itself), against the machine: `held_off` = the loop started running (from the oldest
+    unread DRDY edge) too late for even an instant loop to read in time (wake > deadline - bus
+    time); `interrupted` = it woke in time but its read (wake -> done, normally the bus time)
+    took over INTERRUPTED_US more than the bus time: the thread lost its CPU mid-read;
+    `slow_wake` = neither, but it woke over SLOW_WAKE_US after the edge (p99 here is tens of
+    µs) with a read a little stretched; `by_loop` = none of these (woke and read as usual, still
+    lost: the design's share).
+    `wake_over_period` = woke more than a period after the oldest unread edge; `runq` = the
+    thread was runnable but not running (schedstat run_delay since the previous read) for at
+    least half of its wake + read time, i.e. another task held the CPU; the rest of a delay is
+    timer or hypervisor latency (the vCPU not running)."""
     if ev.size == 0:
         return {"reads": 0}
     by_kind = {LOSS_KINDS[k]: int(ev["n"][ev["kind"] == k].sum()) for k in np.unique(ev["kind"])}
     lost = int(ev["n"].sum())
     ev = ev[np.unique(ev["index"], return_index=True)[1]]
     wake_us, rd_us = ev["wake_ns"] / 1e3, ev["run_delay_ns"] / 1e3
+    read_us = ev["read_ns"] / 1e3
     held = wake_us > deadline_us - bus_us
+    interrupted = ~held & (read_us > bus_us + INTERRUPTED_US)
+    slow = ~held & ~interrupted & (wake_us > SLOW_WAKE_US)
+    by_loop = ~held & ~interrupted & ~slow
     return {
         "reads": int(ev.size), "lost": lost, "by_kind": by_kind,
-        "held_off": int(held.sum()), "by_loop": int((~held).sum()),
+        "held_off": int(held.sum()), "interrupted": int(interrupted.sum()),
+        "slow_wake": int(slow.sum()), "by_loop": int(by_loop.sum()),
         "wake_over_period": int((wake_us > 1e6 / rate).sum()),
-        "runq": int(((rd_us >= 0) & (rd_us >= 0.5 * wake_us)).sum()),
+        "runq": int(((rd_us >= 0) & (rd_us >= 0.5 * (wake_us + read_us))).sum()),
+        "read_us_max": round(float(read_us.max()), 1),
         "wake_us_min_p50_max": [round(float(np.min(wake_us)), 1),
                                 round(float(np.median(wake_us)), 1),
                                 round(float(np.max(wake_us)), 1)],
@@ -235,7 +251,7 @@ def _cpu_jiffies() -> np.ndarray:
 
 def soak(seconds: float, rate: int = 4000, n_chips: int = 1, load: bool = True,
          readers: tuple[str, ...] = ("compiled", "python"), sclk_hz: int = SCLK_HZ,
-         cpu: int | None = None) -> dict[str, object]:
+         cpu: int | None = None, events_path: str = "") -> dict[str, object]:
     """Each reader for `seconds` at `rate` x 8 * n_chips channels, with `ionm demo` loading the
     machine unless `load` is False: the long loss figure. The compiled reader runs with its
     latency trace (loss events vs wake-up latency and run-queue delay: `_why_lost`); the load
@@ -250,7 +266,7 @@ def soak(seconds: float, rate: int = 4000, n_chips: int = 1, load: bool = True,
         for name in readers:
             if name == "compiled":
                 r = _compiled(rate, seconds, n_chips=n_chips, sclk_hz=sclk_hz, cpu=cpu,
-                              trace=True)
+                              trace=True, events_path=events_path)
             elif n_chips == 1 and sclk_hz == SCLK_HZ:
                 r = _python(rate, seconds)
             else:
@@ -286,6 +302,7 @@ if __name__ == "__main__":
     ap.add_argument("--cpu", type=int, default=None, help="pin the compiled reader")
     ap.add_argument("--no-load", action="store_true", help="without ionm demo")
     ap.add_argument("--readers", default="compiled,python")
+    ap.add_argument("--events", default="", help="save the compiled reader's loss events (.npy)")
     a = ap.parse_args()
     print(json.dumps(soak(a.seconds, a.rate, a.chips, not a.no_load,
-                          tuple(a.readers.split(",")), a.sclk, a.cpu)))
+                          tuple(a.readers.split(",")), a.sclk, a.cpu, a.events)))

@@ -62,6 +62,7 @@ typedef struct {
     int32_t n;            /* conversions lost */
     int64_t wake_ns;      /* the oldest unread edge (expected from the previous one) -> running */
     int64_t done_ns;      /* this read's edge -> read done */
+    int64_t read_ns;      /* the loop running -> read done (bus time, unless interrupted) */
     int64_t run_delay_ns; /* runnable-but-not-running time since the previous read (schedstat;
                              -1 without sched_trace) */
 } LossEvent;
@@ -245,10 +246,11 @@ typedef struct {
 } Reader;
 
 static void log_loss(Reader *r, int64_t index, int kind, int64_t n, int64_t wake_ns,
-                     int64_t done_ns, int64_t run_delay_ns) {
+                     int64_t done_ns, int64_t read_ns, int64_t run_delay_ns) {
     uint64_t i = atomic_load_explicit(&r->n_loss_events, memory_order_relaxed);
     if (i < LOSS_LOG)
-        r->loss_log[i] = (LossEvent){index, kind, (int32_t)n, wake_ns, done_ns, run_delay_ns};
+        r->loss_log[i] =
+            (LossEvent){index, kind, (int32_t)n, wake_ns, done_ns, read_ns, run_delay_ns};
     atomic_store_explicit(&r->n_loss_events, i + 1, memory_order_release);
 }
 
@@ -388,17 +390,18 @@ static void *reader_loop(void *arg) {
         int64_t rd = run_delay_ns(sched_fd), rd_delta = rd >= 0 && run_delay_prev >= 0 ?
                                                        rd - run_delay_prev : -1;
         run_delay_prev = rd;
-        if (jump > 1) log_loss(r, index, 1, jump - 1, wake_ns, done_ns, rd_delta);
+        int64_t read_ns = t_end - t_woke;
+        if (jump > 1) log_loss(r, index, 1, jump - 1, wake_ns, done_ns, read_ns, rd_delta);
         if (!spi_ok) {
             atomic_fetch_add(&r->n_spi_errors, 1);
             snprintf(r->error, sizeof(r->error), "SPI transfer: %s", strerror(errno));
-            log_loss(r, index, 4, 1, wake_ns, done_ns, rd_delta);
+            log_loss(r, index, 4, 1, wake_ns, done_ns, read_ns, rd_delta);
         } else if (t_end > edge_ns + (int64_t)period_est - r->guard_ns) {
             atomic_fetch_add(&r->n_late, 1); /* may hold bytes of the next conversion */
-            log_loss(r, index, 2, 1, wake_ns, done_ns, rd_delta);
+            log_loss(r, index, 2, 1, wake_ns, done_ns, read_ns, rd_delta);
         } else if (full) {
             atomic_fetch_add(&r->n_ring_overflow, 1);
-            log_loss(r, index, 3, 1, wake_ns, done_ns, rd_delta);
+            log_loss(r, index, 3, 1, wake_ns, done_ns, read_ns, rd_delta);
         } else {
             size_t slot = head % r->ring_frames;
             r->seq[slot] = index;

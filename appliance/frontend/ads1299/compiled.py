@@ -40,7 +40,7 @@ DEFAULT_PRIORITY = 40
 
 # _reader.c's LossEvent
 LOSS_EVENT = np.dtype([("index", "<i8"), ("kind", "<i4"), ("n", "<i4"), ("wake_ns", "<i8"),
-                       ("done_ns", "<i8"), ("run_delay_ns", "<i8")])
+                       ("done_ns", "<i8"), ("read_ns", "<i8"), ("run_delay_ns", "<i8")])
 LOSS_KINDS = {1: "overwritten", 2: "late", 3: "ring_overflow", 4: "spi_error"}
 
 
