@@ -116,13 +116,13 @@ def _compiled(rate: int, seconds: float, priority: int = DEFAULT_PRIORITY, n_chi
         ev = r.loss_events()
         if events_path:
             np.save(events_path, ev)
-        out["why"] = _why_lost(ev, rate, n_chips * FRAME_BYTES * 8e6 / sclk_hz,
+        out["why"] = why_lost(ev, rate, n_chips * FRAME_BYTES * 8e6 / sclk_hz,
                                r.deadline_ns / 1e3)
         out["counts"] = {k: c[k] for k in ("overwritten", "late", "ring_overflow", "spi_errors")}
     return out
 
 
-def _why_lost(ev: np.ndarray, rate: int, bus_us: float, deadline_us: float) -> dict:
+def why_lost(ev: np.ndarray, rate: int, bus_us: float, deadline_us: float) -> dict:
     """Each read that found a loss (`reads`; one read can find overwritten conversions and be
     late itself), against the machine: `held_off` = the loop started running (from the oldest
     unread DRDY edge) too late for even an instant loop to read in time (wake > deadline - bus
@@ -254,7 +254,7 @@ def soak(seconds: float, rate: int = 4000, n_chips: int = 1, load: bool = True,
          cpu: int | None = None, events_path: str = "") -> dict[str, object]:
     """Each reader for `seconds` at `rate` x 8 * n_chips channels, with `ionm demo` loading the
     machine unless `load` is False: the long loss figure. The compiled reader runs with its
-    latency trace (loss events vs wake-up latency and run-queue delay: `_why_lost`); the load
+    latency trace (loss events vs wake-up latency and run-queue delay: `why_lost`); the load
     average (min/max over the run) and the machine's CPU shares (steal = the hypervisor) are
     recorded with it. `python -m appliance.bench.acquisition SECONDS [--chips 2] [--no-load]`."""
     proc, state = _start_load(len(readers) * seconds + 20) if load else (None, "")

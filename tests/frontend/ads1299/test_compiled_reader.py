@@ -20,6 +20,7 @@ import time
 import numpy as np
 import pytest
 
+from appliance.bench.acquisition import why_lost
 from appliance.frontend.ads1299.compiled import (
     LOSS_KINDS,
     CompiledReader,
@@ -86,14 +87,22 @@ def _check_exact(counts: dict, raw: np.ndarray, seq: np.ndarray, n_chips: int) -
                          [(1, 4000, 4_000_000), (2, 4000, 4_000_000), (1, 16000, 16_000_000)],
                          ids=["4k-x8", "4k-x16", "16k-x8"])
 def test_exact_samples_and_triggers(n_chips: int, rate_hz: int, sclk_hz: int) -> None:
-    """16 kSPS needs a faster data-read clock: 27 bytes at 4 MHz take 54 of the 62.5 µs."""
-    counts, raw, seq, stamps, reader = _run(n_chips, rate_hz, 3.0, sclk_hz)
+    """16 kSPS needs a faster data-read clock: 27 bytes at 4 MHz take 54 of the 62.5 µs.
+    At 4 kSPS no loss may be the loop's own: every lost read either woke too late to read in
+    time, was interrupted mid-read, or woke > 100 µs after its edge (the machine; a read that
+    woke and ran as usual ends > 100 µs before its deadline, so a loss there is a bug, e.g. a
+    wrong deadline or period estimate)."""
+    counts, raw, seq, stamps, reader = _run(n_chips, rate_hz, 3.0, sclk_hz, sched_trace=True)
     lost = _check_exact(counts, raw, seq, n_chips)
     assert counts["ring_overflow"] == 0
     assert counts["last_seq"] >= 0.9 * 3.0 * rate_hz
     np.testing.assert_array_equal(np.diff(stamps), np.diff(seq) * round(1e9 / rate_hz))
     assert lost <= MAX_LOSS[rate_hz] * counts["last_seq"], (counts, reader.info(),
                                                              reader.wake_us())
+    if rate_hz == 4000:
+        why = why_lost(reader.loss_events(), rate_hz, n_chips * 27 * 8e6 / sclk_hz,
+                        reader.deadline_ns / 1e3)
+        assert why.get("by_loop", 0) == 0, why
 
 
 @needs_c
