@@ -342,6 +342,11 @@ class Ads1299FrontEnd:
             ring_overflow=float(counts.get("ring_overflow", 0)),
             reader_compiled=float(getattr(self.reader, "kind", "python") != "python"),
         )
+        latency = getattr(self.reader, "latency", None)  # the compiled reader's: why it lost
+        if latency is not None:
+            lat = latency()
+            self.health.extra.update(read_done_max_us=float(lat["done_us_max"]),
+                                     reads_over_250us=float(lat["over"]))
         error = getattr(self.reader, "error", None)
         if error is not None:
             self.health.last_error = f"ADS1299 reader stopped: {error}"

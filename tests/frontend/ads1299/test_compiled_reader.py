@@ -288,3 +288,25 @@ def test_start_skew_comes_off_the_compiled_deadline() -> None:
     assert frames == 0 and late > 400
     frames, late = frames_and_late(0)
     assert frames > 400 and late < frames / 10
+
+
+@needs_c
+def test_health_carries_the_compiled_readers_latency(make_frontend) -> None:
+    """The front end publishes the compiled reader's longest edge -> read-done time and the
+    reads over 250 µs (health.extra, the MQTT health topic and the case record): a 40 ms stall
+    shows as >= 40,000 µs."""
+    from appliance.service import acquisition_counts
+
+    reader = CompiledReader(1, 27, 4000, 8_000_000, backend="model", stall_at_s=0.2,
+                            stall_ms=40.0)
+    fe, _ = make_frontend(rate_hz=4000)
+    fe._reader = reader  # the model chip behind the real front end's drain/decode path
+    fe.start()
+    try:
+        for _ in range(40):
+            fe.read_block(timeout_s=0.5)
+    finally:
+        fe.close()
+    out = acquisition_counts(fe.health)
+    assert out["reader"] == "compiled" and out["read_done_max_us"] >= 40_000
+    assert out["reads_over_250us"] >= 1 and out["late_reads"] >= 1
