@@ -7,6 +7,8 @@ looks at this machine: the files the config names exist. `config.load` runs both
 
 from __future__ import annotations
 
+import math
+import os
 from pathlib import Path
 from typing import Any
 
@@ -18,6 +20,13 @@ from appliance.errors import ConfigError
 CYTON_RATE_HZ = 250
 CYTON_MAX_CHANNELS = 8
 ADC_FULL_SCALE_UV = 4.5e6  # ADS1299 at gain 1 (VREF 4.5 V): the range is this / gain
+# ADS1299 data read: 27 bytes (216 SCLK) per chip of 8 channels, one chip select each; it must
+# end before the next conversion's update, 4 tCLK (fCLK 2.048 MHz) before the next DRDY
+# (docs/ads1299.md, "Timing budget"). The bus may take at most this share of that window: the
+# rest is for the DRDY wake-up (tens of µs on a Pi, more in its tail) and the SPI driver.
+ADS1299_FRAME_SCLK = 216
+ADS1299_UPDATE_GUARD_US = 4 / 2.048
+SPI_BUS_MAX_SHARE = 0.5
 
 
 def check(cfg: Any) -> None:
@@ -43,6 +52,29 @@ def _frontend(cfg: Any) -> None:
     dup = sorted({c for c in f.channels if f.channels.count(c) > 1})
     if dup:
         raise ConfigError(f"frontend.channels: {dup[0]!r} appears twice; names pick channels.")
+    if f.kind in ("ads1299", "ads1299-emulated"):
+        _spi_read_time(f)
+
+
+def _spi_read_time(f: Any) -> None:
+    """The per-sample data reads (one frame per chip) must fit the sample period with margin:
+    a config whose reads cannot end in time would deliver nothing (every read late)."""
+    chips = -(-len(f.channels) // 8)
+    sclk = f.spi_read_speed_hz or f.spi_speed_hz
+    bus_us = chips * ADS1299_FRAME_SCLK / sclk * 1e6
+    window_us = 1e6 / f.sample_rate_hz - ADS1299_UPDATE_GUARD_US
+    if bus_us > SPI_BUS_MAX_SHARE * window_us:
+        need = chips * ADS1299_FRAME_SCLK / (SPI_BUS_MAX_SHARE * window_us) * 1e6
+        key = ("frontend.spi_read_speed_hz" if f.spi_read_speed_hz else
+               "frontend.spi_speed_hz (frontend.spi_read_speed_hz = 0: the same)")
+        raise ConfigError(
+            f"{key}: got {sclk}, allowed: at least {math.ceil(need / 1e5) / 10:.1f} MHz (up to "
+            f"20 MHz) for "
+            f"frontend.sample_rate_hz = {f.sample_rate_hz} with {len(f.channels)} "
+            f"frontend.channels ({chips} chip(s)): the reads take {bus_us:.0f} µs of the "
+            f"{window_us:.1f} µs before the next conversion, more than "
+            f"{SPI_BUS_MAX_SHARE:.0%} (the rest is for the DRDY wake-up). Set "
+            "frontend.spi_read_speed_hz, or lower the rate or the channel count.")
 
 
 def _sites(cfg: Any) -> None:
@@ -97,8 +129,9 @@ def _stimulator(cfg: Any) -> None:
 
 
 def check_files(cfg: Any) -> None:
-    """Files the config names exist (a scenario is also parsed: its errors name its keys).
-    An empty recording_path is left to the command (`ionm replay FILE` supplies it)."""
+    """Files the config names exist (a scenario is also parsed: its errors name its keys), and
+    frontend.reader_cpu is a CPU of this machine. An empty recording_path is left to the
+    command (`ionm replay FILE` supplies it)."""
     f, m = cfg.frontend, cfg.mqtt
     named = []
     if f.kind == "simulated" and f.scenario:
@@ -108,6 +141,10 @@ def check_files(cfg: Any) -> None:
     if m.enabled:
         named += [(f"mqtt.{k}", getattr(m, k)) for k in
                   ("ca_file", "cert_file", "key_file", "password_file") if getattr(m, k)]
+    cpus = os.cpu_count() or 1  # all of them: an isolcpus core is outside the default affinity
+    if f.kind in ("ads1299", "ads1299-emulated") and f.reader_cpu >= cpus:
+        raise ConfigError(f"frontend.reader_cpu: got {f.reader_cpu}, allowed: -1 or a CPU of "
+                          f"this machine (0..{cpus - 1}).")
     for key, name in named:
         if not name or not Path(name).is_file():
             raise ConfigError(f"{key}: got {name!r}, allowed: an existing file "

@@ -32,6 +32,7 @@ import numpy as np
 
 from appliance.frontend.ads1299.compiled import (
     DEFAULT_PRIORITY,
+    LOSS_KINDS,
     CompiledReader,
     ModelChip,
     compiled_available,
@@ -45,6 +46,8 @@ SCLK_HZ = 16_000_000  # a 27-byte frame in 13.5 µs: 16 kSPS needs >= ~8 MHz (do
 FRAME_BYTES = 27
 BUS_US = FRAME_BYTES * 8 / SCLK_HZ * 1e6  # the model's bus time per read, inside the cost
 TRIG = (97, 3)
+INTERRUPTED_US = 20.0  # a read this much over its bus time lost the CPU mid-read (soak)
+SLOW_WAKE_US = 100.0  # a wake-up this late is the machine's tail, not the loop (soak)
 
 
 class _TimedDrdy:
@@ -88,24 +91,73 @@ def _drain_all(reader: object, rate: int, seconds: float) -> tuple[np.ndarray, n
     return np.concatenate(raws), np.concatenate(seqs)
 
 
-def _score(raw: np.ndarray, seq: np.ndarray, first_seqno: int, last_seq: int) -> dict:
-    want = model_pattern(seq + first_seqno - 1, 1, FRAME_BYTES, *TRIG)
+def _score(raw: np.ndarray, seq: np.ndarray, first_seqno: int, last_seq: int,
+           n_chips: int = 1) -> dict:
+    want = model_pattern(seq + first_seqno - 1, n_chips, FRAME_BYTES, *TRIG)
     wrong = int(np.count_nonzero((raw != want).any(axis=1))) if len(seq) else 0
     wrong += int(np.count_nonzero(np.diff(seq) <= 0))  # duplicates / reordering
     total = last_seq + 1
     return {"lost": total - len(seq), "total": total, "wrong": wrong}
 
 
-def _compiled(rate: int, seconds: float, priority: int = DEFAULT_PRIORITY) -> dict:
-    r = CompiledReader(1, FRAME_BYTES, rate, SCLK_HZ, backend="model", priority=priority,
-                       trigger_period=TRIG[0], trigger_width=TRIG[1])
+def _compiled(rate: int, seconds: float, priority: int = DEFAULT_PRIORITY, n_chips: int = 1,
+              sclk_hz: int = SCLK_HZ, cpu: int | None = None, trace: bool = False,
+              events_path: str = "") -> dict:
+    r = CompiledReader(n_chips, FRAME_BYTES, rate, sclk_hz, backend="model", priority=priority,
+                       trigger_period=TRIG[0], trigger_width=TRIG[1], cpu=cpu, sched_trace=trace)
     r.start()
     raw, seq = _drain_all(r, rate, seconds)
     c = r.counts()
-    out = _score(raw, seq, c["first_seqno"], c["last_seq"])
+    out = _score(raw, seq, c["first_seqno"], c["last_seq"], n_chips)
     out["cost_us"], out["wake_us"] = r.cost_us(), r.wake_us()
     out["sched"] = str(r.info()["sched"])
+    if trace:
+        out["latency"] = r.latency()
+        ev = r.loss_events()
+        if events_path:
+            np.save(events_path, ev)
+        out["why"] = why_lost(ev, rate, n_chips * FRAME_BYTES * 8e6 / sclk_hz,
+                               r.deadline_ns / 1e3)
+        out["counts"] = {k: c[k] for k in ("overwritten", "late", "ring_overflow", "spi_errors")}
     return out
+
+
+def why_lost(ev: np.ndarray, rate: int, bus_us: float, deadline_us: float) -> dict:
+    """Each read that found a loss (`reads`; one read can find overwritten conversions and be
+    late itself), against the machine: `held_off` = the loop started running (from the oldest
+    unread DRDY edge) too late for even an instant loop to read in time (wake > deadline - bus
+    time); `interrupted` = it woke in time but its read (wake -> done, normally the bus time)
+    took over INTERRUPTED_US more than the bus time: the thread lost its CPU mid-read;
+    `slow_wake` = neither, but it woke over SLOW_WAKE_US after the edge (p99 here is tens of
+    µs) with a read a little stretched; `by_loop` = none of these (woke and read as usual, still
+    lost: the design's share).
+    `wake_over_period` = woke more than a period after the oldest unread edge; `runq` = the
+    thread was runnable but not running (schedstat run_delay since the previous read) for at
+    least half of its wake + read time, i.e. another task held the CPU; the rest of a delay is
+    timer or hypervisor latency (the vCPU not running)."""
+    if ev.size == 0:
+        return {"reads": 0}
+    by_kind = {LOSS_KINDS[k]: int(ev["n"][ev["kind"] == k].sum()) for k in np.unique(ev["kind"])}
+    lost = int(ev["n"].sum())
+    ev = ev[np.unique(ev["index"], return_index=True)[1]]
+    wake_us, rd_us = ev["wake_ns"] / 1e3, ev["run_delay_ns"] / 1e3
+    read_us = ev["read_ns"] / 1e3
+    held = wake_us > deadline_us - bus_us
+    interrupted = ~held & (read_us > bus_us + INTERRUPTED_US)
+    slow = ~held & ~interrupted & (wake_us > SLOW_WAKE_US)
+    by_loop = ~held & ~interrupted & ~slow
+    return {
+        "reads": int(ev.size), "lost": lost, "by_kind": by_kind,
+        "held_off": int(held.sum()), "interrupted": int(interrupted.sum()),
+        "slow_wake": int(slow.sum()), "by_loop": int(by_loop.sum()),
+        "wake_over_period": int((wake_us > 1e6 / rate).sum()),
+        "runq": int(((rd_us >= 0) & (rd_us >= 0.5 * (wake_us + read_us))).sum()),
+        "read_us_max": round(float(read_us.max()), 1),
+        "wake_us_min_p50_max": [round(float(np.min(wake_us)), 1),
+                                round(float(np.median(wake_us)), 1),
+                                round(float(np.max(wake_us)), 1)],
+        "run_delay_us_p50": round(float(np.median(rd_us)), 1),
+    }
 
 
 def _compiled_normal(rate: int, seconds: float) -> dict:
@@ -191,25 +243,66 @@ def run(quick: bool = False) -> dict[str, float | str]:
     return res
 
 
-def soak(seconds: float, rate: int = 4000) -> dict[str, dict]:
-    """Both readers for `seconds` each at `rate` with `ionm demo` loading the machine: the
-    long loss figure (`python -m appliance.bench.acquisition SECONDS`)."""
-    proc, state = _start_load(2 * seconds + 20)
-    out: dict[str, dict] = {}
+def _cpu_jiffies() -> np.ndarray:
+    """/proc/stat's first line: user nice system idle iowait irq softirq steal."""
+    with open("/proc/stat") as f:
+        return np.array(f.readline().split()[1:9], dtype=np.int64)
+
+
+def soak(seconds: float, rate: int = 4000, n_chips: int = 1, load: bool = True,
+         readers: tuple[str, ...] = ("compiled", "python"), sclk_hz: int = SCLK_HZ,
+         cpu: int | None = None, events_path: str = "") -> dict[str, object]:
+    """Each reader for `seconds` at `rate` x 8 * n_chips channels, with `ionm demo` loading the
+    machine unless `load` is False: the long loss figure. The compiled reader runs with its
+    latency trace (loss events vs wake-up latency and run-queue delay: `why_lost`); the load
+    average (min/max over the run) and the machine's CPU shares (steal = the hypervisor) are
+    recorded with it. `python -m appliance.bench.acquisition SECONDS [--chips 2] [--no-load]`."""
+    proc, state = _start_load(len(readers) * seconds + 20) if load else (None, "")
+    out: dict[str, object] = {"rate": rate, "channels": 8 * n_chips, "sclk_hz": sclk_hz,
+                              "seconds": seconds, "load": "ionm demo" if proc else "none"}
+    loadavg = [os.getloadavg()[0]]
+    jiffies = _cpu_jiffies()
     try:
-        for name, fn in (("compiled", _compiled), ("python", _python)):
-            r = fn(rate, seconds)
-            out[name] = {k: r[k] for k in ("lost", "total", "wrong")}
-            out[name]["lost_ppm"] = round(1e6 * r["lost"] / max(1, r["total"]), 1)
+        for name in readers:
+            if name == "compiled":
+                r = _compiled(rate, seconds, n_chips=n_chips, sclk_hz=sclk_hz, cpu=cpu,
+                              trace=True, events_path=events_path)
+            elif n_chips == 1 and sclk_hz == SCLK_HZ:
+                r = _python(rate, seconds)
+            else:
+                raise ValueError("the Python reader soak runs 1 chip at SCLK_HZ only")
+            loadavg.append(os.getloadavg()[0])
+            res = {k: r[k] for k in ("lost", "total", "wrong", "latency", "why", "counts",
+                                     "sched") if k in r}
+            res["lost_ppm"] = round(1e6 * r["lost"] / max(1, r["total"]), 1)
+            out[name] = res
     finally:
         if proc is not None:
             proc.terminate()
             proc.wait(10)
-        shutil.rmtree(state, ignore_errors=True)
+        if state:
+            shutil.rmtree(state, ignore_errors=True)
+    d = _cpu_jiffies() - jiffies
+    out["cpu_share"] = {k: round(float(v / max(1, d.sum())), 3) for k, v in
+                        zip(("user", "nice", "system", "idle", "iowait", "irq", "softirq",
+                             "steal"), d, strict=True)}
+    out["loadavg_1min"] = [round(min(loadavg), 2), round(max(loadavg), 2)]
     return out
 
 
 if __name__ == "__main__":
+    import argparse
     import json
 
-    print(json.dumps(soak(float(sys.argv[1]) if len(sys.argv) > 1 else 120.0)))
+    ap = argparse.ArgumentParser(description=soak.__doc__)
+    ap.add_argument("seconds", type=float, nargs="?", default=120.0)
+    ap.add_argument("--rate", type=int, default=4000)
+    ap.add_argument("--chips", type=int, default=1, choices=(1, 2))
+    ap.add_argument("--sclk", type=int, default=SCLK_HZ, help="data-read SCLK, Hz")
+    ap.add_argument("--cpu", type=int, default=None, help="pin the compiled reader")
+    ap.add_argument("--no-load", action="store_true", help="without ionm demo")
+    ap.add_argument("--readers", default="compiled,python")
+    ap.add_argument("--events", default="", help="save the compiled reader's loss events (.npy)")
+    a = ap.parse_args()
+    print(json.dumps(soak(a.seconds, a.rate, a.chips, not a.no_load,
+                          tuple(a.readers.split(",")), a.sclk, a.cpu, a.events)))

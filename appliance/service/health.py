@@ -23,6 +23,9 @@ def acquisition_counts(h: Any) -> dict[str, Any]:
     for key in ("overwritten", "late_reads", "ring_overflow"):
         if key in extra:
             out[key] = int(extra[key])
+    if "read_done_max_us" in extra:  # the compiled reader's latency (why samples were lost)
+        out["read_done_max_us"] = round(float(extra["read_done_max_us"]), 1)
+        out["reads_over_250us"] = int(extra["reads_over_250us"])
     if "reader_compiled" in extra:
         out["reader"] = "compiled" if extra["reader_compiled"] else "python"
         if not extra["reader_compiled"] and compiled_unavailable_reason():

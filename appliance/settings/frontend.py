@@ -20,7 +20,18 @@ class FrontendSettings:
     port: str = field("", help="serial port for kind=cyton, e.g. /dev/ttyUSB0")
     spi_bus: int = field(0, min=0, max=6)
     spi_device: int = field(0, min=0, max=3)
-    spi_speed_hz: int = field(2_000_000, min=100_000, max=20_000_000)
+    spi_speed_hz: int = field(
+        2_000_000, min=100_000, max=20_000_000,
+        help="SCLK for commands and registers (RREG/WREG bytes go back to back: <= 4 MHz)")
+    spi_read_speed_hz: int = field(
+        0, min=100_000, max=20_000_000, special={0: "same as spi_speed_hz"},
+        help="SCLK for the per-sample data reads (ADS1299: up to 20 MHz; 16 kSPS needs >= 8 MHz)")
+    reader_cpu: int = field(
+        -1, min=0, max=1023, special={-1: "not pinned"},
+        help="CPU the ADS1299 reader thread is pinned to (an isolcpus core), -1: any")
+    faithful_emulator: bool = field(
+        True, help="ads1299-emulated with realtime: the chip on its own clock (overwrites, "
+        "mixed late reads, SPI bus time); false: the step-wise emulator")
     drdy_pin: int = field(26, min=0, max=27, help="BCM pin of DRDY (PiEEG: 26)")
     scenario: str = field("", help="scenario TOML for kind=simulated (empty: stable patient)")
     seed: int = field(1, min=0, max=2**32 - 1, help="random seed of the simulated patient")

@@ -111,8 +111,9 @@ def invalid(leaf: Leaf) -> st.SearchStrategy[Any]:
     if tp is str:
         return not_a_string
     if tp is int:
-        return st.one_of(st.integers(max_value=lo - 1), st.integers(min_value=hi + 1),
-                         st.just(1.5), st.text(max_size=4), st.booleans())
+        return st.one_of(st.integers(max_value=lo - 1).filter(lambda v: v not in special),
+                         st.integers(min_value=hi + 1), st.just(1.5), st.text(max_size=4),
+                         st.booleans())
     if tp is float:
         out_of_range = st.one_of(
             st.floats(max_value=lo, exclude_max=True, allow_nan=False, allow_infinity=False),

@@ -14,6 +14,9 @@ ALARM = "ssep.amplitude:L median:C4'-Fz"
 def test_e2e_ads1299_emulator_ssep_drop_turns_red_within_1_s(tmp_path: Path, notify) -> None:
     d = config_dict(tmp_path, None, realtime=True)
     d["frontend"]["kind"] = "ads1299-emulated"
+    # step-wise: zero missed samples is asserted below, and the faithful chip clock loses some to
+    # this shared machine's scheduling (counted; tests/frontend/ads1299/test_ads1299_faithful.py)
+    d["frontend"]["faithful_emulator"] = False
     d["frontend"]["channels"] = [*CHANNELS, "X6", "X7", "X8"]  # the chip's 8 inputs
     app, backend, runner = start_appliance(d, tmp_path)
     try:

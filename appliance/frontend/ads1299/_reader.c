@@ -52,6 +52,20 @@
 #define HIST_BINS 80000 /* 50 ns bins up to 4 ms; the last bin holds everything slower */
 #define SPI_MODE_ADS1299 SPI_MODE_1
 #define CLOCK_TOLERANCE 0.05 /* the chip's oscillator vs CLOCK_MONOTONIC: a generous bound */
+#define LOSS_LOG 65536       /* loss events kept (the first ones; `loss_events_dropped` counts more) */
+
+/* One loss event (overwritten conversions, a late read, a full ring, an SPI error), for telling
+ * the scheduler's share from the loop's (bench/acquisition.py soak). */
+typedef struct {
+    int64_t index;        /* sample index of the read that found the loss */
+    int32_t kind;         /* 1 overwritten, 2 late, 3 ring_overflow, 4 spi_error */
+    int32_t n;            /* conversions lost */
+    int64_t wake_ns;      /* the oldest unread edge (expected from the previous one) -> running */
+    int64_t done_ns;      /* this read's edge -> read done */
+    int64_t read_ns;      /* the loop running -> read done (bus time, unless interrupted) */
+    int64_t run_delay_ns; /* runnable-but-not-running time since the previous read (schedstat;
+                             -1 without sched_trace) */
+} LossEvent;
 
 static int64_t mono_ns(void) {
     struct timespec ts;
@@ -222,7 +236,34 @@ typedef struct {
     char error[200];
     uint32_t *hist; /* per-sample loop cost: from the edge wait returning to the next wait */
     uint32_t *wake_hist; /* wake-up latency: DRDY edge timestamp to the wait returning */
+    uint32_t *done_hist; /* DRDY edge timestamp to the read done (what the deadline checks) */
+    _Atomic int64_t done_max_ns;
+    int64_t over_ns; /* threshold for n_over (default 250 µs: a period at 4 kSPS) */
+    _Atomic uint64_t n_over;
+    int sched_trace; /* read /proc/thread-self/schedstat per sample for LossEvent.run_delay_ns */
+    LossEvent *loss_log;
+    _Atomic uint64_t n_loss_events;
 } Reader;
+
+static void log_loss(Reader *r, int64_t index, int kind, int64_t n, int64_t wake_ns,
+                     int64_t done_ns, int64_t read_ns, int64_t run_delay_ns) {
+    uint64_t i = atomic_load_explicit(&r->n_loss_events, memory_order_relaxed);
+    if (i < LOSS_LOG)
+        r->loss_log[i] =
+            (LossEvent){index, kind, (int32_t)n, wake_ns, done_ns, read_ns, run_delay_ns};
+    atomic_store_explicit(&r->n_loss_events, i + 1, memory_order_release);
+}
+
+/* The calling thread's run-queue delay (ns runnable but not running, schedstat field 2), or -1. */
+static int64_t run_delay_ns(int fd) {
+    char buf[96];
+    if (fd < 0) return -1;
+    ssize_t n = pread(fd, buf, sizeof(buf) - 1, 0);
+    if (n <= 0) return -1;
+    buf[n] = 0;
+    long long on_cpu = 0, delay = -1;
+    return sscanf(buf, "%lld %lld", &on_cpu, &delay) == 2 ? (int64_t)delay : -1;
+}
 
 static int kernel_wait(Reader *r, int timeout_ms, int64_t *seqno, int64_t *ts_ns) {
     struct pollfd p = {.fd = r->line_fd, .events = POLLIN};
@@ -264,6 +305,8 @@ static void *reader_loop(void *arg) {
     const double period_lo = r->period_ns * (1 - CLOCK_TOLERANCE),
                  period_hi = r->period_ns * (1 + CLOCK_TOLERANCE);
     int64_t stall_due = r->stall_ns > 0 ? m->t0_ns + r->stall_at_ns : INT64_MAX;
+    int sched_fd = r->sched_trace ? open("/proc/thread-self/schedstat", O_RDONLY | O_CLOEXEC) : -1;
+    int64_t run_delay_prev = run_delay_ns(sched_fd);
     prctl(PR_SET_TIMERSLACK, 1UL); /* the model's timed wake stands for an interrupt: no slack */
     while (atomic_load_explicit(&r->running, memory_order_relaxed)) {
         if (t_woke) {
@@ -309,6 +352,8 @@ static void *reader_loop(void *arg) {
             jump = jump_ts;
         }
         if (jump > 1) atomic_fetch_add(&r->n_overwritten, jump - 1);
+        /* from the oldest edge not yet read (one period after the last one read) */
+        int64_t wake_ns = t_woke - (last_ts + (int64_t)period_est);
         /* an edge stamped late (when the line was unmasked) would move the deadline past the
          * update: after a short jump, trust the previous edge + the periods instead (short: so
          * an error in the period estimate does not add up) */
@@ -336,14 +381,27 @@ static void *reader_loop(void *arg) {
             else if (kernel_xfer(r, c, dst + c * fb, fb) < 0)
                 spi_ok = 0;
         }
-        int64_t t_end = mono_ns();
+        int64_t t_end = mono_ns(), done_ns = t_end - edge_ns;
+        int64_t dbin = done_ns / HIST_BIN_NS;
+        r->done_hist[dbin < 0 ? 0 : dbin < HIST_BINS - 1 ? dbin : HIST_BINS - 1]++;
+        if (done_ns > atomic_load_explicit(&r->done_max_ns, memory_order_relaxed))
+            atomic_store_explicit(&r->done_max_ns, done_ns, memory_order_relaxed);
+        if (done_ns > r->over_ns) atomic_fetch_add(&r->n_over, 1);
+        int64_t rd = run_delay_ns(sched_fd), rd_delta = rd >= 0 && run_delay_prev >= 0 ?
+                                                       rd - run_delay_prev : -1;
+        run_delay_prev = rd;
+        int64_t read_ns = t_end - t_woke;
+        if (jump > 1) log_loss(r, index, 1, jump - 1, wake_ns, done_ns, read_ns, rd_delta);
         if (!spi_ok) {
             atomic_fetch_add(&r->n_spi_errors, 1);
             snprintf(r->error, sizeof(r->error), "SPI transfer: %s", strerror(errno));
+            log_loss(r, index, 4, 1, wake_ns, done_ns, read_ns, rd_delta);
         } else if (t_end > edge_ns + (int64_t)period_est - r->guard_ns) {
             atomic_fetch_add(&r->n_late, 1); /* may hold bytes of the next conversion */
+            log_loss(r, index, 2, 1, wake_ns, done_ns, read_ns, rd_delta);
         } else if (full) {
             atomic_fetch_add(&r->n_ring_overflow, 1);
+            log_loss(r, index, 3, 1, wake_ns, done_ns, read_ns, rd_delta);
         } else {
             size_t slot = head % r->ring_frames;
             r->seq[slot] = index;
@@ -353,6 +411,7 @@ static void *reader_loop(void *arg) {
         }
         atomic_store_explicit(&r->last_seq, index, memory_order_relaxed);
     }
+    if (sched_fd >= 0) close(sched_fd);
     return NULL;
 }
 
@@ -487,7 +546,7 @@ static PyObject *Reader_new(PyTypeObject *type, PyObject *args, PyObject *kw) {
                              "ring_frames", "gpiochip", "drdy_line", "spi_paths", "priority",
                              "cpu", "guard_ns", "trigger_period", "trigger_width", "stall_at_s",
                              "stall_ms", "spin_us", "reverse_read", "coalesce_at_s", "coalesce_n",
-                             "line_fd", "clock_error", NULL};
+                             "line_fd", "clock_error", "over_ns", "sched_trace", NULL};
     const char *backend = "model", *gpiochip = "/dev/gpiochip0";
     int n_chips = 1, frame_bytes = 27, priority = 0, cpu = -1, reverse_read = 0;
     double rate_hz = 4000, sclk_hz = 4e6, stall_at_s = 0, stall_ms = 0, spin_us = 0;
@@ -495,16 +554,19 @@ static PyObject *Reader_new(PyTypeObject *type, PyObject *args, PyObject *kw) {
     long coalesce_n = 0;
     int line_fd = -1;
     double clock_error = 0;
+    long long over_ns = 250000;
+    int sched_trace = 0;
     Py_ssize_t ring_frames = 65536;
     unsigned int drdy_line = 0;
     long long guard_ns = 0;
     long trig_period = 0, trig_width = 1;
     PyObject *spi_paths = NULL;
-    if (!PyArg_ParseTupleAndKeywords(args, kw, "|siiddnsIOiiLlldddpdlid", kwlist, &backend, &n_chips,
+    if (!PyArg_ParseTupleAndKeywords(args, kw, "|siiddnsIOiiLlldddpdlidLp", kwlist, &backend, &n_chips,
                                      &frame_bytes, &rate_hz, &sclk_hz, &ring_frames, &gpiochip,
                                      &drdy_line, &spi_paths, &priority, &cpu, &guard_ns,
                                      &trig_period, &trig_width, &stall_at_s, &stall_ms, &spin_us, &reverse_read,
-                                     &coalesce_at_s, &coalesce_n, &line_fd, &clock_error))
+                                     &coalesce_at_s, &coalesce_n, &line_fd, &clock_error,
+                                     &over_ns, &sched_trace))
         return NULL;
     Reader *r = (Reader *)type->tp_alloc(type, 0);
     if (!r) return NULL;
@@ -574,7 +636,12 @@ static PyObject *Reader_new(PyTypeObject *type, PyObject *args, PyObject *kw) {
     r->drdy_ns = PyMem_Calloc(r->ring_frames, sizeof(int64_t));
     r->hist = PyMem_Calloc(HIST_BINS, sizeof(uint32_t));
     r->wake_hist = PyMem_Calloc(HIST_BINS, sizeof(uint32_t));
-    if (!r->raw || !r->seq || !r->drdy_ns || !r->hist || !r->wake_hist) {
+    r->done_hist = PyMem_Calloc(HIST_BINS, sizeof(uint32_t));
+    r->loss_log = PyMem_Calloc(LOSS_LOG, sizeof(LossEvent));
+    r->over_ns = over_ns;
+    r->sched_trace = sched_trace;
+    if (!r->raw || !r->seq || !r->drdy_ns || !r->hist || !r->wake_hist || !r->done_hist ||
+        !r->loss_log) {
         PyErr_NoMemory();
         goto fail;
     }
@@ -598,6 +665,8 @@ static void Reader_dealloc(Reader *r) {
     PyMem_Free(r->drdy_ns);
     PyMem_Free(r->hist);
     PyMem_Free(r->wake_hist);
+    PyMem_Free(r->done_hist);
+    PyMem_Free(r->loss_log);
     Py_TYPE(r)->tp_free((PyObject *)r);
 }
 
@@ -722,6 +791,24 @@ static PyObject *Reader_wake_hist(Reader *r, PyObject *Py_UNUSED(ignored)) {
     return PyBytes_FromStringAndSize((const char *)r->wake_hist, HIST_BINS * sizeof(uint32_t));
 }
 
+static PyObject *Reader_done_hist(Reader *r, PyObject *Py_UNUSED(ignored)) {
+    return PyBytes_FromStringAndSize((const char *)r->done_hist, HIST_BINS * sizeof(uint32_t));
+}
+
+/* latency() -> {"done_max_ns", "over_ns", "over", "loss_events"}; loss_events() -> bytes of
+ * LossEvent records (the first LOSS_LOG) */
+static PyObject *Reader_latency(Reader *r, PyObject *Py_UNUSED(ignored)) {
+    return Py_BuildValue("{s:L,s:L,s:K,s:K}", "done_max_ns", (long long)r->done_max_ns,
+                         "over_ns", (long long)r->over_ns, "over", (unsigned long long)r->n_over,
+                         "loss_events", (unsigned long long)r->n_loss_events);
+}
+
+static PyObject *Reader_loss_events(Reader *r, PyObject *Py_UNUSED(ignored)) {
+    uint64_t n = atomic_load_explicit(&r->n_loss_events, memory_order_acquire);
+    if (n > LOSS_LOG) n = LOSS_LOG;
+    return PyBytes_FromStringAndSize((const char *)r->loss_log, (Py_ssize_t)(n * sizeof(LossEvent)));
+}
+
 static PyMethodDef Reader_methods[] = {
     {"start", (PyCFunction)Reader_start, METH_NOARGS, "open the backend and start the thread"},
     {"stop", (PyCFunction)Reader_stop, METH_NOARGS, "stop the thread (fds stay open)"},
@@ -734,6 +821,9 @@ static PyMethodDef Reader_methods[] = {
     {"info", (PyCFunction)Reader_info, METH_NOARGS, "backend, scheduling, last error"},
     {"cost_hist", (PyCFunction)Reader_cost_hist, METH_NOARGS, "per-sample cost histogram"},
     {"wake_hist", (PyCFunction)Reader_wake_hist, METH_NOARGS, "edge-to-wake latency histogram"},
+    {"done_hist", (PyCFunction)Reader_done_hist, METH_NOARGS, "edge-to-read-done histogram"},
+    {"latency", (PyCFunction)Reader_latency, METH_NOARGS, "read-done max, count over, losses"},
+    {"loss_events", (PyCFunction)Reader_loss_events, METH_NOARGS, "LossEvent records as bytes"},
     {NULL, NULL, 0, NULL}};
 
 static PyTypeObject ReaderType = {

@@ -38,6 +38,12 @@ except ImportError as e:  # no compiler or headers at install time, or not Linux
 DEFAULT_PRIORITY = 40
 
 
+# _reader.c's LossEvent
+LOSS_EVENT = np.dtype([("index", "<i8"), ("kind", "<i4"), ("n", "<i4"), ("wake_ns", "<i8"),
+                       ("done_ns", "<i8"), ("read_ns", "<i8"), ("run_delay_ns", "<i8")])
+LOSS_KINDS = {1: "overwritten", 2: "late", 3: "ring_overflow", 4: "spi_error"}
+
+
 def compiled_available() -> bool:
     return _reader is not None
 
@@ -64,7 +70,12 @@ class CompiledReader:
     Model-only knobs: trigger_period/_width (GPIO1 schedule), stall_at_s/stall_ms (the thread
     sleeps once), coalesce_at_s/coalesce_n (n edges folded into the next event, stamped late),
     clock_error (the chip's period is (1 + clock_error) x nominal; the reader measures it),
-    spin_us (spin instead of sleeping for the last µs before an edge)."""
+    spin_us (spin instead of sleeping for the last µs before an edge).
+
+    Latency evidence (why samples are lost): `latency()` (edge -> read done: p50/p99/max, count
+    over `over_ns`), `loss_events()` (one record per loss: LOSS_EVENT dtype); `sched_trace`
+    reads the thread's run-queue delay (/proc/thread-self/schedstat) after every read, off the
+    deadline path, for `run_delay_ns`."""
 
     kind = "compiled"  # health and selftest say which reader ran (reader.py: "python")
 
@@ -75,7 +86,8 @@ class CompiledReader:
                  cpu: int | None = None, reverse_read: bool = False,
                  trigger_period: int = 0, trigger_width: int = 1, stall_at_s: float = 0.0,
                  stall_ms: float = 0.0, spin_us: float = 0.0, coalesce_at_s: float = -1.0,
-                 coalesce_n: int = 0, line_fd: int = -1, clock_error: float = 0.0) -> None:
+                 coalesce_n: int = 0, line_fd: int = -1, clock_error: float = 0.0,
+                 over_ns: int = 250_000, sched_trace: bool = False) -> None:
         _require()
         self.sample_bytes = n_chips * frame_bytes
         self.sample_rate_hz = float(sample_rate_hz)
@@ -90,7 +102,7 @@ class CompiledReader:
             trigger_period=trigger_period, trigger_width=trigger_width, stall_at_s=stall_at_s,
             stall_ms=stall_ms, spin_us=spin_us, reverse_read=reverse_read,
             coalesce_at_s=coalesce_at_s, coalesce_n=coalesce_n, line_fd=line_fd,
-            clock_error=clock_error,
+            clock_error=clock_error, over_ns=int(over_ns), sched_trace=bool(sched_trace),
         )
 
     @property
@@ -137,6 +149,19 @@ class CompiledReader:
         """(p50, p99) µs from the DRDY edge's timestamp to the loop running."""
         return _percentiles_us(self._r.wake_hist())
 
+    def latency(self) -> dict[str, float]:
+        """From the DRDY edge to the read done (what the deadline checks): done_us_p50/_p99,
+        done_us_max, `over` (reads done later than over_us after their edge), loss_events."""
+        lat = self._r.latency()
+        p50, p99 = _percentiles_us(self._r.done_hist())
+        return {"done_us_p50": p50, "done_us_p99": p99, "done_us_max": lat["done_max_ns"] / 1e3,
+                "over_us": lat["over_ns"] / 1e3, "over": lat["over"],
+                "loss_events": lat["loss_events"]}
+
+    def loss_events(self) -> np.ndarray:
+        """The first 65536 loss events (LOSS_EVENT records; kind: LOSS_KINDS)."""
+        return np.frombuffer(self._r.loss_events(), LOSS_EVENT)
+
 
 def compiled_reader_for(fe: object) -> CompiledReader | None:
     """The compiled reader for an `Ads1299FrontEnd` on real hardware: its chips' spidevs, read
@@ -150,8 +175,9 @@ def compiled_reader_for(fe: object) -> CompiledReader | None:
         return None
     return CompiledReader(
         len(chips), chips[0].frame_bytes, fe.sample_rate_hz,  # type: ignore[attr-defined]
-        chips[0].spi.max_speed_hz, backend="kernel", spi_paths=paths, line_fd=int(req.fd),
-        reverse_read=True)
+        getattr(fe, "read_speed_hz", 0) or chips[0].spi.max_speed_hz, backend="kernel",
+        spi_paths=paths, line_fd=int(req.fd), reverse_read=True,
+        cpu=getattr(fe, "reader_cpu", None))
 
 
 def _percentiles_us(hist: bytes) -> tuple[float, float]:
@@ -218,7 +244,7 @@ class _ModelSpi:
     def __init__(self, model: object, chip: int, speed_hz: int) -> None:
         self._m, self._chip, self.max_speed_hz = model, chip, speed_hz
 
-    def xfer2(self, data: list[int]) -> list[int]:
+    def xfer2(self, data: list[int], speed_hz: int = 0) -> list[int]:  # the model's SCLK
         return list(self._m.xfer(self._chip, len(data)))  # type: ignore[attr-defined]
 
     def readbytes(self, n: int) -> list[int]:

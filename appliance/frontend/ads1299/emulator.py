@@ -83,6 +83,7 @@ class Ads1299Emulator:
         self.chip_id = chip_id
         self.mode = 1
         self.max_speed_hz = 2_000_000
+        self._sclk_hz = self.max_speed_hz  # of the transfer under way (xfer2's speed_hz)
         self.faults = Faults()
         self.lead_off_p = np.zeros(N_CH, bool)  # electrode really off (set by tests/scenarios)
         self.lead_off_n = np.zeros(N_CH, bool)
@@ -162,13 +163,15 @@ class Ads1299Emulator:
         self.invalidate()
 
     # -- SPI surface -----------------------------------------------------------------------
-    def xfer2(self, data: list[int]) -> list[int]:
+    def xfer2(self, data: list[int], speed_hz: int = 0) -> list[int]:
+        """One transfer at speed_hz (0: max_speed_hz), as spidev's per-transfer speed."""
         if self.closed:
             raise OSError(f"emulated ADS1299 #{self.index + 1}: SPI device is closed")
         self.transactions += 1
         board = self.board
         t_in_ns = time.monotonic_ns()
         t0 = board.now
+        self._sclk_hz = speed_hz or self.max_speed_hz
         self._load_output()
         if self.rdatac and not self._parse and not any(data):  # fast path: a data read
             n = len(data)
@@ -180,7 +183,7 @@ class Ads1299Emulator:
             out = [self._byte(b) for b in data]
         if board.faithful:  # the bus is busy for 8 SCLK per byte; a chip computes for free
             board.pause_ns(time.monotonic_ns() - t_in_ns, board.ns(t0))
-            board.spin_until_ns(board.ns(t0) + len(data) * 8 * 1_000_000_000 // self.max_speed_hz)
+            board.spin_until_ns(board.ns(t0) + len(data) * 8 * 1_000_000_000 // self._sclk_hz)
         self._parse = []  # CS high resets the serial interface (ends a partial command)
         if self.mode != 1:  # wrong clock phase: the host samples MISO one bit late
             v = int.from_bytes(bytes(out), "big") >> 1
@@ -198,7 +201,7 @@ class Ads1299Emulator:
             return
         k = self._out_conv
         update = self.conversion_time(k + 1) - UPDATE_TCLK
-        ticks_per_byte = 8 * F_CLK_HZ / self.max_speed_hz
+        ticks_per_byte = 8 * F_CLK_HZ / self._sclk_hz
         first_new = max(0, int((update - t0) // ticks_per_byte))
         if first_new >= len(out):
             return
@@ -234,7 +237,7 @@ class Ads1299Emulator:
             else:
                 self._command(b)
             return miso
-        if self.max_speed_hz > MAX_BACK_TO_BACK_SCLK_HZ:
+        if self._sclk_hz > MAX_BACK_TO_BACK_SCLK_HZ:
             b = 0x00  # the decoder needs 4 tCLK per byte: a byte right behind another is lost
         p.append(b)
         op, addr, count = p[0] & 0xE0, p[0] & 0x1F, p[1] + 1

@@ -64,7 +64,8 @@ class Ads1299FrontEnd:
                  lead_off: bool = True, sleep: Callable[[float], None] = time.sleep,
                  device_names: tuple[str, ...] | None = None, stall_s: float = STALL_S,
                  board: EmulatedBoard | None = None, recover: bool = True,
-                 reader: FrameReader | None = None, drdy_pin: int | None = None) -> None:
+                 reader: FrameReader | None = None, drdy_pin: int | None = None,
+                 read_speed_hz: int = 0, reader_cpu: int | None = None) -> None:
         n_chips = math.ceil(len(channel_names) / N_CHIP_CHANNELS)
         if not 1 <= n_chips <= MAX_CHIPS or len(spis) < n_chips:
             raise ConfigError(
@@ -95,6 +96,8 @@ class Ads1299FrontEnd:
         self._consumer_tid: int | None = None
         self.start_skew_ns = 0  # how far chip 2's conversions may run ahead of chip 1's
         self.drdy_pin = drdy_pin
+        self.read_speed_hz = read_speed_hz  # SCLK of the data reads; 0: the devices' own
+        self.reader_cpu = reader_cpu
         self._rate_probe: tuple[int, int, int, int] | None = None  # seq/ns of first, last edge
         self._buf = bytearray()
         self._seqs: list[int] = []
@@ -115,13 +118,18 @@ class Ads1299FrontEnd:
         if n_chips > MAX_CHIPS:
             raise ConfigError(f"frontend.channels: got {len(fe.channels)} names, allowed: 1..16 "
                               "for ADS1299 (two chips of 8).")
-        common = dict(sample_rate_hz=fe.sample_rate_hz, gain=fe.gain, block_ms=fe.block_ms)
+        common = dict(sample_rate_hz=fe.sample_rate_hz, gain=fe.gain, block_ms=fe.block_ms,
+                      read_speed_hz=fe.spi_read_speed_hz,
+                      reader_cpu=fe.reader_cpu if fe.reader_cpu >= 0 else None)
         if emulated:
             from appliance.frontend.ads1299.emulator import EmulatedBoard
             from appliance.frontend.ads1299.sources import patient_source
 
+            # faithful: the chip on its own clock, so the read loop meets the chip's timing; it
+            # needs real time (the step-wise emulator serves `--fast` and realtime = false)
             board = EmulatedBoard(patient_source(cfg), fe.sample_rate_hz, n_chips=n_chips,
-                                  seed=fe.seed, realtime=fe.realtime)
+                                  seed=fe.seed, realtime=fe.realtime,
+                                  faithful=fe.realtime and fe.faithful_emulator)
             for chip in board.chips:  # too fast a clock fails in emulation as on the bus
                 chip.max_speed_hz = fe.spi_speed_hz
             spis: list[SpiDevice] = list(board.chips)
@@ -161,7 +169,7 @@ class Ads1299FrontEnd:
             self._reader = PythonFrameReader(
                 [c.spi for c in self.chips], self.drdy, self.chips[0].frame_bytes,
                 self.sample_rate_hz, read_order=range(len(self.chips) - 1, -1, -1),
-                threaded=threaded)
+                threaded=threaded, read_speed_hz=self.read_speed_hz, cpu=self.reader_cpu)
         return self._reader
 
     def _pause_reader(self) -> None:
@@ -299,7 +307,8 @@ class Ads1299FrontEnd:
                     f"ADS1299 {self.chips[0].name}: DRDY is alive but no frame was read in "
                     f"time ({counts.get('late', 0)} read too late, "
                     f"{counts.get('overwritten', 0)} overwritten): a read takes longer than "
-                    "a sample period; raise frontend.spi_speed_hz or lower the rate")
+                    "a sample period; raise frontend.spi_read_speed_hz (data reads; "
+                    "frontend.spi_speed_hz when it is 0) or lower the rate")
                 return False
             self._on_no_edge(wait_s)
             return False
@@ -333,6 +342,11 @@ class Ads1299FrontEnd:
             ring_overflow=float(counts.get("ring_overflow", 0)),
             reader_compiled=float(getattr(self.reader, "kind", "python") != "python"),
         )
+        latency = getattr(self.reader, "latency", None)  # the compiled reader's: why it lost
+        if latency is not None:
+            lat = latency()
+            self.health.extra.update(read_done_max_us=float(lat["done_us_max"]),
+                                     reads_over_250us=float(lat["over"]))
         error = getattr(self.reader, "error", None)
         if error is not None:
             self.health.last_error = f"ADS1299 reader stopped: {error}"

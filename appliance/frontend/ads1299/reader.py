@@ -13,6 +13,7 @@ Budget per sample and sources: docs/ads1299.md.
 
 from __future__ import annotations
 
+import logging
 import os
 import sys
 import threading
@@ -26,6 +27,8 @@ import numpy as np
 
 from appliance.frontend.ads1299.registers import F_CLK_HZ
 from appliance.frontend.ads1299.spi import Drdy, SpiDevice
+
+log = logging.getLogger(__name__)
 
 # the chip updates its output register 4 tCLK before the next DRDY falls (SBAS499C, DRDY timing)
 UPDATE_GUARD_NS = 4 * 1_000_000_000 // F_CLK_HZ + 1
@@ -115,7 +118,8 @@ class PythonFrameReader:
     def __init__(self, spis: Sequence[SpiDevice], drdy: Drdy, frame_bytes: int,
                  sample_rate_hz: float, ring_frames: int | None = None,
                  read_order: Sequence[int] | None = None, threaded: bool = True,
-                 record_latency: int = 0) -> None:
+                 record_latency: int = 0, read_speed_hz: int = 0,
+                 cpu: int | None = None) -> None:
         self.spis = list(spis)
         self.drdy = drdy
         self.frame_bytes = frame_bytes
@@ -123,6 +127,8 @@ class PythonFrameReader:
         self.deadline_ns = read_deadline_ns(sample_rate_hz)
         self.capacity = ring_frames or max(4096, int(RING_S * sample_rate_hz))
         self.threaded = threaded
+        self.read_speed_hz = read_speed_hz  # SCLK of the data reads (0: the devices' own)
+        self.cpu = cpu  # pin the loop's thread (frontend.reader_cpu)
         # chips started earlier convert earlier, so their update comes first: read them first
         self.read_order = list(read_order) if read_order is not None else list(
             range(len(self.spis)))
@@ -170,6 +176,11 @@ class PythonFrameReader:
 
     def _loop(self) -> None:
         self._counts["realtime"] = int(set_realtime())
+        if self.cpu is not None:
+            try:  # this thread only (Linux: pid 0 is the calling thread)
+                os.sched_setaffinity(0, {self.cpu})
+            except OSError as e:
+                log.warning("ADS1299 reader: cannot pin to CPU %d (%s)", self.cpu, e)
         try:
             while self._run.is_set():
                 self._read_one(0.05)
@@ -183,8 +194,12 @@ class PythonFrameReader:
         if not drdy.wait(wait_s):
             return False
         seq, edge_ns = drdy.sequence, drdy.timestamp_ns
-        for i in self.read_order:
-            parts[i] = bytes(spis[i].xfer2(zeros))
+        if self.read_speed_hz:
+            for i in self.read_order:
+                parts[i] = bytes(spis[i].xfer2(zeros, self.read_speed_hz))
+        else:
+            for i in self.read_order:
+                parts[i] = bytes(spis[i].xfer2(zeros))
         end_ns = self._clock_ns()
         if self.n_latency < self.latency_ns.shape[0]:
             self.latency_ns[self.n_latency] = end_ns - edge_ns

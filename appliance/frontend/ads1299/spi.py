@@ -21,7 +21,7 @@ class SpiDevice(Protocol):
     mode: int
     max_speed_hz: int
 
-    def xfer2(self, data: list[int]) -> list[int]: ...
+    def xfer2(self, data: list[int], speed_hz: int = 0) -> list[int]: ...  # 0: max_speed_hz
 
     def readbytes(self, n: int) -> list[int]: ...
 
@@ -86,8 +86,11 @@ class SpidevSpi:
     def max_speed_hz(self, value: int) -> None:
         self._dev.max_speed_hz = value
 
-    def xfer2(self, data: list[int]) -> list[int]:
-        return list(self._dev.xfer2(list(data)))
+    def xfer2(self, data: list[int], speed_hz: int = 0) -> list[int]:
+        """One transfer; speed_hz (0: max_speed_hz) for this transfer only (the data reads'
+        frontend.spi_read_speed_hz; spidev sets it per transfer)."""
+        return list(self._dev.xfer2(list(data), speed_hz) if speed_hz else
+                    self._dev.xfer2(list(data)))
 
     def readbytes(self, n: int) -> list[int]:
         return list(self._dev.readbytes(n))

@@ -343,3 +343,52 @@ def test_start_skew_over_the_limit_after_every_attempt_is_reported():
         assert fe.reader.deadline_ns == read_deadline_ns(4000) - fe.start_skew_ns
     finally:
         fe.close()
+
+
+def test_data_reads_at_spi_read_speed_hz_while_registers_stay_slow():
+    """16 channels at 4 kSPS with the chips' SCLK at 1 MHz: registers are written and read back
+    at 1 MHz (fine), and the data reads at frontend.spi_read_speed_hz = 8 MHz (two 27-byte
+    reads in 54 µs of 248) deliver exact samples; at 1 MHz they deliver nothing (the test
+    above), so the reads did use the fast clock."""
+    fe, board, ramp = faithful_frontend(n_channels=16, sclk_hz=1_000_000,
+                                        read_speed_hz=8_000_000)
+    fe.start()
+    lag = chip_lags(board, 16)
+    blocks: list = []
+    try:
+        read_for(fe, 0.5, blocks, min_blocks=20)
+    finally:
+        fe.close()
+    check_exact(blocks, ramp, lag=lag)
+    counts = fe.reader.counts()
+    assert counts["frames"] > counts["late"]  # at 1 MHz: frames == 0
+    assert all(c.max_speed_hz == 1_000_000 for c in board.chips)
+
+
+def test_config_selects_the_faithful_emulator_read_speed_and_reader_cpu():
+    """frontend.kind = "ads1299-emulated" in real time runs the chip on its own clock (so `ionm
+    run`/`demo` exercise it), step-wise when faithful_emulator = false or realtime = false;
+    spi_read_speed_hz and reader_cpu reach the reader, whose thread runs on that CPU only."""
+    import threading
+
+    from appliance.config import from_dict
+
+    cpu = max(os.sched_getaffinity(0))
+    fe_cfg = {"kind": "ads1299-emulated", "spi_read_speed_hz": 8_000_000, "reader_cpu": cpu,
+              "channels": [f"ch{i}" for i in range(8)]}
+    for extra, faithful in (({}, True), ({"faithful_emulator": False}, False),
+                            ({"realtime": False}, False)):
+        fe = Ads1299FrontEnd.from_config(from_dict({"frontend": {**fe_cfg, **extra}}),
+                                         emulated=True)
+        assert fe.board.faithful is faithful, extra
+        fe.close()
+    fe = Ads1299FrontEnd.from_config(from_dict({"frontend": fe_cfg}), emulated=True)
+    assert fe.read_speed_hz == 8_000_000 and fe.reader_cpu == cpu
+    fe.start()
+    try:
+        assert fe.read_block(timeout_s=1.0) is not None, fe.health.last_error
+        thread = next(t for t in threading.enumerate() if t.name == "ads1299-reader")
+        assert os.sched_getaffinity(thread.native_id) == {cpu}
+        assert fe.reader.read_speed_hz == 8_000_000
+    finally:
+        fe.close()

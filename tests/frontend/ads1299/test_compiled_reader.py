@@ -20,7 +20,9 @@ import time
 import numpy as np
 import pytest
 
+from appliance.bench.acquisition import why_lost
 from appliance.frontend.ads1299.compiled import (
+    LOSS_KINDS,
     CompiledReader,
     ModelChip,
     compiled_available,
@@ -85,14 +87,22 @@ def _check_exact(counts: dict, raw: np.ndarray, seq: np.ndarray, n_chips: int) -
                          [(1, 4000, 4_000_000), (2, 4000, 4_000_000), (1, 16000, 16_000_000)],
                          ids=["4k-x8", "4k-x16", "16k-x8"])
 def test_exact_samples_and_triggers(n_chips: int, rate_hz: int, sclk_hz: int) -> None:
-    """16 kSPS needs a faster data-read clock: 27 bytes at 4 MHz take 54 of the 62.5 µs."""
-    counts, raw, seq, stamps, reader = _run(n_chips, rate_hz, 3.0, sclk_hz)
+    """16 kSPS needs a faster data-read clock: 27 bytes at 4 MHz take 54 of the 62.5 µs.
+    At 4 kSPS no loss may be the loop's own: every lost read either woke too late to read in
+    time, was interrupted mid-read, or woke > 100 µs after its edge (the machine; a read that
+    woke and ran as usual ends > 100 µs before its deadline, so a loss there is a bug, e.g. a
+    wrong deadline or period estimate)."""
+    counts, raw, seq, stamps, reader = _run(n_chips, rate_hz, 3.0, sclk_hz, sched_trace=True)
     lost = _check_exact(counts, raw, seq, n_chips)
     assert counts["ring_overflow"] == 0
     assert counts["last_seq"] >= 0.9 * 3.0 * rate_hz
     np.testing.assert_array_equal(np.diff(stamps), np.diff(seq) * round(1e9 / rate_hz))
     assert lost <= MAX_LOSS[rate_hz] * counts["last_seq"], (counts, reader.info(),
                                                              reader.wake_us())
+    if rate_hz == 4000:
+        why = why_lost(reader.loss_events(), rate_hz, n_chips * 27 * 8e6 / sclk_hz,
+                        reader.deadline_ns / 1e3)
+        assert why.get("by_loop", 0) == 0, why
 
 
 @needs_c
@@ -100,8 +110,19 @@ def test_stalled_reader_leaves_a_counted_gap() -> None:
     """The reader sleeps 40 ms at 0.5 s: the read after it is late (dropped, never data), the
     conversions meanwhile were overwritten, and the gap in `seq` is exactly what was counted."""
     rate = 4000
-    counts, raw, seq, stamps, _ = _run(1, rate, 1.2, stall_at_s=0.5, stall_ms=40.0)
+    counts, raw, seq, stamps, reader = _run(1, rate, 1.2, stall_at_s=0.5, stall_ms=40.0,
+                                            sched_trace=True)
     _check_exact(counts, raw, seq, 1)
+    # the latency trace: every lost conversion is in the loss log, the stall in the histogram
+    ev, lat = reader.loss_events(), reader.latency()
+    for kind, key in LOSS_KINDS.items():
+        assert ev["n"][ev["kind"] == kind].sum() == counts.get(key, 0), key
+    assert lat["loss_events"] == ev.size and lat["over"] >= 1 and lat["done_us_max"] >= 40_000
+    assert ev["done_ns"][ev["kind"] == 2].max() >= 40e6  # the read that held its edge 40 ms
+    after = ev[(ev["kind"] == 1) & (ev["n"] >= 0.04 * rate - 2)]
+    assert after.size == 1 and after["wake_ns"][0] >= 39e6  # woke 40 ms after the oldest edge
+    if after["run_delay_ns"][0] >= 0:  # schedstat: it slept, it was not waiting for a CPU
+        assert after["run_delay_ns"][0] < 20e6
     jumps = np.diff(seq)
     big = np.flatnonzero(jumps >= 0.04 * rate - 1)
     assert big.size == 1, jumps[jumps > 1]
@@ -267,3 +288,25 @@ def test_start_skew_comes_off_the_compiled_deadline() -> None:
     assert frames == 0 and late > 400
     frames, late = frames_and_late(0)
     assert frames > 400 and late < frames / 10
+
+
+@needs_c
+def test_health_carries_the_compiled_readers_latency(make_frontend) -> None:
+    """The front end publishes the compiled reader's longest edge -> read-done time and the
+    reads over 250 µs (health.extra, the MQTT health topic and the case record): a 40 ms stall
+    shows as >= 40,000 µs."""
+    from appliance.service import acquisition_counts
+
+    reader = CompiledReader(1, 27, 4000, 8_000_000, backend="model", stall_at_s=0.2,
+                            stall_ms=40.0)
+    fe, _ = make_frontend(rate_hz=4000)
+    fe._reader = reader  # the model chip behind the real front end's drain/decode path
+    fe.start()
+    try:
+        for _ in range(40):
+            fe.read_block(timeout_s=0.5)
+    finally:
+        fe.close()
+    out = acquisition_counts(fe.health)
+    assert out["reader"] == "compiled" and out["read_done_max_us"] >= 40_000
+    assert out["reads_over_250us"] >= 1 and out["late_reads"] >= 1

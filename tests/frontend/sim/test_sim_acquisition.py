@@ -150,8 +150,10 @@ def test_front_end_that_cannot_open_is_lost_with_its_reason(make_cfg):
 
 def test_emulated_ads1299_through_the_factory_and_the_process(make_cfg):
     """Patient -> register-level ADS1299 emulator (SPI, DRDY, status word GPIO) -> factory ->
-    acquisition process: contiguous blocks, stimuli latched as trigger bits at the site's rate."""
-    cfg = make_cfg(kind="ads1299-emulated")
+    acquisition process: contiguous blocks, stimuli latched as trigger bits at the site's rate.
+    The step-wise emulator (served whenever read): the faithful one loses samples to this shared
+    machine's scheduling (counted gaps, tests/frontend/ads1299/test_ads1299_faithful.py)."""
+    cfg = make_cfg(kind="ads1299-emulated", faithful_emulator=False)
     with Acquisition(cfg) as acq:
         blocks = [first_block(acq)]
         more, seen, _ = pump(acq, 10.0, until=lambda bl, s: bl and bl[-1].end_sample >= 2500)
