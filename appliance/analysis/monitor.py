@@ -276,12 +276,25 @@ class Monitor:
 
     # -- baselines --------------------------------------------------------------------------
     def set_baseline(self, site: str | None = None) -> list[Baseline]:
-        """Take the latest average of `site` (every site if None) as its baseline."""
+        """Take the latest average of `site` (every site if None) as its baseline. `site` "eeg"
+        or an EEG channel, or None, restarts the EEG baseline: the next `baseline_s` of epochs
+        become it, for both sides (the criterion compares them). An EEG restart returns no
+        Baseline; its eeg_trend outputs say `baseline: false` until the new one is taken."""
+        eeg = self.continuous.eeg
+        eeg_names = ("eeg", *eeg.names) if eeg is not None else ()
+        if site is not None and site in eeg_names:
+            eeg.set_baseline()
+            return []
         names = list(self.sites) if site is None else [site]
         for n in names:
             if n not in self.sites:
-                raise CommandError(f"set_baseline: unknown site {n!r}; sites: {list(self.sites)}")
+                raise CommandError(f"set_baseline: unknown site {n!r}; sites: "
+                                   f"{[*self.sites, *eeg_names]}")
         points = [p for n in names for p in self._last_points.get(n, [])]
+        if site is None and eeg is not None:
+            eeg.set_baseline()
+            if not points:
+                return []
         if not points:
             raise CommandError(f"set_baseline: no average yet for {site or 'any site'}; wait for "
                                "the first update.")

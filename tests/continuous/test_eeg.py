@@ -137,3 +137,30 @@ def test_bilateral_loss_with_one_side_lower_stays_global():
     # a clearly one-sided deepening under the global change (0.15 vs 0.45: L/R 0.33 < 0.5 - 0.1)
     out = _judge_ratios([(0.35, 0.45)] * 3 + [(0.15, 0.45)] * 4)
     assert ("eeg.fast_loss:L", True) in {(cid, a) for _, cid, a in out}, out
+
+
+def test_set_baseline_restarts_the_eeg_baseline():
+    from appliance.analysis.monitor import Monitor
+    from appliance.errors import CommandError
+    from appliance.frontend.block import SampleBlock
+
+    cfg = make_cfg(CH, 250, {"eeg": {**EEG, "baseline_s": 4.0, "epoch_s": 0.5,
+                                     "welch_s": 1.0, "segment_s": 0.5}})
+    mon, rng, k = Monitor(cfg), np.random.default_rng(0), [0]
+
+    def push(seconds: float) -> list[bool]:
+        out = []
+        for _ in range(int(seconds * 250) // 25):
+            uv = rng.normal(0, 20, (2, 25))
+            out += [o.baseline for o in mon.push(SampleBlock(
+                uv, np.zeros(25, np.uint16), np.zeros(uv.shape, bool), np.zeros(2, bool),
+                k[0], 250.0, 0.0)) if o.to_json().get("type") == "eeg_trend"]
+            k[0] += 25
+        return out
+
+    assert push(6.0)[-1]
+    assert mon.set_baseline() == []  # no evoked site: the EEG alone, no "no average yet"
+    assert not any(push(3.0)) and push(2.0)[-1]  # a new 4-s baseline
+    assert mon.set_baseline("C3'-Fz") == [] and not any(push(1.0))
+    with pytest.raises(CommandError, match="'eeg'"):
+        mon.set_baseline("C5")
