@@ -126,8 +126,10 @@ class Monitor:
     def flush(self) -> list[Output]:
         """End of a recording: analyse the current batch, then report every site's sweeps
         averaged since its last update, though no update is due yet (else up to one update
-        interval of data at the end would never be reported)."""
-        out = self._process(self._take_pending()) if self._pending else []
+        interval of data at the end would never be reported); free-running EMG still gathering
+        to its 48 ms batch is analysed."""
+        out = self.continuous.flush() if self.continuous.enabled else []
+        out += self._process(self._take_pending()) if self._pending else []
         if self._expected is None:
             return out
         t_s = self._expected / self.fs_hz
