@@ -63,7 +63,9 @@ class EmgFreePipeline:
         self.n_win = max(1, int(round(s.window_ms * fs_hz / 1e3)))
         self.n_a = max(8, int(round(s.a_train_min_ms * fs_hz / 1e3)))
         self.n_spike = int(round(s.spike_max_ms * fs_hz / 1e3))
-        self.blanker = HoldBlanker(int(round(s.blank_ms * fs_hz / 1e3)), s.trigger_mask)
+        self.blanker = HoldBlanker(int(round(s.blank_ms * fs_hz / 1e3)), s.trigger_mask,
+                                   int(round(s.blank_extend_ms * fs_hz / 1e3)),
+                                   s.blank_residual_uv)
         # the high-frequency edge of the cautery test stays inside the band-pass
         self.caut_edge_hz = min(s.cautery_hf_hz, 0.5 * hi)
         self.n_hold_caut = int(round(s.cautery_hold_ms * fs_hz / 1e3))

@@ -86,6 +86,14 @@ class EmgFreeSettings:
                                       help="train time per channel -> high (Prell 2007)")
     burst_hold_s: float = field(2.0, min=0.1, max=60.0, help="burst condition stays this long")
     blank_ms: float = field(8.0, min=0.0, max=200.0, help="blanked after each stimulus trigger")
+    blank_extend_ms: float = field(
+        15.0, min=0.0, max=50.0,
+        help="... and up to this much longer while an artefact tail still decays (0 = off)"
+    )
+    blank_residual_uv: float = field(
+        30.0, min=5.0, max=1e4,
+        help="a tail: displaced from the held value by more than this, with unchanged polarity"
+    )
     trigger_mask: int = field(0xFFFF, min=0, max=0xFFFF, help="trigger bits that blank")
     cautery_uv: float = field(400.0, min=10.0, max=1e6, help="window RMS over this = cautery")
     cautery_fraction: float = field(

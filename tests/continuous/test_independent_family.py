@@ -42,6 +42,24 @@ def test_no_false_a_trains_on_artefacts():
     assert {"burst", "cautery"} <= kinds  # the artefacts were there and were seen
 
 
+def _near_pulses(case, out, within_s: float = 0.03) -> int:
+    """Spike/burst events whose onset is within `within_s` after a stimulus pulse."""
+    pulses = np.flatnonzero(case.trigger) / ie.FS_EMG
+    return sum(bool(np.any((o["t_s"] - pulses >= -0.001) & (o["t_s"] - pulses <= within_s)))
+               for _, o in out if o.get("kind") in ("spike", "burst"))
+
+
+def test_stimulus_artefact_tails_are_not_spikes():
+    # 2-3 mV artefacts leave ~200 µV at the end of the fixed 8 ms blank: with the adaptive
+    # extension none becomes a spike event; without it, most pulses give one per channel
+    case = ie.artefact_case(12, 60.0)
+    assert np.count_nonzero(case.trigger) >= 20
+    _, out = _score(case)
+    assert _near_pulses(case, out) == 0
+    _, out = _score(case, ie.emg_cfg(trigger_mask=1 << ie.TRIGGER_BIT, blank_extend_ms=0.0))
+    assert _near_pulses(case, out) >= np.count_nonzero(case.trigger)
+
+
 def test_large_a_train_on_a_two_channel_montage_is_not_cautery():
     ch = ie.EMG_CH[:2]
     cfg = ie.config.from_dict({"frontend": {"channels": ch, "sample_rate_hz": ie.FS_EMG},
