@@ -43,9 +43,10 @@ def test_no_false_a_trains_on_artefacts():
 
 
 def _near_pulses(case, out, within_s: float = 0.03) -> int:
-    """Spike/burst events whose onset is within `within_s` after a stimulus pulse."""
+    """Spike/burst events whose onset (a 10 ms window's start) is from 10 ms before to
+    `within_s` after a stimulus pulse."""
     pulses = np.flatnonzero(case.trigger) / ie.FS_EMG
-    return sum(bool(np.any((o["t_s"] - pulses >= -0.001) & (o["t_s"] - pulses <= within_s)))
+    return sum(bool(np.any((o["t_s"] - pulses >= -0.01) & (o["t_s"] - pulses <= within_s)))
                for _, o in out if o.get("kind") in ("spike", "burst"))
 
 
