@@ -61,6 +61,10 @@ class Continuous:
                 p.push(block, t_s)
         return out
 
+    def flush(self) -> list:
+        """End of a finite source: EMG still gathering to its batch is analysed."""
+        return self.emg.flush() if self.emg is not None else []
+
     def active_ids(self) -> list[str]:
         return [cid for p in (self.eeg, self.emg, self.temg) if p is not None
                 for cid in p.active]

@@ -6,16 +6,19 @@ monitor's channels. Per epoch (2 s): "eeg_trend" (per channel band powers, relat
 alpha/delta, SEF95, burst-suppression ratio; per side the fast-power ratio to baseline and the
 left/right asymmetry) and "eeg_raw" (the EEG decimated for display). Conditions:
 
-- fast (alpha+beta) power below (1 - fast_loss) of baseline on one side, and that side's ratio
-  below asymmetry_max x the other side's (the sides differ), for confirm_epochs epochs
-  -> physiological HIGH "eeg.fast_loss:<side>"
-- below (1 - fast_loss) on both sides without such an asymmetry -> physiological MEDIUM
-  "eeg.global_change" (anaesthetic, as for SSEP)
-An active condition clears after confirm_epochs epochs back beyond its criterion by
-`clear_margin` (hysteresis, as analysis.clear_amplitude_margin for SSEP), and while the global
-change is active a one-sided loss needs asymmetry_max - clear_margin: a change hovering at the
-criterion stays one condition, and a bilateral change whose per-side ratios scatter is less
-often taken for a one-sided one (not never: docs/continuous.md, "Independent check").
+Both criteria are judged on log fast-power ratios to baseline averaged over a few epochs,
+because a single 4-s Welch estimate scatters too much to tell the sides apart (a bilateral 60 %
+loss gave per-epoch L/R ratios of 0.58-1.81; docs/continuous.md):
+- loss on a side: the geometric mean of its last `confirm_epochs` ratios below 1 - fast_loss;
+- one-sided: a side lost, and the mean of log(L/R) over the last `asymmetry_epochs` epochs
+  (the same epochs for both sides) below log(asymmetry_max) -> physiological HIGH
+  "eeg.fast_loss:<side>";
+- both sides lost without that asymmetry -> physiological MEDIUM "eeg.global_change"
+  (anaesthetic, as for SSEP).
+An active condition clears after `clear_epochs` epochs beyond its criterion by `clear_margin`
+(hysteresis, as analysis.clear_amplitude_margin for SSEP), and while the global change is active
+a one-sided loss needs asymmetry_max - clear_margin (a global change is left for a one-sided one
+reluctantly; a clamp deepening one side under an anaesthetic change still raises HIGH).
 """
 
 from __future__ import annotations
@@ -58,8 +61,10 @@ class EegPipeline:
         self.suppressed: deque[float] = deque(maxlen=n_bsr)
         self.base_epochs: list[dict[str, np.ndarray]] = []
         self.baseline: dict[str, np.ndarray] | None = None
-        self.streak = {"L": 0, "R": 0, "both": 0}  # consecutive epochs meeting the criterion
-        self.calm = {"L": 0, "R": 0, "both": 0}  # ... not meeting it (clearing)
+        # per judged epoch: log fast ratio to baseline per side (the criteria average these)
+        self.log_ratio: deque[tuple[float, float]] = deque(
+            maxlen=max(settings.confirm_epochs, settings.asymmetry_epochs))
+        self.calm = {"L": 0, "R": 0, "both": 0}  # consecutive epochs not meeting a criterion
         self.active: set[str] = set()
 
     def reset(self) -> None:
@@ -88,6 +93,7 @@ class EegPipeline:
     def set_baseline(self) -> None:
         """Restart the baseline: the next baseline_s of epochs become it."""
         self.base_epochs, self.baseline = [], None
+        self.log_ratio.clear()
 
     def _epoch(self) -> list:
         s = self.s
@@ -127,28 +133,34 @@ class EegPipeline:
     def _judge(self, sides: dict[str, dict[str, Any]]) -> list[Condition]:
         s = self.s
         limit = 1.0 - s.fast_loss
+        r = {sd: max(sides[sd]["fast_ratio"] or 0.0, 1e-6) for sd in ("L", "R")}
+        self.log_ratio.append((np.log(r["L"]), np.log(r["R"])))
+        hist = np.array(self.log_ratio)
+        loss = dict(zip(("L", "R"), np.exp(hist[-s.confirm_epochs:].mean(axis=0)), strict=True))
+        lr = float(np.exp(np.mean(hist[-s.asymmetry_epochs:, 0] - hist[-s.asymmetry_epochs:, 1])))
+        ratio_of = {"L": lr, "R": 1.0 / lr}  # that side's ratio over the other's, same epochs
         cid_of = {"L": "eeg.fast_loss:L", "R": "eeg.fast_loss:R", "both": "eeg.global_change"}
-        r = {sd: sides[sd]["fast_ratio"] or 0.0 for sd in ("L", "R")}
 
         def margin(key: str) -> float:  # hysteresis: an active condition is held more easily
             return s.clear_margin if cid_of[key] in self.active else 0.0
 
-        def one_sided(sd: str, other: str) -> bool:
+        def one_sided(sd: str) -> bool:
             m = margin(sd)
             asym = s.asymmetry_max + m
             if m == 0 and "eeg.global_change" in self.active:
                 asym -= s.clear_margin  # a global change is left for a one-sided one reluctantly
-            return r[sd] < limit + m and r[sd] < asym * r[other]
+            return loss[sd] < limit + m and ratio_of[sd] < asym
 
-        now = {"L": one_sided("L", "R"), "R": one_sided("R", "L")}
+        now = {"L": one_sided("L"), "R": one_sided("R")}
         m = margin("both")
-        now["both"] = r["L"] < limit + m and r["R"] < limit + m and not (now["L"] or now["R"])
+        now["both"] = loss["L"] < limit + m and loss["R"] < limit + m and not (now["L"] or now["R"])
         for key, met in now.items():
-            self.streak[key] = self.streak[key] + 1 if met else 0
             self.calm[key] = 0 if met else self.calm[key] + 1
         ev = {"fast_ratio": {sd: sides[sd]["fast_ratio"] for sd in ("L", "R")},
-              "limit_ratio": round(limit, 3), "asymmetry_max": s.asymmetry_max,
-              "asymmetry": sides["asymmetry"]["fast_lr"], "confirm_epochs": s.confirm_epochs}
+              "loss_ratio": {sd: round(float(v), 3) for sd, v in loss.items()},
+              "limit_ratio": round(limit, 3), "lr_ratio": round(lr, 3),
+              "asymmetry_max": s.asymmetry_max, "asymmetry": sides["asymmetry"]["fast_lr"],
+              "confirm_epochs": s.confirm_epochs, "asymmetry_epochs": s.asymmetry_epochs}
         out = []
         for key, cid, prio, msg in (
             ("L", "eeg.fast_loss:L", Priority.HIGH,
@@ -158,10 +170,8 @@ class EegPipeline:
             ("both", "eeg.global_change", Priority.MEDIUM,
              "EEG: fast activity lost on both sides: check anaesthesia, blood pressure"),
         ):
-            if cid in self.active:
-                on = self.calm[key] < s.confirm_epochs
-            else:
-                on = self.streak[key] >= s.confirm_epochs
+            # raising needs one epoch: the averaged ratios are the confirmation
+            on = self.calm[key] < s.clear_epochs if cid in self.active else now[key]
             site = {"L": "left", "R": "right"}.get(key, "")
             if on or cid in self.active:
                 out.append(Condition(cid, Kind.PHYSIOLOGICAL, prio, on, self.t_s, site, msg,

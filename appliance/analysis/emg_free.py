@@ -63,7 +63,9 @@ class EmgFreePipeline:
         self.n_win = max(1, int(round(s.window_ms * fs_hz / 1e3)))
         self.n_a = max(8, int(round(s.a_train_min_ms * fs_hz / 1e3)))
         self.n_spike = int(round(s.spike_max_ms * fs_hz / 1e3))
-        self.blanker = HoldBlanker(int(round(s.blank_ms * fs_hz / 1e3)), s.trigger_mask)
+        self.blanker = HoldBlanker(int(round(s.blank_ms * fs_hz / 1e3)), s.trigger_mask,
+                                   int(round(s.blank_extend_ms * fs_hz / 1e3)),
+                                   s.blank_residual_uv)
         # the high-frequency edge of the cautery test stays inside the band-pass
         self.caut_edge_hz = min(s.cautery_hf_hz, 0.5 * hi)
         self.n_hold_caut = int(round(s.cautery_hold_ms * fs_hz / 1e3))
@@ -98,6 +100,7 @@ class EmgFreePipeline:
         self._in_cautery = False
         self._pending: list[tuple[np.ndarray, np.ndarray]] = []
         self._pending_n = 0
+        self._pending_end = 0  # absolute sample after the last gathered one
 
     def take_audio(self) -> tuple[np.ndarray, bool] | None:
         """The last analysed chunk for the loudspeaker (once), or None."""
@@ -113,13 +116,20 @@ class EmgFreePipeline:
         cost of the filter is paid ~3x less often, for <= 48 ms more latency."""
         self._pending.append((block.data_uv[self.rows], block.trigger))
         self._pending_n += block.n_samples
+        self._pending_end = block.end_sample
         if self._pending_n < self.n_batch:
+            return []
+        return self.flush()
+
+    def flush(self) -> list:
+        """End of a finite source (replay): analyse the samples still gathering (< batch_ms)."""
+        if not self._pending_n:
             return []
         n = self._pending_n
         x = np.concatenate([p[0] for p in self._pending], axis=1)
         trig = np.concatenate([p[1] for p in self._pending])
         self._pending, self._pending_n = [], 0
-        return self._analyse(x, trig, block.end_sample - n)
+        return self._analyse(x, trig, self._pending_end - n)
 
     def _analyse(self, x: np.ndarray, trigger: np.ndarray, s0: int) -> list:
         x = self.blanker.process(x, trigger)

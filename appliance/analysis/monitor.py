@@ -126,8 +126,10 @@ class Monitor:
     def flush(self) -> list[Output]:
         """End of a recording: analyse the current batch, then report every site's sweeps
         averaged since its last update, though no update is due yet (else up to one update
-        interval of data at the end would never be reported)."""
-        out = self._process(self._take_pending()) if self._pending else []
+        interval of data at the end would never be reported); free-running EMG still gathering
+        to its 48 ms batch is analysed."""
+        out = self.continuous.flush() if self.continuous.enabled else []
+        out += self._process(self._take_pending()) if self._pending else []
         if self._expected is None:
             return out
         t_s = self._expected / self.fs_hz
@@ -276,12 +278,25 @@ class Monitor:
 
     # -- baselines --------------------------------------------------------------------------
     def set_baseline(self, site: str | None = None) -> list[Baseline]:
-        """Take the latest average of `site` (every site if None) as its baseline."""
+        """Take the latest average of `site` (every site if None) as its baseline. `site` "eeg"
+        or an EEG channel, or None, restarts the EEG baseline: the next `baseline_s` of epochs
+        become it, for both sides (the criterion compares them). An EEG restart returns no
+        Baseline; its eeg_trend outputs say `baseline: false` until the new one is taken."""
+        eeg = self.continuous.eeg
+        eeg_names = ("eeg", *eeg.names) if eeg is not None else ()
+        if site is not None and site in eeg_names:
+            eeg.set_baseline()
+            return []
         names = list(self.sites) if site is None else [site]
         for n in names:
             if n not in self.sites:
-                raise CommandError(f"set_baseline: unknown site {n!r}; sites: {list(self.sites)}")
+                raise CommandError(f"set_baseline: unknown site {n!r}; sites: "
+                                   f"{[*self.sites, *eeg_names]}")
         points = [p for n in names for p in self._last_points.get(n, [])]
+        if site is None and eeg is not None:
+            eeg.set_baseline()
+            if not points:
+                return []
         if not points:
             raise CommandError(f"set_baseline: no average yet for {site or 'any site'}; wait for "
                                "the first update.")

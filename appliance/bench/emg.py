@@ -167,33 +167,41 @@ def concentration_margin(n_cases: int = 30) -> dict[str, float]:
 def eeg_clamp(seeds: range, clamp_s: float = 50.0) -> dict[str, Any]:
     """The EEG criterion on the simulated patient (250 SPS, 30 s baseline): a clamp cuts the
     left hemisphere's activity above ~8 Hz to 40 % / 60 % amplitude at clamp_s; how long until
-    `eeg.fast_loss:L`, and whether anything else (right, global) is raised."""
+    `eeg.fast_loss:L`, and whether anything else (right, global) is raised. The same 40 % change
+    on both sides must raise only `eeg.global_change` (anaesthetic), never a one-sided HIGH."""
     ch = ["C3'-Fz", "C4'-Fz"]
     cfg = config.from_dict({"frontend": {"channels": ch, "sample_rate_hz": 250}, "analysis": {
         "eeg": {"left": ch[:1], "right": ch[1:], "baseline_s": 30.0}}})
-    delays, wrong = [], 0
+
+    def raised_in(seed: int, pct: float, channels: list[str]) -> dict[str, float]:
+        sc = scenario_from_dict({"name": "clamp", "event": [
+            {"type": "eeg_slowing", "at_s": clamp_s, "fast_to_percent": pct,
+             "channels": channels}]})
+        p = Patient(ch, 250, [], sc, seed=seed)
+        mon = Monitor(cfg)
+        n = 32
+        raised: dict[str, float] = {}
+        for k in range(int((clamp_s + 30.0) * 250) // n):
+            uv, trig = p.generate(n)
+            for o in mon.push(SampleBlock(uv, trig, np.zeros(uv.shape, bool),
+                                          np.zeros(2, bool), k * n, 250.0, 0.0)):
+                d = o.to_json()
+                if d.get("active") and "id" in d:
+                    raised.setdefault(d["id"], d["t_s"])
+        return raised
+
+    delays, wrong, bilateral_one_sided = [], 0, 0
     for seed in seeds:
         for pct in (40.0, 60.0):
-            sc = scenario_from_dict({"name": "clamp", "event": [
-                {"type": "eeg_slowing", "at_s": clamp_s, "fast_to_percent": pct,
-                 "channels": ch[:1]}]})
-            p = Patient(ch, 250, [], sc, seed=seed)
-            mon = Monitor(cfg)
-            n = 32
-            raised: dict[str, float] = {}
-            for k in range(int((clamp_s + 30.0) * 250) // n):
-                uv, trig = p.generate(n)
-                for o in mon.push(SampleBlock(uv, trig, np.zeros(uv.shape, bool),
-                                              np.zeros(2, bool), k * n, 250.0, 0.0)):
-                    d = o.to_json()
-                    if d.get("active") and "id" in d:
-                        raised.setdefault(d["id"], d["t_s"])
+            raised = raised_in(seed, pct, ch[:1])
             if "eeg.fast_loss:L" in raised:
                 delays.append(raised["eeg.fast_loss:L"] - clamp_s)
             wrong += len(set(raised) - {"eeg.fast_loss:L"})
+        bilateral_one_sided += bool(set(raised_in(seed, 40.0, ch)) - {"eeg.global_change"})
     return {"eeg.clamp_cases": 2 * len(seeds), "eeg.clamp_detected": len(delays),
             "eeg.clamp_to_condition_s_max": round(max(delays), 2) if delays else None,
-            "eeg.clamp_other_conditions": wrong}
+            "eeg.clamp_other_conditions": wrong, "eeg.bilateral_cases": len(seeds),
+            "eeg.bilateral_one_sided": bilateral_one_sided}
 
 
 def _poisson_upper_95(k: int) -> float:

@@ -19,14 +19,24 @@ class EegSettings:
     fast_loss: float = field(
         0.5, min=0.05, max=0.95, help="fast (alpha+beta) power loss fraction that alarms"
     )
-    confirm_epochs: int = field(2, min=1, max=30, help="consecutive epochs a loss must persist")
+    confirm_epochs: int = field(
+        2, min=1, max=30,
+        help="a loss is judged on the geometric mean of this many epochs' fast ratios"
+    )
+    asymmetry_epochs: int = field(
+        4, min=1, max=30,
+        help="the sides are compared over this many epochs (the same epochs for both)"
+    )
     asymmetry_max: float = field(
-        0.6, min=0.05, max=1.0,
+        0.5, min=0.05, max=1.0,
         help="one-sided only if that side's fast ratio is below this x the other side's"
     )
     clear_margin: float = field(
         0.1, min=0.0, max=0.5,
         help="hysteresis: an active EEG condition clears only this far past its criterion"
+    )
+    clear_epochs: int = field(
+        3, min=1, max=30, help="... for this many consecutive epochs"
     )
     suppression_uv: float = field(5.0, min=0.5, max=100.0, help="suppression: |EEG| below this")
     suppression_s: float = field(0.5, min=0.1, max=5.0, help="... for at least this long")
@@ -76,6 +86,14 @@ class EmgFreeSettings:
                                       help="train time per channel -> high (Prell 2007)")
     burst_hold_s: float = field(2.0, min=0.1, max=60.0, help="burst condition stays this long")
     blank_ms: float = field(8.0, min=0.0, max=200.0, help="blanked after each stimulus trigger")
+    blank_extend_ms: float = field(
+        15.0, min=0.0, max=50.0,
+        help="... and up to this much longer while an artefact tail still decays (0 = off)"
+    )
+    blank_residual_uv: float = field(
+        30.0, min=5.0, max=1e4,
+        help="a tail: displaced from the held value by more than this, with unchanged polarity"
+    )
     trigger_mask: int = field(0xFFFF, min=0, max=0xFFFF, help="trigger bits that blank")
     cautery_uv: float = field(400.0, min=10.0, max=1e6, help="window RMS over this = cautery")
     cautery_fraction: float = field(

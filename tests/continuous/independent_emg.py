@@ -360,10 +360,30 @@ def measure_eeg(n_seeds: int = 20) -> dict:
             "reraised": reraised, "stable_with_condition": stable}
 
 
+def measure_stim_tails(seeds=(200, 201, 202)) -> dict:
+    """Spike/burst events within 30 ms after a stimulus pulse, with and without the adaptive
+    blank extension (docs/continuous.md, "Stimulus artefact tails")."""
+    out: dict = {"pulses": 0, "near_pulses": {0.0: 0, 15.0: 0}, "events": {0.0: 0, 15.0: 0}}
+    for seed in seeds:
+        case = artefact_case(seed, 60.0)
+        pulses = np.flatnonzero(case.trigger) / FS_EMG
+        out["pulses"] += len(pulses)
+        for ext in (0.0, 15.0):
+            cfg = emg_cfg(trigger_mask=1 << TRIGGER_BIT, blank_extend_ms=ext)
+            ev = [o for _, o in run(cfg, case.data_uv, case.trigger, FS_EMG, 64)
+                  if o.get("kind") in ("spike", "burst")]
+            out["events"][ext] += len(ev)
+            out["near_pulses"][ext] += sum(bool(np.any(
+                (o["t_s"] - pulses >= -0.01) & (o["t_s"] - pulses <= 0.03))) for o in ev)
+    return out
+
+
 if __name__ == "__main__":
     import sys
 
     if sys.argv[1:2] == ["eeg"]:
         print(measure_eeg())
+    elif sys.argv[1:2] == ["stim"]:
+        print(measure_stim_tails())
     else:
         print(measure(float(sys.argv[1]) if len(sys.argv) > 1 else 10.0))

@@ -75,3 +75,22 @@ def test_stimulus_blanking_removes_artefacts():
         found[blank_ms] = [o for o in out if o.get("type") == "emg_event"]
     assert len(found[0.0]) >= 10  # ~20 artefacts per channel are seen without blanking
     assert found[8.0] == []
+
+
+def test_flush_analyses_the_last_partial_batch():
+    # cautery in the last 32 ms of a recording (< the 48 ms batch): seen only at flush
+    import numpy as np
+
+    from appliance.analysis.monitor import Monitor
+    from appliance.frontend.block import SampleBlock
+
+    mon = Monitor(make_cfg(CH, 4000, {"emg_free": {"channels": CH}}))
+    rng = np.random.default_rng(1)
+    out, n = [], 64  # 16 ms blocks; 60 of them are 20 whole batches
+    for k in range(62):
+        uv = rng.normal(0, 1000.0 if k >= 60 else 5.0, (2, n))
+        out += mon.push(SampleBlock(uv, np.zeros(n, np.uint16), np.zeros(uv.shape, bool),
+                                    np.zeros(2, bool), k * n, 4000.0, 0.0))
+    assert not [o for o in out if getattr(o, "kind", "") == "cautery"]
+    ev = [o.to_json() for o in mon.flush() if getattr(o, "kind", "") == "cautery"]
+    assert ev and ev[0]["phase"] == "onset" and ev[0]["t_s"] >= 60 * n / 4000.0, ev

@@ -161,7 +161,9 @@ def contract_errors(messages: list[tuple[float, str, dict[str, Any]]]) -> list[s
     doc = yaml.safe_load((Path(__file__).resolve().parents[2] / "docs" / "asyncapi.yaml")
                          .read_text())
     names = {"alarm_event": "alarmEvent", "active_alarms": "activeAlarms",
-             "command_reply": "commandReply"}
+             "command_reply": "commandReply", "eeg_trend": "eegTrend", "eeg_raw": "eegRaw",
+             "emg_trend": "emgTrend", "emg_event": "emgEvent", "temg_response": "temgResponse",
+             "temg_threshold": "temgThreshold"}
     errors = []
     for _, topic, body in messages:
         if "/cmd/" in topic:

@@ -84,3 +84,29 @@ def test_new_commands_are_in_the_contract() -> None:
     doc = yaml.safe_load((REPO / "docs" / "asyncapi.yaml").read_text())
     enum = doc["channels"]["command"]["parameters"]["command"]["enum"]
     assert set(COMMANDS) <= set(enum), set(COMMANDS) - set(enum)
+
+
+def test_eeg_alarm_evidence_is_in_the_contract() -> None:
+    # EEG conditions from the real criterion, through the real AlarmManager: their alarm events
+    # and active-set entries validate, evidence included (eegEvidence has no extra fields)
+    from appliance.alarms.manager import AlarmManager
+    from appliance.analysis.eeg import EegPipeline
+    from appliance.settings.continuous import EegSettings
+
+    p = EegPipeline(EegSettings(left=("L",), right=("R",)), [0, 1], 250.0)
+    mgr = AlarmManager()
+    events = []
+    for rl, rr in [(1.0, 1.0)] * 4 + [(0.2, 1.0)] * 4 + [(0.2, 0.3)] * 6:
+        for c in p._judge({"L": {"fast_ratio": rl}, "R": {"fast_ratio": rr},
+                           "asymmetry": {"fast_lr": round((rl - rr) / (rl + rr), 3)}}):
+            events += [e.to_json() for e in mgr.update(c)]
+    assert {e["alarm_id"] for e in events} == {"eeg.fast_loss:L", "eeg.global_change"}
+    env = {"seq": 1, "msg_id": "12345678-1234-4123-8123-123456789abc", "device": "or1",
+           "t_utc": "2026-12-06T06:00:00Z"}
+    schemas = load_schemas()
+    for e in events:
+        assert not [x.message for x in schemas["alarmEvent"].iter_errors({**env, **e})], e
+    for a in mgr.active_set():
+        assert not [x.message for x in schemas["activeAlarm"].iter_errors(a)], a
+    bad = {**env, **events[0], "evidence": {**events[0]["evidence"], "new_field": 1}}
+    assert list(schemas["alarmEvent"].iter_errors(bad))  # a field the contract lacks fails
