@@ -60,13 +60,14 @@ def header_rows(case: CaseData, made_utc: dt.datetime) -> list[tuple[str, str]]:
     segs = case.of("segment")
     resumed = len(case.run_starts_s) - 1
     if case.recording:
-        stop = (f"still recording: open case, reported up to {duration(case.end_s)} "
-                f"({case.clock(case.end_s)} UTC)")
+        last = case.events[-1] if case.events else None
+        stop = (f"still recording: open case, reported up to {duration(case.end_s)} of case "
+                f"time (last event stored {_utc(last.t_utc) if last else '—'})")
     else:
         stop = _utc(info.get("stopped_utc"))
     return [
-        ("device", f"{dev.get('id', '?')} — {dev.get('name', '')} {dev.get('location', '')}"
-         .strip(" —")),
+        ("device", ", ".join(str(x) for x in (dev.get("id", "?"), dev.get("name"),
+                                               dev.get("location")) if x)),
         ("case id", str(info.get("id", ""))),
         ("label", str(info.get("label") or "—")),
         ("procedure", str(info.get("procedure") or "—")),
@@ -152,6 +153,12 @@ def _who(cause: str) -> str:
         cause, cause.replace("mqtt:", "MQTT user ") if cause else "—")
 
 
+def stored_at(case: CaseData, e: Event, t: float) -> str:
+    """When the event was stored (UTC HH:MM:SS), else the case start + its case time."""
+    w = parse_utc(e.t_utc)
+    return f"{w:%H:%M:%S}" if w else case.clock(t)
+
+
 def timeline_rows(case: CaseData) -> list[list[str]]:
     """Alarm events (raised / cleared / acknowledged / audio paused / escalated), annotated
     events and case events (started, resumed, stopped), in time order."""
@@ -161,15 +168,17 @@ def timeline_rows(case: CaseData) -> list[list[str]]:
         d = e.data
         if e.kind == "alarm_event":
             items.append((e.case_s, e.seq, [
-                duration(e.case_s), case.clock(e.case_s), str(d.get("event", "?")),
+                duration(e.case_s), stored_at(case, e, e.case_s), str(d.get("event", "?")),
                 str(d.get("priority", "")), str(d.get("alarm_id", "")),
                 _who(str(d.get("cause", ""))), str(d.get("message", ""))]))
         elif e.kind == "annotation":
-            items.append((e.case_s, e.seq, [duration(e.case_s), case.clock(e.case_s), "event",
+            items.append((e.case_s, e.seq, [duration(e.case_s), stored_at(case, e, e.case_s),
+                                            "event",
                                             "", str(d.get("text", "")), "annotated", ""]))
         elif e.kind == "case":
             t = _case_time(case, e)
-            items.append((t, e.seq, [duration(t), case.clock(t), f"case {d.get('event', '?')}",
+            items.append((t, e.seq, [duration(t), stored_at(case, e, t),
+                                     f"case {d.get('event', '?')}",
                                      "", str(d.get("label", "")), "", ""]))
     items.sort(key=lambda it: (it[0], it[1]))
     return rows + [r for _, _, r in items]
@@ -190,7 +199,7 @@ def acknowledgement_rows(case: CaseData) -> list[list[str]]:
     for e in case.of("alarm_event"):
         d = e.data
         if d.get("event") in ("acknowledged", "audio_paused"):
-            rows.append([duration(e.case_s), case.clock(e.case_s),
+            rows.append([duration(e.case_s), stored_at(case, e, e.case_s),
                          str(d.get("event")).replace("_", " "), str(d.get("alarm_id", "")),
                          _who(str(d.get("cause", "")))])
     return rows
@@ -201,7 +210,8 @@ def moments(case: CaseData, limit: int) -> tuple[list[Event], int]:
     annotated event, in time order; at most `limit` (the rest counted)."""
     out = [e for e in case.events
            if (e.kind == "alarm_event" and e.data.get("event") == "raised"
-               and e.data.get("kind") == "physiological" and e.site)
+               and e.data.get("kind") == "physiological" and e.site
+               and e.data.get("cause") != "restore")  # a restart repeats a latched alarm
            or e.kind == "annotation"]
     out.sort(key=lambda e: (e.case_s, e.seq))
     return out[:limit], max(0, len(out) - limit)

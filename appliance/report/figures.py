@@ -16,7 +16,7 @@ import numpy as np  # noqa: E402
 from matplotlib.figure import Figure  # noqa: E402
 
 from appliance.report.casedata import CaseData, Event, decode  # noqa: E402
-from appliance.report.content import SitePlan, describe, duration  # noqa: E402
+from appliance.report.content import SitePlan, describe, duration, stored_at  # noqa: E402
 
 A4_IN = (8.27, 11.69)
 TRACE = "#202020"
@@ -165,7 +165,7 @@ def moment_figure(case: CaseData, idx: Index, plans: list[SitePlan], m: Event) -
     sites = [p for p in plans if p.name == m.site] if m.kind == "alarm_event" else plans
     sites = sites or plans
     fig = plt.figure(figsize=A4_IN)
-    fig.suptitle(f"{duration(m.case_s)} ({case.clock(m.case_s)} UTC)  {describe(m)}",
+    fig.suptitle(f"{duration(m.case_s)} ({stored_at(case, m, m.case_s)} UTC)  {describe(m)}",
                  fontsize=10, x=0.06, ha="left")
     if m.kind == "alarm_event":
         fig.text(0.06, 0.955, str(m.data.get("message", ""))[:160], fontsize=6.5)
