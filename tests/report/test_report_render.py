@@ -1,6 +1,7 @@
 """`ionm report` on a real resumed case (tests/report/report_helpers.py): the PDF's pages rendered
 with pdftoppm and checked for drawn plots (pixels of the traces', baseline's and alarm's colours
-in each plot area), its text read with pdftotext; the HTML variant parsed, its images decoded."""
+in each plot area), its text read with pdftotext; the HTML variant parsed, its images decoded,
+an existing output refused without --force."""
 
 from __future__ import annotations
 
@@ -144,12 +145,15 @@ class _Html(HTMLParser):
             self.cells.append(data)
 
 
-def test_report_html_is_self_contained_with_its_images(case_dir: Path, tmp_path: Path,
-                                                       capsys: pytest.CaptureFixture[str]
-                                                       ) -> None:
+def test_report_html_is_self_contained_with_its_images_and_needs_force(
+        case_dir: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     out = tmp_path / "r.html"
-    assert ionm(["report", str(case_dir), "--html", "--out", str(out)]) == 0
-    assert "7 figures" in capsys.readouterr().out
+    out.write_text("the user's own file")
+    assert ionm(["report", str(case_dir), "--html", "--out", str(out)]) == 2
+    assert "already exists; pass --force to replace it" in capsys.readouterr().err
+    assert out.read_text() == "the user's own file"
+    assert ionm(["report", str(case_dir), "--html", "--out", str(out), "--force"]) == 0
+    assert f"{out} (7 figures" in capsys.readouterr().out
     doc = _Html()
     doc.feed(out.read_text(encoding="utf-8"))
     assert doc.headings[0] == "IONM case report"
