@@ -22,11 +22,13 @@ from appliance.cli import naming, plural, refuse_existing
 def report(case_dir: str | os.PathLike[str], out: str | os.PathLike[str], html: bool = False,
            force: bool = False) -> tuple[Path, int, list[str]]:
     """Write the report; (path, pages or figures, problems)."""
-    from appliance.report import casedata, layout
+    from appliance.report import casedata
 
     dest = Path(out)
     refuse_existing(dest, force)
     case = casedata.load(case_dir)
+    from appliance.report import layout  # matplotlib: only once the case reads
+
     made = dt.datetime.now(dt.UTC)
     dest.parent.mkdir(parents=True, exist_ok=True)
     tmp = dest.with_name(f".{dest.name}.{os.getpid()}.tmp")  # the umask's mode, as any output

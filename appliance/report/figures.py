@@ -156,7 +156,7 @@ def baseline_figure(case: CaseData, idx: Index, plans: list[SitePlan]) -> Figure
             ax.set_ylabel("µV", fontsize=6)
             if row == len(p.channels) - 1:
                 ax.set_xlabel("ms after the stimulus", fontsize=6)
-    fig.tight_layout(rect=(0, 0, 1, 0.97))
+    fig.subplots_adjust(left=0.08, right=0.97, top=0.93, bottom=0.05, hspace=0.4, wspace=0.25)
     return fig
 
 
@@ -187,7 +187,8 @@ def moment_figure(case: CaseData, idx: Index, plans: list[SitePlan], m: Event) -
                 ax.set_xlabel("ms after the stimulus", fontsize=6)
     fig.text(0.06, 0.01, "black: averages, newest on top; red: the average at the moment; "
              "blue: the baseline in force, overlaid", fontsize=6)
-    fig.tight_layout(rect=(0, 0.02, 0.93, 0.95))
+    fig.subplots_adjust(left=0.04, right=0.86 if len(sites) == 1 else 0.9, top=0.92,
+                        bottom=0.06, hspace=0.15, wspace=0.35)
     return fig
 
 
@@ -270,7 +271,7 @@ def trend_figure(case: CaseData, idx: Index, p: SitePlan) -> Figure | None:
     fig.text(0.08, 0.01, "dashed: the alarm limits from the baseline in force; solid vertical: "
              "alarm raised (colour = priority); green dashed: cleared; purple dotted: events",
              fontsize=6)
-    fig.tight_layout(rect=(0, 0.02, 1, 0.97))
+    fig.subplots_adjust(left=0.1, right=0.97, top=0.94, bottom=0.07, hspace=0.08)
     return fig
 
 
@@ -306,5 +307,5 @@ def continuous_figure(case: CaseData) -> Figure | None:
         if series:
             ax.legend(fontsize=6, loc="upper right")
     axes[-1, 0].set_xlabel(xlabel, fontsize=8)
-    fig.tight_layout(rect=(0, 0, 1, 0.97))
+    fig.subplots_adjust(left=0.1, right=0.97, top=0.94, bottom=0.06, hspace=0.1)
     return fig
