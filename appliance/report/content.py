@@ -205,14 +205,15 @@ def acknowledgement_rows(case: CaseData) -> list[list[str]]:
     return rows
 
 
-def moments(case: CaseData, limit: int) -> tuple[list[Event], int]:
-    """What gets stacked traces: every raised physiological alarm with a site and every
-    annotated event, in time order; at most `limit` (the rest counted)."""
+def moments(case: CaseData, sites: set[str], limit: int) -> tuple[list[Event], int]:
+    """What gets stacked traces: every raised physiological alarm of an evoked-potential site
+    (`sites`) and every annotated event, in time order; at most `limit` (the rest counted).
+    EEG/EMG alarms name a channel, not a site: they are marked on the EEG/EMG trends."""
     out = [e for e in case.events
            if (e.kind == "alarm_event" and e.data.get("event") == "raised"
-               and e.data.get("kind") == "physiological" and e.site
+               and e.data.get("kind") == "physiological" and e.site in sites
                and e.data.get("cause") != "restore")  # a restart repeats a latched alarm
-           or e.kind == "annotation"]
+           or (e.kind == "annotation" and sites)]
     out.sort(key=lambda e: (e.case_s, e.seq))
     return out[:limit], max(0, len(out) - limit)
 

@@ -24,6 +24,7 @@ AT_ALARM = "#c00000"
 BASELINE = "#1f6fd0"  # the baseline in its own colour, everywhere
 PRIORITY_COLOUR = {"high": "#d00000", "medium": "#e0a000", "low": "#00a0c0"}
 EVENT_COLOUR = "#6a3d9a"
+CONTINUOUS_ALARMS = ("eeg.", "emg.", "temg.")
 TRACES_BEFORE, TRACES_AFTER = 5, 2  # averages stacked around a moment
 ARTEFACT_MS = 3.0  # the stimulus artefact: left out of the scale, clipped in the drawing
 
@@ -276,36 +277,43 @@ def trend_figure(case: CaseData, idx: Index, p: SitePlan) -> Figure | None:
 
 
 def continuous_figure(case: CaseData) -> Figure | None:
-    """EEG (SEF95 per channel, fast-power ratio per side) and free-running EMG (RMS and train
-    time per channel) trends, when the case has them."""
-    eeg, emg = case.of("eeg_trend"), case.of("emg_trend")
-    if not eeg and not emg:
-        return None
+    """EEG (SEF95 per channel, fast-power ratio to baseline per side once there is a baseline)
+    and free-running EMG (RMS and train time per channel) trends, when the case has them."""
+    wanted = [("eeg_trend", "channels", "sef95_hz", "EEG SEF95 (Hz)"),
+              ("eeg_trend", "sides", "fast_ratio", "EEG fast power / baseline"),
+              ("emg_trend", "channels", "rms_uv", "EMG RMS (µV)"),
+              ("emg_trend", "channels", "train_time_s", "EMG train time (s)")]
     div, xlabel = _time_axis(case)
-    panels = ([("eeg", "SEF95 (Hz)", "sef95_hz"), ("eeg_side", "fast power / baseline", "")]
-              if eeg else []) + ([("emg", "EMG RMS (µV)", "rms_uv"),
-                                  ("emg", "EMG train time (s)", "train_time_s")] if emg else [])
+    panels = []
+    for kind, group, key, ylabel in wanted:
+        series: dict[str, list[tuple[float, float]]] = {}
+        for e in case.of(kind):
+            for name, v in (e.data.get(group) or {}).items():
+                val = v.get(key) if isinstance(v, dict) else None
+                if isinstance(val, int | float):
+                    series.setdefault(name, []).append((e.case_s / div, float(val)))
+        if series:
+            panels.append((ylabel, series))
+    if not panels:
+        return None
     fig, axes = plt.subplots(len(panels), 1, figsize=A4_IN, sharex=True, squeeze=False)
     fig.suptitle("EEG and EMG trends", fontsize=12, x=0.08, ha="left")
-    for ax, (what, ylabel, field) in zip(axes[:, 0], panels, strict=True):
-        events = eeg if what.startswith("eeg") else emg
-        series: dict[str, list[tuple[float, float]]] = {}
-        for e in events:
-            group = e.data.get("sides" if what == "eeg_side" else "channels") or {}
-            for name, v in group.items():
-                val = v.get("fast_ratio" if what == "eeg_side" else field) if isinstance(
-                    v, dict) else None
-                if val is not None:
-                    series.setdefault(name, []).append((e.case_s / div, float(val)))
+    for k, (ax, (ylabel, series)) in enumerate(zip(axes[:, 0], panels, strict=True)):
         for name, xy in series.items():
             a = np.array(xy)
-            ax.plot(a[:, 0], a[:, 1], lw=0.8, label=name)
-        _mark_moments(case, ax, "", div, ax is axes[0, 0])
+            ax.plot(a[:, 0], a[:, 1], lw=0.9, label=name)
+        for e in case.of("alarm_event"):  # the EEG and EMG alarms
+            if e.data.get("event") == "raised" and str(e.data.get("alarm_id", "")).startswith(
+                    CONTINUOUS_ALARMS):
+                ax.axvline(e.case_s / div, lw=0.8, color=PRIORITY_COLOUR.get(
+                    str(e.data.get("priority")), "#808080"))
+        _mark_moments(case, ax, "\0", div, k == 0)  # the annotated events
         ax.set_ylabel(ylabel, fontsize=8)
         ax.tick_params(labelsize=7)
         ax.grid(alpha=0.3)
-        if series:
-            ax.legend(fontsize=6, loc="upper right")
+        ax.legend(fontsize=6, loc="upper right")
     axes[-1, 0].set_xlabel(xlabel, fontsize=8)
+    fig.text(0.08, 0.01, "vertical lines: alarms raised (colour = priority); purple dotted: "
+             "events", fontsize=6)
     fig.subplots_adjust(left=0.1, right=0.97, top=0.94, bottom=0.06, hspace=0.1)
     return fig

@@ -50,7 +50,7 @@ def parts(case: CaseData, made_utc: dt.datetime) -> Iterator[Table | Plot]:
     idx = figures.Index(case)
     if (fig := figures.baseline_figure(case, idx, plans)) is not None:
         yield Plot("Baselines", fig)
-    chosen, left_out = content.moments(case, MOMENTS_MAX)
+    chosen, left_out = content.moments(case, {p.name for p in plans}, MOMENTS_MAX)
     for m in chosen:
         yield Plot(f"{content.duration(m.case_s)} {content.describe(m)}",
                    figures.moment_figure(case, idx, plans, m))

@@ -4,10 +4,15 @@ acknowledgement, a restart that resumes the case (a second raw segment) and a st
 
 from __future__ import annotations
 
+import subprocess
 import threading
 import time
 from pathlib import Path
 from typing import Any
+
+import numpy as np
+from PIL import Image
+from system_tools import need_tool
 
 ALARM_ID = "ssep.amplitude:L median:C4'-Fz"
 CHANNELS = ["C3'-Fz", "C4'-Fz", "Cv5-Fz", "Erb-L", "Erb-R"]
@@ -103,3 +108,80 @@ def make_case(tmp: Path) -> Path:
         stop(app, runner)
     (case,) = (tmp / "cases").iterdir()
     return case
+
+
+EMG_CHANNELS = ["Orb-oc L", "Orb-or L", "C3-P3", "C4-P4"]
+A_TRAIN_ID = "emg.a_train:Orb-oc L"
+
+
+def make_continuous_case(tmp: Path) -> Path:
+    """EEG (C3-P3 left, C4-P4 right) and free-running EMG on two facial channels, an A-train at
+    4 s on "Orb-oc L"; 11 s of stream faster than real time, no evoked-potential site."""
+    from appliance import config
+    from appliance.outputs.gpio import RecordingBackend
+    from appliance.service import Appliance
+
+    scenario = tmp / "emg.toml"
+    scenario.write_text('name = "a-train"\nduration_s = 12.0\n[[event]]\ntype = "a_train"\n'
+                        'at_s = 4.0\nchannel = "Orb-oc L"\nduration_s = 0.6\n'
+                        'amplitude_uv = 150.0\n')
+    d = {"device": {"id": "or-emg"},
+         "frontend": {"kind": "simulated", "sample_rate_hz": 4000, "channels": EMG_CHANNELS,
+                      "scenario": str(scenario), "realtime": False, "seed": 3},
+         "analysis": {"emg_free": {"channels": EMG_CHANNELS[:2]},
+                      "eeg": {"left": ["C3-P3"], "right": ["C4-P4"]}},
+         "alarms": {"control_socket": str(tmp / "alarm.sock")},
+         "lights": {"backend": "recording", "lamp_test_s": 0.0},
+         "mqtt": {"enabled": False},
+         "recording": {"directory": str(tmp / "cases"), "min_free_mb": 20.0,
+                       "stop_free_mb": 5.0, "fsync": False}}
+    app = Appliance(config.from_dict(d), tmp / "state", lights_backend=RecordingBackend())
+    runner = threading.Thread(target=app.run, daemon=True)
+    runner.start()
+    try:
+        assert wait_for(lambda: app.stream_t_s > 11.0, 60), "no stream"
+    finally:
+        stop(app, runner)
+    (case,) = (tmp / "cases").iterdir()
+    return case
+
+
+# ------------------------------------------------------------- reading the rendered pages
+
+DPI = 40  # A4 at 40 dpi: 331 x 468 px, enough to count a plot's pixels
+
+
+# colour classes, not exact colours: at 40 dpi a thin line is blended into the white around it
+def reddish(img: np.ndarray) -> np.ndarray:  # the average at the alarm, an alarm's line
+    a = img.astype(int)
+    return (a[..., 0] > 150) & (a[..., 1] < 130) & (a[..., 2] < 130)
+
+
+def bluish(img: np.ndarray) -> np.ndarray:  # the baseline; the first channel's trend
+    a = img.astype(int)
+    return (a[..., 2] > 150) & (a[..., 0] < 150) & (a[..., 2] - a[..., 0] > 60)
+
+
+def dark(img: np.ndarray) -> np.ndarray:  # the averages (and text)
+    return img.max(axis=-1) < 100
+
+
+def pdf_pages(pdf: Path, out: Path) -> tuple[list[np.ndarray], list[str]]:
+    """Each page as an RGB array (pdftoppm) and its text (pdftotext)."""
+    pdftoppm = need_tool("pdftoppm", "poppler-utils")
+    pdftotext = need_tool("pdftotext", "poppler-utils")
+    subprocess.run([pdftoppm, "-r", str(DPI), "-png", str(pdf), str(out / "pg")], check=True)
+    pngs = sorted(out.glob("pg-*.png"))
+    text = subprocess.run([pdftotext, "-layout", str(pdf), "-"], check=True,
+                          capture_output=True, text=True).stdout.split("\f")
+    return [np.asarray(Image.open(p).convert("RGB")) for p in pngs], text[:len(pngs)]
+
+
+def cells(img: np.ndarray, rows: int, cols: int, top: float = 0.05, bottom: float = 0.03
+          ) -> list[np.ndarray]:
+    """The page's plot areas as a rows x cols grid (below the title, above the footnote)."""
+    h, w = img.shape[:2]
+    y0, y1 = int(top * h), int((1 - bottom) * h)
+    ys = np.linspace(y0, y1, rows + 1).astype(int)
+    xs = np.linspace(0, w, cols + 1).astype(int)
+    return [img[ys[r]:ys[r + 1], xs[c]:xs[c + 1]] for r in range(rows) for c in range(cols)]

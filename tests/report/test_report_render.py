@@ -7,56 +7,16 @@ from __future__ import annotations
 
 import base64
 import io
-import subprocess
 from html.parser import HTMLParser
 from pathlib import Path
 
 import numpy as np
 import pytest
 from PIL import Image
-from report_helpers import ALARM_ID
-from system_tools import need_tool
+from report_helpers import ALARM_ID, bluish, cells, dark, pdf_pages, reddish
 
 from appliance.cli import main as ionm
 from appliance.outputs import casestore
-
-DPI = 40  # A4 at 40 dpi: 331 x 468 px, enough to count a plot's pixels
-
-
-# colour classes, not exact colours: at 40 dpi a thin line is blended into the white around it
-def reddish(img: np.ndarray) -> np.ndarray:  # the average at the alarm, an alarm's line
-    a = img.astype(int)
-    return (a[..., 0] > 150) & (a[..., 1] < 130) & (a[..., 2] < 130)
-
-
-def bluish(img: np.ndarray) -> np.ndarray:  # the baseline; the first channel's trend
-    a = img.astype(int)
-    return (a[..., 2] > 150) & (a[..., 0] < 150) & (a[..., 2] - a[..., 0] > 60)
-
-
-def dark(img: np.ndarray) -> np.ndarray:  # the averages (and text)
-    return img.max(axis=-1) < 100
-
-
-def pdf_pages(pdf: Path, out: Path) -> tuple[list[np.ndarray], list[str]]:
-    """Each page as an RGB array (pdftoppm) and its text (pdftotext)."""
-    pdftoppm = need_tool("pdftoppm", "poppler-utils")
-    pdftotext = need_tool("pdftotext", "poppler-utils")
-    subprocess.run([pdftoppm, "-r", str(DPI), "-png", str(pdf), str(out / "pg")], check=True)
-    pngs = sorted(out.glob("pg-*.png"))
-    text = subprocess.run([pdftotext, "-layout", str(pdf), "-"], check=True,
-                          capture_output=True, text=True).stdout.split("\f")
-    return [np.asarray(Image.open(p).convert("RGB")) for p in pngs], text[:len(pngs)]
-
-
-def cells(img: np.ndarray, rows: int, cols: int, top: float = 0.05, bottom: float = 0.03
-          ) -> list[np.ndarray]:
-    """The page's plot areas as a rows x cols grid (below the title, above the footnote)."""
-    h, w = img.shape[:2]
-    y0, y1 = int(top * h), int((1 - bottom) * h)
-    ys = np.linspace(y0, y1, rows + 1).astype(int)
-    xs = np.linspace(0, w, cols + 1).astype(int)
-    return [img[ys[r]:ys[r + 1], xs[c]:xs[c + 1]] for r in range(rows) for c in range(cols)]
 
 
 @pytest.fixture(scope="module")
