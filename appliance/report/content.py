@@ -61,8 +61,9 @@ def header_rows(case: CaseData, made_utc: dt.datetime) -> list[tuple[str, str]]:
     resumed = len(case.run_starts_s) - 1
     if case.recording:
         last = case.events[-1] if case.events else None
-        stop = (f"still recording: open case, reported up to {duration(case.end_s)} of case "
-                f"time (last event stored {_utc(last.t_utc) if last else '—'})")
+        stop = (f"not stopped: still recording (or left open by a shutdown or crash); "
+                f"reported up to {duration(case.end_s)} of case time (last event stored "
+                f"{_utc(last.t_utc) if last else '—'})")
     else:
         stop = _utc(info.get("stopped_utc"))
     return [
@@ -74,8 +75,9 @@ def header_rows(case: CaseData, made_utc: dt.datetime) -> list[tuple[str, str]]:
         ("started", _utc(info.get("started_utc"))),
         ("stopped", stop),
         ("duration", duration(case.end_s)),
-        ("raw segments", f"{len(segs)} ({', '.join(str(s.data.get('file', '?')) for s in segs)})"
-         + (f"; resumed {resumed}x after a restart" if resumed else "")),
+        ("raw segments", (f"{len(segs)} ({', '.join(str(s.data.get('file', '?')) for s in segs)})"
+                          if segs else "none") + (f"; resumed {resumed}x after a restart"
+                                                  if resumed else "")),
         ("config hash", str(info.get("config_hash") or "—")),
         ("report", f"ionm {__version__} report made {made_utc:%Y-%m-%d %H:%M:%S} UTC"),
         ("note", NOT_A_MEDICAL_DEVICE),
@@ -112,6 +114,8 @@ def montage_rows(case: CaseData, plans: list[SitePlan]) -> list[list[str]]:
     """One row per channel: site, modality, stimulus (on a site's first row), channel, role,
     judged component, then the site's criteria."""
     rows = [["site", "modality", "stimulus", "channel", "role", "judged", "criteria"]]
+    if not plans:
+        rows.append(["none", "", "", "", "", "", "no evoked-potential sites"])
     for p in plans:
         for i, (c, r, k) in enumerate(zip(p.channels, p.roles, p.primary, strict=True)):
             first = i == 0

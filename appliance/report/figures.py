@@ -218,6 +218,11 @@ def _limits(base: Event, crit: dict[str, float], role: str) -> tuple[float, floa
 
 
 def _mark_moments(case: CaseData, ax: Any, site: str, div: float, label: bool) -> None:
+    for t in case.run_starts_s[1:]:  # the appliance restarted and resumed the case
+        ax.axvline(t / div, color="#808080", lw=0.8, ls="-.")
+        if label:
+            ax.text(t / div, 0.5, "restart", rotation=90, fontsize=5.5, va="center",
+                    ha="right", color="#606060", transform=ax.get_xaxis_transform())
     for e in case.of("alarm_event", "annotation"):
         x = e.case_s / div
         if e.kind == "annotation":
@@ -270,7 +275,8 @@ def trend_figure(case: CaseData, idx: Index, p: SitePlan) -> Figure | None:
     ax_l.set_ylabel("latency (ms)", fontsize=8)
     ax_l.set_xlabel(xlabel, fontsize=8)
     fig.text(0.08, 0.01, "dashed: the alarm limits from the baseline in force; solid vertical: "
-             "alarm raised (colour = priority); green dashed: cleared; purple dotted: events",
+             "alarm raised (colour = priority); green dashed: cleared; purple dotted: events; grey "
+             "dash-dot: restart",
              fontsize=6)
     fig.subplots_adjust(left=0.1, right=0.97, top=0.94, bottom=0.07, hspace=0.08)
     return fig

@@ -42,7 +42,7 @@ def test_report_on_a_case_still_recording_does_not_block_the_recorder(tmp_path: 
         stop(app, runner)
     assert r.returncode == 0, r.stderr[-2000:]
     text = _text(tmp_path / "live.pdf")
-    assert "still recording: open case, reported up to" in text
+    assert "not stopped: still recording (or left open by a shutdown or crash); reported" in text
     assert "Trends — L median" in text and "Baselines" in text
 
 
