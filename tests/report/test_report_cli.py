@@ -4,6 +4,7 @@
 
 from __future__ import annotations
 
+import os
 import shutil
 import sqlite3
 import subprocess
@@ -86,3 +87,33 @@ def test_report_names_an_unreadable_row_and_reports_the_rest(
     text = _text(out)
     assert f"unreadable     case.sqlite events row seq {seq}" in text  # said in the report too
     assert "EEG and EMG trends" in text  # the rest is reported
+
+
+def test_report_reads_an_archived_case_on_read_only_media(
+        tmp_path: Path, continuous_case_dir: Path) -> None:
+    """A WAL store opened read-only needs a -shm file it cannot make on read-only media; with
+    no -wal file (a checkpointed, finished case) it is read as immutable."""
+    media = tmp_path / "media"
+    shutil.copytree(continuous_case_dir, media / "case")
+    db = sqlite3.connect(media / "case" / "case.sqlite")
+    db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+    db.close()
+    for suffix in ("-wal", "-shm"):
+        (media / "case" / f"case.sqlite{suffix}").unlink(missing_ok=True)
+    if os.geteuid() == 0:  # root ignores modes: a read-only bind mount
+        r = subprocess.run(["mount", "--bind", "-o", "ro", str(media), str(media)],
+                           capture_output=True)
+        if r.returncode != 0:
+            pytest.skip(f"cannot make a read-only bind mount here: {r.stderr.decode().strip()}")
+    else:
+        (media / "case").chmod(0o555)
+    try:
+        with pytest.raises(OSError):
+            (media / "case" / "probe").write_bytes(b"")  # it is read-only
+        assert ionm(["report", str(media / "case"), "--out", str(tmp_path / "r.pdf")]) == 0
+    finally:
+        if os.geteuid() == 0:
+            subprocess.run(["umount", str(media)], check=False)
+        else:
+            (media / "case").chmod(0o755)
+    assert "EEG and EMG trends" in _text(tmp_path / "r.pdf")
