@@ -7,6 +7,7 @@ import base64
 import datetime as dt
 import html
 import io
+import itertools
 import textwrap
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -19,6 +20,7 @@ from appliance.report.casedata import CaseData
 MOMENTS_MAX = 60  # stacked-trace pages; the rest are in the timeline
 LINES_PER_PAGE = 82
 COLUMNS = 132  # monospace characters across an A4 page at 6.5 pt
+COLUMN_MAX = 34  # a wider cell wraps within its column
 SIGNATURE = ["Reviewed by (name): ________________________________________",
              "Date: ____________________      Signature: ______________________________"]
 
@@ -71,24 +73,22 @@ def parts(case: CaseData, made_utc: dt.datetime) -> Iterator[Table | Plot]:
 
 
 def _text_lines(t: Table) -> list[tuple[str, str]]:
-    """(style, text) lines of a table in monospace columns; long cells wrap in the last one."""
-    rows = t.rows
-    if not rows:
-        return [("title", t.title)]
-    n = len(rows[0])
-    widths = [min(max((len(r[i]) for r in rows), default=0), 30)
-              for i in range(n - 1)]
-    last_w = max(20, COLUMNS - sum(w + 2 for w in widths))
+    """(style, text) lines of a table in monospace columns; a cell longer than its column
+    (at most COLUMN_MAX wide, the last takes the rest) wraps onto continuation lines, never cut."""
+    rows = [r for r in t.rows if any(r)]
     out = [("title", t.title)]
+    if not rows:
+        return out
+    n = len(rows[0])
+    widths = [min(max(len(r[i]) for r in rows), COLUMN_MAX) for i in range(n - 1)]
+    widths.append(max(20, COLUMNS - sum(w + 2 for w in widths)))
     for k, r in enumerate(rows):
-        if not any(r):
-            continue
-        lead = "  ".join(c[:w].ljust(w) for c, w in zip(r[:-1], widths, strict=True))
-        lead = lead + "  " if widths else ""
-        wrapped = textwrap.wrap(r[-1], last_w) or [""]
-        style = "head" if k == 0 and t.title not in ("IONM case report", "Settings") else "mono"
-        out.append((style, lead + wrapped[0]))
-        out += [("mono", " " * len(lead) + w) for w in wrapped[1:]]
+        cells = [textwrap.wrap(c, w, break_on_hyphens=False) or [""]
+                 for c, w in zip(r, widths, strict=True)]
+        style = "head" if k == 0 and any(t.rows[0]) else "mono"
+        for j, parts in enumerate(itertools.zip_longest(*cells, fillvalue="")):
+            line = "  ".join(p.ljust(w) for p, w in zip(parts, widths, strict=True)).rstrip()
+            out.append((style if j == 0 else "mono", line))
     out.append(("mono", ""))
     return out
 
