@@ -78,10 +78,22 @@ def header_rows(case: CaseData, made_utc: dt.datetime) -> list[tuple[str, str]]:
         ("raw segments", (f"{len(segs)} ({', '.join(str(s.data.get('file', '?')) for s in segs)})"
                           if segs else "none") + (f"; resumed {resumed}x after a restart"
                                                   if resumed else "")),
+        ("recorded by", _software(case)),
         ("config hash", str(info.get("config_hash") or "—")),
         ("report", f"ionm {__version__} report made {made_utc:%Y-%m-%d %H:%M:%S} UTC"),
         ("note", NOT_A_MEDICAL_DEVICE),
     ]
+
+
+def _software(case: CaseData) -> str:
+    """The software of each run (stored in the case's started/resumed events since it was
+    added; older cases do not say)."""
+    runs = [str(e.data.get("software") or "not stored") for e in case.of("case")
+            if e.data.get("event") in ("started", "resumed")]
+    if not runs:
+        return "not stored in this case"
+    return runs[0] if len(set(runs)) == 1 else "; ".join(
+        f"run {i + 1}: {r}" for i, r in enumerate(runs))
 
 
 def _utc(text: str | None) -> str:

@@ -15,6 +15,7 @@ import pytest
 from PIL import Image
 from report_helpers import ALARM_ID, bluish, cells, dark, pdf_pages, reddish
 
+from appliance import __version__
 from appliance.cli import main as ionm
 from appliance.outputs import casestore
 
@@ -48,6 +49,7 @@ def test_report_pdf_pages_are_the_case(case_dir: Path, pdf) -> None:
     assert "NOT a certified medical device" in head
     assert case_dir.name in head and "report-dev, OR 3 cart, OR 3" in head
     assert "2 (raw-001.bdf, raw-002.bdf); resumed 1x after a restart" in head
+    assert f"recorded by    ionm {__version__}" in head
     assert "amplitude < 50% or latency > 110% of baseline" in head
     timeline = text[-1]
     for phrase in ("Alarm and event timeline", "raised", "acknowledged", "local console",
