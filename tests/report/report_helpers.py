@@ -34,13 +34,13 @@ ramp_s = 0.0
 SITE = {"rate_hz": 9.7, "n_sweeps": 80, "update_sweeps": 20}
 
 
-def config_dict(tmp: Path) -> dict[str, Any]:
+def config_dict(tmp: Path, realtime: bool = False) -> dict[str, Any]:
     scenario = tmp / "scenario.toml"
     scenario.write_text(SCENARIO)
     return {
         "device": {"id": "report-dev", "name": "OR 3 cart", "location": "OR 3"},
         "frontend": {"kind": "simulated", "sample_rate_hz": 2000, "channels": CHANNELS,
-                     "scenario": str(scenario), "realtime": False, "seed": 1},
+                     "scenario": str(scenario), "realtime": realtime, "seed": 1},
         "analysis": {"sites": [
             {"name": "L median", "modality": "ssep_upper", "trigger_bit": 0,
              "channels": ["C4'-Fz", "Cv5-Fz", "Erb-L"], **SITE},
@@ -64,13 +64,13 @@ def wait_for(pred: Any, timeout_s: float) -> bool:
     return bool(pred())
 
 
-def start(tmp: Path) -> tuple[Any, threading.Thread]:
+def start(tmp: Path, realtime: bool = False) -> tuple[Any, threading.Thread]:
     """The real Appliance (lamps on a RecordingBackend) running on a thread."""
     from appliance import config
     from appliance.outputs.gpio import RecordingBackend
     from appliance.service import Appliance
 
-    app = Appliance(config.from_dict(config_dict(tmp)), tmp / "state",
+    app = Appliance(config.from_dict(config_dict(tmp, realtime)), tmp / "state",
                     lights_backend=RecordingBackend())
     runner = threading.Thread(target=app.run, daemon=True)
     runner.start()

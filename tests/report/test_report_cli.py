@@ -25,9 +25,10 @@ def _text(pdf: Path) -> str:
 
 
 def test_report_on_a_case_still_recording_does_not_block_the_recorder(tmp_path: Path) -> None:
-    app, runner = start(tmp_path)
+    # real time: the recorder is far from its limits, so anything dropped would be the report's
+    app, runner = start(tmp_path, realtime=True)
     try:
-        assert wait_for(lambda: app.stream_t_s > 12.0, 60), "no stream"
+        assert wait_for(lambda: app.stream_t_s > 4.0, 60), "no stream"
         case_dir = app.recorder.case_dir
         st = app.recorder.stats
         written_before, t_before = st.events_written, app.stream_t_s
@@ -43,7 +44,7 @@ def test_report_on_a_case_still_recording_does_not_block_the_recorder(tmp_path: 
     assert r.returncode == 0, r.stderr[-2000:]
     text = _text(tmp_path / "live.pdf")
     assert "not stopped: still recording (or left open by a shutdown or crash); reported" in text
-    assert "Trends — L median" in text and "Baselines" in text
+    assert "Trends — L median" in text and "Trends — R median" in text
 
 
 def test_report_bad_input_is_one_line_exit_2(tmp_path: Path, case_dir: Path,
