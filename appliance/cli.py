@@ -32,6 +32,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "bench": ("appliance.bench:main", "benchmarks (ionm bench --help lists the suites)"),
     "check-config": ("appliance.config:main", "validate a config file"),
     "export": ("appliance.outputs.export:main", "export a case as csv, json or edf"),
+    "report": ("appliance.report.command:main", "a case as a PDF (or HTML) report"),
     "alarm": ("appliance.alarm_cli:main", "acknowledge / audio-pause a running appliance"),
     "lights-check": ("appliance.outputs.lights_demo:main", "walk every light and the buzzer"),
 }

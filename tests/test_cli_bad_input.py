@@ -74,6 +74,7 @@ BAD = [
     ("emulate-replay-missing", ["emulate", "cyton", "--replay", "{tmp}/none.txt"], 2,
      "none.txt': no such file"),
     ("export-not-a-case", ["export", "{tmp}", "--format", "csv"], 2, "not a case folder"),
+    ("report-not-a-case", ["report", "{tmp}"], 2, "not a case folder (no case.sqlite in it)"),
     ("check-config-missing", ["check-config", "{tmp}/none.toml"], 2, "cannot read it"),
     ("unknown-command", ["frobnicate"], 2, "unknown command 'frobnicate'"),
     # found in the acceptance review (docs/acceptance-issue13.md)

@@ -29,6 +29,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from appliance import __version__
 from appliance.conditions import Condition, Kind, Priority
 from appliance.config_rules import ADC_FULL_SCALE_UV
 from appliance.errors import RecordingError
@@ -39,6 +40,7 @@ from appliance.outputs import casestore
 log = logging.getLogger(__name__)
 
 MAX_EVENTS_QUEUED = 20_000
+SOFTWARE = f"ionm {__version__}"  # in the case's started/resumed events: what recorded each run
 DROP_ALARM_S = 10.0  # tech.storage stays active this long after the last drop
 RECOVER_FACTOR = 1.2  # hysteresis: resume once free space exceeds the threshold by 20 %
 
@@ -122,7 +124,8 @@ class CaseRecorder:
                 self._setup_error = f"cannot create case folder {case_dir} ({e})"
             return case_id
         self._open(case_id, case_dir, "start")
-        self.record("case", {"event": "started", "label": label, "procedure": procedure})
+        self.record("case", {"event": "started", "label": label, "procedure": procedure,
+                             "software": SOFTWARE})
         return case_id
 
     def resume(self) -> str | None:
@@ -140,7 +143,7 @@ class CaseRecorder:
         info = casestore.case_info(case_dir)
         assert info is not None  # noqa: S101 - find_open_case read it
         self._open(info["id"], case_dir, "resume")
-        self.record("case", {"event": "resumed"})
+        self.record("case", {"event": "resumed", "software": SOFTWARE})
         log.info("resumed case %s", info["id"], extra={"CASE_ID": info["id"]})
         return info["id"]
 
