@@ -34,6 +34,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "export": ("appliance.outputs.export:main", "export a case as csv, json or edf"),
     "alarm": ("appliance.alarm_cli:main", "acknowledge / audio-pause a running appliance"),
     "lights-check": ("appliance.outputs.lights_demo:main", "walk every light and the buzzer"),
+    "console": ("appliance.console.server:main", "serve the web console (browser, MQTT login)"),
 }
 
 SEED_MAX = 2**32 - 1  # = frontend.seed's max
