@@ -20,7 +20,7 @@ let config = { broker_url: "", topic_root: "ionm/v1" };
 let link = null;
 let fleet = null;
 let route = { view: "overview" };
-let dirty = new Set(); // device ids (or "*") changed since the last frame
+let dirty = new Map(); // device id (or "*") -> the changes since the last frame
 let pendingLag = []; // [t_utc ms, arrival ms] of visible messages not drawn yet
 let frameAsked = false;
 const deviceView = { id: null, site: null, charts: new Map(), canvases: new Map() };
@@ -96,7 +96,7 @@ function onMessage(topic, body) {
   }
   if (visible(dev, ch)) {
     pendingLag.push([utcSeconds(body.t_utc) * 1000, arrive]);
-    ask(dev.id);
+    ask(dev.id, ch);
   }
 }
 
@@ -116,15 +116,17 @@ function probe(dev) {
   }).finally(() => ask(dev.id));
 }
 
-function ask(what) {
-  dirty.add(what);
+/** Redraw at the next frame: `what` a device id or "*" (everything), `change` what changed. */
+function ask(what, change = { kind: "*" }) {
+  if (!dirty.has(what)) dirty.set(what, []);
+  dirty.get(what).push(change);
   if (!frameAsked) { frameAsked = true; requestAnimationFrame(frame); }
 }
 
 function frame() {
   frameAsked = false;
   const changed = dirty;
-  dirty = new Set();
+  dirty = new Map();
   if (route.view === "overview") renderOverview(changed);
   else if (route.view === "device") renderDevice(changed);
   metrics.renders++;
@@ -164,45 +166,51 @@ function showView() {
 
 const LAMP = (a) => (a.kind === "technical" ? "technical" : a.priority === "high" ? "high" : "medium");
 
-function renderOverview() {
+function renderOverview(changed) {
   const box = $("devices");
   $("no-devices").hidden = fleet.devices.size > 0;
-  for (const dev of [...fleet.devices.values()].sort((a, b) => a.id.localeCompare(b.id))) {
-    let card = box.querySelector(`[data-device="${CSS.escape(dev.id)}"]`);
+  const ids = [...fleet.devices.keys()].sort();
+  for (const id of ids) {
+    const dev = fleet.devices.get(id);
+    let card = box.querySelector(`[data-device="${CSS.escape(id)}"]`);
+    if (card && !changed.has("*") && !changed.has(id)) continue;
     if (!card) {
       card = el("a", "card");
-      card.dataset.device = dev.id;
-      card.href = `#/d/${encodeURIComponent(dev.id)}`;
-      box.append(card);
+      card.dataset.device = id;
+      card.href = `#/d/${encodeURIComponent(id)}`;
+      card.append(el("div", "card-head"), el("div", "muted case"), el("div", "card-alarms"),
+        el("div", "sparks"));
+      const next = ids.slice(ids.indexOf(id) + 1).map((n) => box.querySelector(`[data-device="${CSS.escape(n)}"]`)).find(Boolean);
+      box.insertBefore(card, next || null);
     }
+    const [head, caseLine, alarms, sparks] = card.children;
     const top = dev.topAlarm();
     card.className = `card ${top ? LAMP(top) : ""} ${dev.online ? "" : "offline"}`;
     const st = dev.status || {};
-    const head = el("div", "card-head");
-    head.append(el("strong", "", st.name || dev.id), el("span", "muted", st.location || ""),
+    head.replaceChildren(el("strong", "", st.name || dev.id), el("span", "muted", st.location || ""),
       el("span", dev.online ? "pill ok" : "pill bad", dev.online ? "online" : "offline"));
     const cs = dev.caseInfo;
-    const caseLine = el("div", "muted", cs && cs.state === "running"
-      ? `case ${cs.label || cs.case_id} ${cs.procedure ? "· " + cs.procedure : ""}` : "no case");
-    const alarms = el("div", "card-alarms");
+    caseLine.textContent = cs && cs.state === "running"
+      ? `case ${cs.label || cs.case_id} ${cs.procedure ? "· " + cs.procedure : ""}` : "no case";
     const shown = dev.active.filter((a) => a.active || !a.acknowledged);
-    if (!shown.length) alarms.append(el("span", "muted", "no active alarm"));
-    for (const a of shown.slice(0, 3)) {
-      const li = el("div", `alarm ${LAMP(a)}`, `${a.site ? a.site + ": " : ""}${a.message}`);
-      li.dataset.alarm = a.alarm_id;
-      alarms.append(li);
-    }
-    const sparks = el("div", "sparks");
+    alarms.replaceChildren(...(shown.length ? shown.slice(0, 3).map((a) => {
+      const d = el("div", `alarm ${LAMP(a)}`, `${a.site ? a.site + ": " : ""}${a.message}`);
+      d.dataset.alarm = a.alarm_id;
+      return d;
+    }) : [el("span", "muted", "no active alarm")]));
     for (const site of dev.sites.values()) {
-      const ch = [...site.channels.values()].find((c) => c.trend.length) || null;
-      const row = el("div", "spark-row");
-      row.append(el("span", "", site.name));
-      const cv = el("canvas", "spark");
-      row.append(cv);
-      sparks.append(row);
-      if (ch) requestAnimationFrame(() => drawSpark(cv, ch.trend, ch.trend.some((p) => p.ratio !== null) ? "ratio" : "amp"));
+      let row = sparks.querySelector(`[data-site="${CSS.escape(site.name)}"]`);
+      if (!row) {
+        row = el("div", "spark-row");
+        row.dataset.site = site.name;
+        row.append(el("span", "", site.name), el("canvas", "spark"));
+        sparks.append(row);
+      }
+      // the judged channel: the first with a template fit, else the first with a trend
+      const chans = [...site.channels.values()];
+      const ch = chans.find((c) => c.trend.length && c.hadFit) || chans.find((c) => c.trend.length);
+      if (ch) drawSpark(row.lastChild, ch.trend, ch.hadFit ? "ratio" : "amp");
     }
-    card.replaceChildren(head, caseLine, alarms, sparks);
   }
 }
 
@@ -223,7 +231,17 @@ function renderDevice(changed) {
   const dev = fleet.devices.get(route.id);
   $("dev-title").textContent = dev ? (dev.status && dev.status.name) || dev.id : route.id;
   if (!dev) { $("dev-status").textContent = "not seen yet"; return; }
-  if (!changed.has("*") && !changed.has(dev.id)) return;
+  const all = changed.has("*") || (changed.get(dev.id) || []).some((c) => c.kind === "*");
+  const parts = all ? null : changed.get(dev.id);
+  if (!all && !parts) return;
+  const has = (...kinds) => all || parts.some((c) => kinds.includes(c.kind));
+  // the alarm list first: what the user must see soonest
+  if (has("active", "event")) { renderAlarms(dev); renderEvents(dev); }
+  if (has("status", "case", "health", "active", "event")) renderHeader(dev);
+  if (has("status", "trend", "waveform", "event")) renderSites(dev, all ? null : parts);
+}
+
+function renderHeader(dev) {
   $("dev-status").textContent = dev.online ? "online" : "offline";
   $("dev-status").className = dev.online ? "pill ok" : "pill bad";
   const cs = dev.caseInfo;
@@ -235,9 +253,6 @@ function renderDevice(changed) {
   $("dev-rights").textContent = dev.canAct === true ? "you may act on this device"
     : dev.canAct === false ? `read-only: the broker ${dev.refusal || "refused: not authorised"}`
       : "asking the broker what this login may do";
-  renderAlarms(dev);
-  renderEvents(dev);
-  renderSites(dev);
 }
 
 function renderAlarms(dev) {
@@ -266,7 +281,10 @@ function renderEvents(dev) {
   $("events").replaceChildren(...items);
 }
 
-function renderSites(dev) {
+/** Sites, or with `parts` only the channels (waveform) and charts (trend, event) that changed. */
+function renderSites(dev, parts) {
+  const want = (kind, site, channel) => !parts || parts.some((c) => c.kind === kind
+    && (!c.site || c.site === site) && (channel === undefined || c.channel === channel));
   const tabs = $("site-tabs");
   if (tabs.childElementCount !== dev.sites.size + 1) {
     const base = `#/d/${encodeURIComponent(dev.id)}`;
@@ -281,19 +299,25 @@ function renderSites(dev) {
   for (const site of dev.sites.values()) {
     if (route.site && site.name !== route.site) continue;
     let sec = $("sites").querySelector(`[data-site="${CSS.escape(site.name)}"]`);
-    if (!sec) sec = buildSite(dev, site);
-    const badges = sec.querySelector(".badges");
-    badges.replaceChildren(...[...site.channels.values()].filter((c) => c.last).map((c) => siteBadge(c)));
+    const fresh = !sec;
+    if (fresh) sec = buildSite(dev, site);
+    const trends = fresh || want("trend", site.name) || want("event", site.name);
+    if (trends) {
+      const badges = sec.querySelector(".badges");
+      badges.replaceChildren(...[...site.channels.values()].filter((c) => c.last).map((c) => siteBadge(c)));
+    }
     for (const ch of site.channels.values()) {
       const key = `${site.name}\u0000${ch.name}`;
-      if (!deviceView.canvases.has(key)) addChannel(sec, key, ch);
+      const isNew = !deviceView.canvases.has(key);
+      if (isNew) addChannel(sec, key, ch);
+      if (!fresh && !isNew && !want("waveform", site.name, ch.name)) continue;
       const { canvas, label } = deviceView.canvases.get(key);
       const w = ch.waves[0];
       label.textContent = `${ch.name} · ${w ? `n=${w.n_sweeps}` : "no average yet"}` +
         `${ch.baseline ? " · baseline" : ""}`;
       drawTraces(canvas, ch);
     }
-    for (const c of deviceView.charts.values()) if (c.site === site) c.update();
+    if (trends) for (const c of deviceView.charts.values()) if (c.site === site) c.update();
   }
 }
 

@@ -96,7 +96,9 @@ export class Link {
 }
 
 function loginError(e) {
-  const known = { 134: "wrong username or password", 135: "not authorised",
-    4: "wrong username or password", 5: "not authorised" };
+  // mosquitto 2.0 answers a wrong password with 135 (not authorised), not 134
+  const known = { 134: "wrong username or password",
+    135: "not authorised (wrong username or password?)", 4: "wrong username or password",
+    5: "not authorised (wrong username or password?)" };
   return new Error(known[e && e.code] || (e && e.message) || "cannot connect");
 }

@@ -144,7 +144,7 @@ export class Fleet {
       ch.hadFit = !!body.fit;
       ch.last = body;
       push(ch.trend, { t: utcSeconds(body.t_utc), ...m }, LIMITS.trend);
-      return { device: dev, kind, site: body.site };
+      return { device: dev, kind, site: body.site, channel: body.channel };
     }
     if (kind === "waveform" && body.type === "waveform") {
       const site = dev.site(body.site, body.modality);
@@ -153,7 +153,7 @@ export class Fleet {
         t0_ms: body.t0_ms, rate: body.sample_rate_hz, uv: decodeInt16(body.data, body.scale_uv) };
       ch.waves.unshift(w);
       if (ch.waves.length > LIMITS.waves) ch.waves.length = LIMITS.waves;
-      return { device: dev, kind, site: body.site };
+      return { device: dev, kind, site: body.site, channel: body.channel };
     }
     return null;
   }
