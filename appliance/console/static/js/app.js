@@ -83,7 +83,7 @@ function onState(state) {
 
 // ------------------------------------------------------------------ messages
 
-function onMessage(topic, body) {
+function onMessage(topic, body, retained) {
   const arrive = performance.now();
   metrics.messages++;
   const ch = fleet.apply(topic, body);
@@ -93,9 +93,11 @@ function onMessage(topic, body) {
   if (ch.kind === "event" && body.event === "raised") {
     metrics.alarms.push({ alarm_id: body.alarm_id, t_utc: body.t_utc, arrive_ms: Date.now(),
       rendered_ms: null, visible: visible(dev, ch) });
+    if (metrics.alarms.length > 1000) metrics.alarms.shift(); // bounded like everything else
   }
   if (visible(dev, ch)) {
-    pendingLag.push([utcSeconds(body.t_utc) * 1000, arrive]);
+    // a retained message is as old as its state, not late: no lag for it
+    if (!retained) pendingLag.push([utcSeconds(body.t_utc) * 1000, arrive]);
     ask(dev.id, ch);
   }
 }

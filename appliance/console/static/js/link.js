@@ -62,7 +62,7 @@ export class Link {
       }
       return;
     }
-    this.onMessage(topic, body);
+    this.onMessage(topic, body, packet.retain);
   }
 
   /** Send a command; resolves with its result, rejects with a CommandError saying why. */
