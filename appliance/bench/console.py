@@ -198,7 +198,8 @@ def _slope_per_min(ts: list[float], ys: list[float]) -> float | None:
     return round(float(np.polyfit(np.asarray(ts) / 60.0, np.asarray(ys), 1)[0]), 3)
 
 
-def measure(seconds: float, speed: float = 1.0, progress: bool = False) -> dict[str, Any]:
+def measure(seconds: float, speed: float = 1.0, progress: bool = False,
+            screenshots: Path | None = None) -> dict[str, Any]:
     from appliance.console.server import make_server, serve_in_thread
 
     try:
@@ -283,6 +284,8 @@ def measure(seconds: float, speed: float = 1.0, progress: bool = False) -> dict[
                                   "slope_per_min": _slope_per_min([m[0] for m in mem[name]],
                                                                   [m[2] for m in mem[name]])},
                 }
+            if screenshots is not None:
+                _screenshots(browser, pages, url, screenshots)
             browser.close()
         if progress:
             print(file=sys.stderr)
@@ -312,6 +315,20 @@ def run(quick: bool = False) -> dict[str, Any]:
     return {"console": measure(20.0 if quick else 120.0, progress=sys.stderr.isatty())}
 
 
+def _screenshots(browser: Any, pages: dict[str, Any], url: str, out: Path) -> None:
+    """docs/console-overview.png (desktop) and docs/console-phone.png (a phone's width)."""
+    out.mkdir(parents=True, exist_ok=True)
+    pages["overview"][0].screenshot(path=str(out / "console-overview.png"))
+    phone = browser.new_page(viewport={"width": 390, "height": 844}, device_scale_factor=1)
+    phone.goto(url)
+    phone.fill("#username", "bench")
+    phone.fill("#password", "bench")
+    phone.click("#connect")
+    phone.wait_for_timeout(4000)
+    phone.screenshot(path=str(out / "console-phone.png"))
+    phone.close()
+
+
 def _device_id(i: int) -> str:
     return f"or{i + 1}-ionm"
 
@@ -338,6 +355,8 @@ def _publisher(i: int, port: int, seconds: float, speed: float, work: Path) -> i
 def main(argv: list[str]) -> int:
     ap = argparse.ArgumentParser(prog="python -m appliance.bench.console",
                                  description=__doc__.split("\n\n")[0])
+    ap.add_argument("--screenshots", default=None,
+                    help="save the overview (desktop and phone width) as PNGs in this folder")
     ap.add_argument("--publisher", type=int, default=None, help=argparse.SUPPRESS)
     ap.add_argument("--port", type=int, default=0, help=argparse.SUPPRESS)
     ap.add_argument("--workdir", default="", help=argparse.SUPPRESS)
@@ -352,7 +371,8 @@ def main(argv: list[str]) -> int:
     if args.publisher is not None:
         return _publisher(args.publisher, args.port, args.seconds, args.speed,
                           Path(args.workdir))
-    result = measure(args.seconds, args.speed, progress=sys.stderr.isatty())
+    result = measure(args.seconds, args.speed, progress=sys.stderr.isatty(),
+                     screenshots=Path(args.screenshots) if args.screenshots else None)
     print(json.dumps(result, indent=2))
     return 0
 
