@@ -215,7 +215,7 @@ def measure(seconds: float, speed: float = 1.0, progress: bool = False,
     url = f"http://127.0.0.1:{server.server_address[1]}/"
     # one process per appliance, as on the floor (each has its own Pi): no shared GIL
     procs = [subprocess.Popen([sys.executable, "-m", "appliance.bench.console", "--publisher",
-                               str(i), "--port", str(broker.port), "--seconds", str(seconds + 15),
+                               str(i), "--port", str(broker.port), "--seconds", str(seconds + 300),
                                "--speed", str(speed), "--workdir", str(work)],
                               stdout=subprocess.PIPE, text=True) for i in range(N_DEVICES)]
     out: dict[str, Any] = {}
@@ -278,11 +278,13 @@ def measure(seconds: float, speed: float = 1.0, progress: bool = False,
                                 "max": round(max(m[1] for m in mem[name]), 2) if mem[name]
                                 else None,
                                 "slope_per_min": _slope_per_min([m[0] for m in mem[name]],
-                                                                [m[1] for m in mem[name]])},
+                                                                [m[1] for m in mem[name]]),
+                                "series": [round(m[1], 2) for m in mem[name]]},
                     "dom_nodes": {"first": mem[name][0][2] if mem[name] else None,
                                   "last": mem[name][-1][2] if mem[name] else None,
                                   "slope_per_min": _slope_per_min([m[0] for m in mem[name]],
-                                                                  [m[2] for m in mem[name]])},
+                                                                  [m[2] for m in mem[name]]),
+                                  "series": [int(m[2]) for m in mem[name]]},
                 }
             if screenshots is not None:
                 _screenshots(browser, pages, url, screenshots)

@@ -66,8 +66,9 @@ def broker_dir() -> Path:
     return d
 
 
-def start_broker(d: Path) -> tuple[Any, int]:
-    """mosquitto with a password file and the shipped ACL: (broker, WebSocket port)."""
+def start_broker(d: Path, tls: bool = False) -> tuple[Any, int]:
+    """mosquitto with a password file and the shipped ACL: (broker, WebSocket port). tls: the
+    WebSocket listener is secure (d/server.crt, d/server.key)."""
     passwd = d / "passwd"
     tool = need_tool("mosquitto_passwd", "mosquitto")
     for i, (user, pw) in enumerate(USERS.items()):
@@ -81,7 +82,9 @@ def start_broker(d: Path) -> tuple[Any, int]:
     auth = f"allow_anonymous false\npassword_file {passwd}\nacl_file {d}/acl\n"
     conf = (f"per_listener_settings true\nlistener {plain} 127.0.0.1\n{auth}"
             f"listener {ws} 127.0.0.1\nprotocol websockets\n{auth}"
-            f"persistence false\nlog_dest file {d}/mosquitto.log\n")
+            + (f"certfile {d}/server.crt\nkeyfile {d}/server.key\ntls_version tlsv1.2\n"
+               if tls else "")
+            + f"persistence false\nlog_dest file {d}/mosquitto.log\n")
     if os.geteuid() == 0:
         conf = "user root\n" + conf
     broker = Broker(d, extra_conf=conf, port=plain)

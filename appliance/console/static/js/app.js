@@ -96,8 +96,9 @@ function onMessage(topic, body, retained) {
     if (metrics.alarms.length > 1000) metrics.alarms.shift(); // bounded like everything else
   }
   if (visible(dev, ch)) {
-    // a retained message is as old as its state, not late: no lag for it
-    if (!retained) pendingLag.push([utcSeconds(body.t_utc) * 1000, arrive]);
+    // a retained message is as old as its state, and a death's t_utc is when its session
+    // began (the Will is fixed at CONNECT): neither is late, no lag for them
+    if (!retained && ch.kind !== "status") pendingLag.push([utcSeconds(body.t_utc) * 1000, arrive]);
     ask(dev.id, ch);
   }
 }
