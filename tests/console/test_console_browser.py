@@ -196,7 +196,7 @@ def test_console_annotation_and_case_start_stop(tech: Any, stack: Stack) -> None
         out = Path(os.environ["IONM_CONSOLE_SCREENSHOTS"])
         tech.evaluate(f"location.hash = '#/d/{DEVICE}/L median'")
         time.sleep(1.5)
-        tech.screenshot(path=str(out / "console-site.png"), full_page=True)
+        tech.locator("#device").screenshot(path=str(out / "console-site.png"))
         tech.evaluate(f"location.hash = '#/d/{DEVICE}'")
     # a new case from the page, an event in it, then stop
     tech.fill("#case-label", "P-003")
