@@ -1,16 +1,19 @@
 """The console over TLS end to end: `ionm console --cert --key` serves https, the page logs in
 over secure WebSockets (wss) to mosquitto's TLS WebSocket listener with a certificate made here
 by the openssl CLI, and shows a device's retained state (a technical alarm in cyan). The
-browser is told to accept the test CA's certificates (Playwright's ignore_https_errors)."""
+browser is told to accept the test CA's certificates (Playwright's ignore_https_errors). Also:
+the page's waveform decoder against the appliance's encoder."""
 
 from __future__ import annotations
 
+import base64
 import json
 import shutil
 import subprocess
 import threading
 from pathlib import Path
 
+import numpy as np
 import paho.mqtt.client as mqtt
 import pytest
 from console_helpers import (
@@ -24,6 +27,7 @@ from console_helpers import (
 )
 from system_tools import need_tool
 
+from appliance.analysis.outputs import encode_int16
 from appliance.console.server import make_server, serve_in_thread
 
 pytestmark = pytest.mark.timeout(120)
@@ -97,6 +101,14 @@ def test_console_over_https_and_wss() -> None:
             assert "technical" in (page.get_attribute(card, "class") or "")
             assert wait_for(lambda: page.inner_text("#conn") == "connected", 5.0)
             assert "not encrypted" not in page.inner_text("#who")
+            # the page decodes the appliance's waveform encoding exactly (int16 LE base64)
+            trace = np.array([0.0, 1.5, -2.25, 10.0, -10.0, 3.3])
+            scale, data = encode_int16(trace)
+            got = page.evaluate("""async ([data, scale]) => Array.from(
+                (await import('./js/model.js')).decodeInt16(data, scale))""", [data, scale])
+            counts = np.frombuffer(base64.b64decode(data), "<i2")
+            assert np.allclose(got, counts * scale, atol=1e-6 * abs(trace).max())
+            assert np.allclose(got, trace, atol=scale)
             browser.close()
     finally:
         server.shutdown()
