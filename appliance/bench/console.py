@@ -244,17 +244,23 @@ def measure(seconds: float, speed: float = 1.0, progress: bool = False,
                     next_sample += SAMPLE_S
                     for name, (page, cdp) in pages.items():
                         got = page.evaluate("""() => { const m = window.ionm.metrics;
-                            return [m.lags.splice(0), m.arriveLags.splice(0)]; }""")
+                            let items = 0;  // what the page holds: bounded histories
+                            for (const d of window.ionm.fleet.devices.values()) {
+                              items += d.events.length;
+                              for (const s of d.sites.values()) for (const c of s.channels.values())
+                                items += c.trend.length + c.waves.length;
+                            }
+                            return [m.lags.splice(0), m.arriveLags.splice(0), items]; }""")
                         if not mem[name]:  # the first 2 s: links connecting, pages loading
                             warmup += len(got[0])
-                            got = [[], []]
+                            got = [[], [], got[2]]
                         lags[name] += got[0]
                         arrive[name] += got[1]
                         cdp.send("HeapProfiler.collectGarbage")
                         metrics = {m["name"]: m["value"] for m in
                                    cdp.send("Performance.getMetrics")["metrics"]}
                         mem[name].append((now - t0, metrics["JSHeapUsedSize"] / 1e6,
-                                          metrics["Nodes"]))
+                                          metrics["Nodes"], got[2]))
                     if progress:
                         print(f"\rbench console: {now - t0:.0f}/{seconds:.0f} s",
                               end="", file=sys.stderr, flush=True)
@@ -285,6 +291,7 @@ def measure(seconds: float, speed: float = 1.0, progress: bool = False,
                                   "slope_per_min": _slope_per_min([m[0] for m in mem[name]],
                                                                   [m[2] for m in mem[name]]),
                                   "series": [int(m[2]) for m in mem[name]]},
+                    "stored_items": [int(m[3]) for m in mem[name]],
                 }
             if screenshots is not None:
                 _screenshots(browser, pages, url, screenshots)
