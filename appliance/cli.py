@@ -35,6 +35,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "report": ("appliance.report.command:main", "a case as a PDF (or HTML) report"),
     "alarm": ("appliance.alarm_cli:main", "acknowledge / audio-pause a running appliance"),
     "lights-check": ("appliance.outputs.lights_demo:main", "walk every light and the buzzer"),
+    "console": ("appliance.console.server:main", "serve the web console (browser, MQTT login)"),
 }
 
 SEED_MAX = 2**32 - 1  # = frontend.seed's max

@@ -16,7 +16,7 @@ import json
 import sys
 
 SUITES = ("decode", "cyton", "pipeline", "recording", "mqtt", "lights", "detection",
-          "acquisition", "emg")
+          "acquisition", "emg", "console")
 DEFAULT = ("decode", "pipeline")
 
 
