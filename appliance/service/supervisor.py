@@ -345,7 +345,11 @@ class Appliance:
 
     def _annotate(self, args: dict[str, Any], cause: str) -> dict[str, Any]:
         self.cases.annotate(self.stream_t_s, args["text"])
-        return {"t_s": round(self.stream_t_s, 3)}
+        t_s = round(self.stream_t_s, 3)
+        if self.mqtt is not None:  # queued: the loop never waits on the network
+            self.mqtt.publish_annotation({"type": "annotation", "t_s": t_s, "text": args["text"],
+                                          "cause": cause, "case_id": self.cases.case_id})
+        return {"t_s": t_s}
 
     def _temg(self, args: dict[str, Any], cause: str) -> dict[str, Any]:
         name = "temg_intensity" if "ma" in args else "temg_search"

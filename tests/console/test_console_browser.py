@@ -186,12 +186,16 @@ def _case(stack: Stack) -> dict[str, Any]:
     return cases[-1] if cases else {}
 
 
-def test_console_annotation_and_case_start_stop(tech: Any, stack: Stack) -> None:
+def test_console_annotation_and_case_start_stop(tech: Any, viewer: Any, stack: Stack) -> None:
     tech.fill("#note", "screw L4 left")
     tech.click("#annotate")
     tech.wait_for_selector("#result:has-text('noted: screw L4 left')", timeout=5_000)
     assert wait_for(lambda: "screw L4 left" in _annotations(stack), 5.0), _annotations(stack)
-    assert "screw L4 left" in tech.inner_text("#events")
+    # the appliance publishes the mark: this page and every other console (a viewer) show it
+    tech.wait_for_selector("#events:has-text('screw L4 left')", timeout=5_000)
+    viewer.evaluate(f"location.hash = '#/d/{DEVICE}'")
+    viewer.wait_for_selector("#events:has-text('screw L4 left')", timeout=5_000)
+    assert "mqtt:neuro1" in viewer.inner_text("#events")
     if os.environ.get("IONM_CONSOLE_SCREENSHOTS"):
         out = Path(os.environ["IONM_CONSOLE_SCREENSHOTS"])
         tech.evaluate(f"location.hash = '#/d/{DEVICE}/L median'")

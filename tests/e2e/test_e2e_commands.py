@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from e2e_helpers import DEVICE, config_dict, start_appliance, wait_for
+from e2e_helpers import DEVICE, config_dict, contract_errors, start_appliance, wait_for
 
 from appliance.commands import CommandRejected, Role
 
@@ -54,6 +54,13 @@ def test_one_registry_serves_mqtt_and_the_local_socket(tmp_path: Path, broker,
         assert via_mqtt("annotate", {"text": "screw L4 left"})["ok"]
         r = _via_socket(sock, "annotate", {"text": "rod placed"})
         assert r["ok"] and r["result"]["t_s"] > 0
+        # every console sees both marks, with who made them (docs/asyncapi.yaml: annotation)
+        assert wait_for(lambda: len(subscriber.of_type("annotation")) >= 2, 5.0)
+        marks = [m[2] for m in subscriber.of_type("annotation")]
+        assert [(m["text"], m["cause"]) for m in marks] == [("screw L4 left", "mqtt:tester"),
+                                                            ("rod placed", "cli")]
+        assert marks[1]["t_s"] == r["result"]["t_s"] and marks[0]["case_id"]
+        assert not contract_errors(subscriber.of_type("annotation"))
         # the registry decides who may act: a viewer may not acknowledge
         with pytest.raises(CommandRejected) as e:
             app.command("acknowledge", {}, "viewer1", role=Role.VIEWER)

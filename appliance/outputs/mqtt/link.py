@@ -177,6 +177,12 @@ class MqttLink:
         self._publish("active_alarms", body, lambda: self.topics.alarm_active, Lane.ALARM,
                       retain=True)
 
+    def publish_annotation(self, d: dict[str, Any]) -> None:
+        """A technologist's event mark ("screw L4 left"): every console sees it, the records
+        system keeps it (store-and-forward like the alarms)."""
+        self._publish("annotation", d, lambda: self.topics.annotation, Lane.ALARM,
+                      expiry_s=self.s.trend_expiry_s)
+
     def publish_case(self, d: dict[str, Any]) -> None:
         self._publish("case", d, lambda: self.topics.case, Lane.ALARM, retain=True)
 

@@ -25,6 +25,7 @@ class Topics:
         self.status = f"{self.base}/status"
         self.health = f"{self.base}/health"
         self.case = f"{self.base}/case"
+        self.annotation = f"{self.base}/annotation"
         self.alarm_event = f"{self.base}/alarm/event"
         self.alarm_active = f"{self.base}/alarm/active"
         self.cmd_prefix = f"{self.base}/cmd/"

@@ -385,9 +385,7 @@ function wireActions() {
   $("annotate").addEventListener("click", () => {
     const text = $("note").value.trim();
     if (!text) { show("annotate: type the event first", true); return; }
-    const dev = fleet.devices.get(route.id);
-    act("annotate", { text }, () => {
-      fleet.annotated(dev, text, link.username);
+    act("annotate", { text }, () => { // shown when the appliance publishes it (every console)
       $("note").value = "";
       return `noted: ${text}`;
     });

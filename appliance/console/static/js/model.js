@@ -127,6 +127,11 @@ export class Fleet {
       this.fromEvidence(dev, body);
       return { device: dev, kind: "event", site: body.site };
     }
+    if (kind === "annotation") { // any console's (or the cart's) event mark, from the appliance
+      push(dev.events, { type: "annotation", event: "annotation", message: body.text,
+        cause: body.cause, t: utcSeconds(body.t_utc), site: "" }, LIMITS.events);
+      return { device: dev, kind: "event", site: "" };
+    }
     if (kind === "trend" && body.type === "trend") {
       const site = dev.site(body.site, body.modality);
       const ch = site.channel(body.channel);
@@ -185,9 +190,4 @@ export class Fleet {
     }
   }
 
-  /** Our own annotation (its reply carries the stream time; the wall time is ours). */
-  annotated(dev, text, by) {
-    push(dev.events, { type: "annotation", event: "annotation", message: text, cause: by,
-      t: Date.now() / 1000, site: "" }, LIMITS.events);
-  }
 }
