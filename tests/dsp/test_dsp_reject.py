@@ -23,7 +23,7 @@ def test_counts_by_reason_on_constructed_sweeps(rng):
     sat[2, 1, 305] = True                           # also saturated: first reason wins
     keep, reasons = rej.check(x, sat)
     assert keep.dtype == bool and keep.shape == (20,)
-    assert reasons == {"saturated": 2, "flat": 1, "cautery": 1, "amplitude": 0}
+    assert reasons == {"saturated": 2, "flat": 1, "cautery": 1, "amplitude": 0, "noisy": 0}
     assert sorted(np.flatnonzero(~keep).tolist()) == [2, 5, 7, 11]
     assert rej.counts == reasons and rej.checked == 20 and rej.rejected == 4
 
