@@ -4,7 +4,8 @@ family B"); a study script, not collected by pytest.
     python tests/analysis/judged_measure_family_b.py monitor lower 240 1 2 3
         per seed: the template fit through the real Monitor (conventional criteria only, the
         automatic baseline) before the change and once its window holds only changed sweeps,
-        for a drop to 40 % at CHANGE s of a CHANGE + 210 s case
+        for a drop to 40 % at CHANGE s of a CHANGE + 210 s case (CHANGE:DURATION: another
+        length, e.g. 300:600)
     python tests/analysis/judged_measure_family_b.py direct lower 240 1 2 3
         the same sweeps (conditioned as the Monitor does) projected on the generator's true
         noiseless baseline response over 16-33 ms: the reading an ideal template gives
@@ -26,9 +27,9 @@ from appliance.frontend.block import SampleBlock
 SITE, CORT = "L median", fb.CORTICAL["L median"]
 
 
-def monitor(noise: str, change_s: float, seed: int) -> dict:
+def monitor(noise: str, change_s: float, seed: int, duration_s: float | None = None) -> dict:
     case = fb.Case("d", "drop", 0.4, noise=noise, change_at_s=change_s,
-                   duration_s=change_s + 210.0)
+                   duration_s=duration_s or change_s + 210.0)
     mon = Monitor(fb.config(case, fast_detection=False))
     lead = np.zeros(len(fb.CHANNELS), bool)
     fits = []
@@ -55,9 +56,9 @@ def _sweeps(case: fb.Case, seed: int):
     return sw, ts, t
 
 
-def direct(noise: str, change_s: float, seed: int) -> dict:
+def direct(noise: str, change_s: float, seed: int, duration_s: float | None = None) -> dict:
     case = fb.Case("d", "drop", 0.4, noise=noise, change_at_s=change_s,
-                   duration_s=change_s + 210.0)
+                   duration_s=duration_s or change_s + 210.0)
     sw, ts, t = _sweeps(case, seed)
     tmpl = fb.mean_response(fb.Case("b"), SITE, CORT)[: sw.shape[1]]
     w = (t >= 16) & (t <= 33)
@@ -70,7 +71,7 @@ def direct(noise: str, change_s: float, seed: int) -> dict:
             "post_se": _r(r[post].std() / np.sqrt(post.sum()))}
 
 
-def energy(noise: str, _change_s: float, seed: int) -> dict:
+def energy(noise: str, _change_s: float, seed: int, _duration_s=None) -> dict:
     case = fb.Case("s", noise=noise, duration_s=450.0)
     sw, _, t = _sweeps(case, seed)
     tmpl = fb.mean_response(case, SITE, CORT)[: sw.shape[1]]
@@ -89,7 +90,8 @@ def _r(x, nd: int = 3):
 
 
 if __name__ == "__main__":
-    what, noise, change = sys.argv[1], sys.argv[2], float(sys.argv[3])
+    what, noise, (change, _, dur) = sys.argv[1], sys.argv[2], sys.argv[3].partition(":")
     fn = {"monitor": monitor, "direct": direct, "energy": energy}[what]
     for s in sys.argv[4:]:
-        print(json.dumps(fn(noise, change, int(s))), flush=True)
+        print(json.dumps(fn(noise, float(change), int(s), float(dur) if dur else None)),
+              flush=True)
