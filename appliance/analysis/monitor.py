@@ -254,10 +254,6 @@ class Monitor:
         criteria judge, in the trend too; its split halves replace the peak-picked ones."""
         base = self.baselines.get(sp.name, p.channel)
         fit = sp.fit(c, base) if base is not None else None
-        if base is not None and base.template_uv:
-            grown = sp.grown_template(c, base, fit)
-            if grown is not None:  # judged from the next update on
-                self.baselines.replace(base.with_template(*grown))
         if fit is None:
             return p
         halves[p.channel] = fit.halves

@@ -73,7 +73,6 @@ class SitePipeline:
                          else averagers.MovingAverager(plan.n_sweeps, n_ch, n_t))
         self.measures = [plan.modality.measure_for(r) for r in plan.roles]
         self._proj: dict[int, tuple[Baseline, Projections]] = {}  # channel -> template fit
-        self._growth: dict[int, int] = {}  # channel -> first sweep of a growing template
         # SSEP: a longer moving average whose mean becomes the baseline's template: the
         # template's own noise is a gain error of every later ratio, so it should be small
         self.template_avg = (averagers.MovingAverager(JUDGE_MAX_WINDOWS * plan.n_sweeps, n_ch,
@@ -197,45 +196,12 @@ class SitePipeline:
         return points, waves, halves
 
     def template(self, c: int) -> tuple[np.ndarray, float, int] | None:
-        """Channel c's template now: (average, its residual noise µV, sweeps) or None. Called
-        when a baseline is captured: its sweeps are where the template may grow from."""
+        """Channel c's template now: (average, its residual noise µV, sweeps) or None."""
         t = self.template_avg
         if t is None or t.n_sweeps < 2:
             return None
         noise = quality.residual_noise_uv(t.plus_minus, self._response_window())[c]
-        self._growth[c] = self.accepted - int(t.n_sweeps)
         return t.average[c].copy(), float(noise), int(t.n_sweeps)
-
-    def grown_template(self, c: int, base: Baseline,
-                       fit: FitValue | None) -> tuple[np.ndarray, float, int] | None:
-        """The baseline's template extended with the sweeps since, while they fit it.
-
-        An automatic baseline comes after one window (~300 sweeps): its template's own noise
-        is then a gain error of every later ratio (SE sigma_a / sqrt(300), ~0.1 on family B's
-        lower noise: a 40 % response read 0.44-0.55 by seed). So the template keeps
-        averaging, up to the JUDGE_MAX_WINDOWS windows it holds, with sweeps older than the
-        judged amplitude window (a change enters only after a whole window of it has been
-        judged), and stops for good at the first fit that is significantly below the
-        baseline (its 95 % interval under 1), lost, or whose latency moved by half the 110 %
-        criterion. (Not when above: a two-sided test stopped it by chance within minutes on
-        family B, where the fit wanders 0.97-1.3 around its baseline.) None: nothing new (or
-        no longer growing)."""
-        start = self._growth.get(c)
-        t = self.template_avg
-        if start is None or t is None or fit is None:
-            return None
-        span = self.accepted - start  # sweeps from the template's first to now
-        hi = fit.ci95[1]
-        moved = fit.found and abs(fit.shift_ms) > 0.05 * base.latency_ms
-        if hi < 1.0 or fit.lost or moved or span > t.n:
-            del self._growth[c]
-            return None
-        k = span - fit.n_sweeps
-        if k <= base.template_sweeps:
-            return None
-        x = t.latest(span)[:k]
-        noise = quality.residual_noise_uv(x, self._response_window())[c]
-        return x[:, c].mean(axis=0), float(noise), int(k)
 
     def _response_window(self) -> slice:
         lo = min(c.window_ms[0] for m in self.plan.modality.measures.values()
@@ -261,11 +227,9 @@ class SitePipeline:
             proj = Projections(np.asarray(base.template_uv), slice(int(sel[0]), int(sel[-1]) + 1),
                                shift, (base.template_noise_uv or 0.0) ** 2 * len(sel),
                                len(self.t_ms), JUDGE_MAX_WINDOWS * self.plan.n_sweeps)
-            # the template's own sweeps and those since (their rows read a little high: the
-            # template holds their noise; the amplitude window leaves them as new sweeps come)
-            start = self._growth.get(c)
-            kept = base.template_sweeps if start is None else self.accepted - start
-            proj.add(self.template_avg.latest(max(kept, base.template_sweeps))[:, c])
+            # the template's own sweeps (their rows read a little high: the template holds
+            # their noise; the amplitude window leaves them as new sweeps come)
+            proj.add(self.template_avg.latest(base.template_sweeps)[:, c])
             held = self._proj[c] = (base, proj)
         f = held[1].fit(1e3 / self.fs_sweep_hz, self.plan.modality.judge_se, n, n)
         if f is None:
