@@ -27,10 +27,6 @@ MAX_WAITING = 64  # raw sweeps held back for one vectorised filter call (bounds 
 # unchanged far-fields, ~0.1 of the template, on the scalp channel)
 LOSS_RATIO = 0.3
 JUDGE_MAX_WINDOWS = 4  # the template: an average of up to this many moving windows of sweeps
-# a sweep's RMS this many times the running median: rejected ('noisy'). Family B's
-# conditioned cortical sweeps: 99 % within 1.66x (energy 2.74x), ~0.5 % at 10-20x (post-cautery
-# ringing inside +-100 uV) that doubled the per-sweep variance of the fit (docs/detection.md)
-NOISY_RMS_FACTOR = 3.0
 MEP_ONSET_UV = 20.0  # tcMEP onset threshold floor (µV); 5 x pre-stimulus RMS when larger
 
 
@@ -60,13 +56,7 @@ class SitePipeline:
         self.detector = EdgeDetector(1 << plan.site.trigger_bit)
         self.epocher = Epocher(self.pre, self.post, n_ch + 1, self.pad)  # + saturation row
         amp = plan.reject_uv if math.isfinite(plan.reject_uv) else np.inf
-        # SSEP (judged by a template fit): also sweeps far noisier than their neighbours on
-        # the cortical channels (appliance/dsp/reject.py, 'noisy'); not on Erb/Cv5, where
-        # the ECG makes every sweep with a QRS in it several times the median
-        judged = [i for i, r in enumerate(plan.roles) if r == "cortical"]
-        noisy = NOISY_RMS_FACTOR if plan.judge_sweeps and judged else None
-        self.rejector = Rejector(fs_d, amplitude_uv=amp, mode="absolute", rms_factor=noisy,
-                                 rms_channels=judged)
+        self.rejector = Rejector(fs_d, amplitude_uv=amp, mode="absolute")
         n_t = self.pre + self.post
         self.single = plan.n_sweeps == 1
         self.averager = (averagers.CumulativeAverager(n_ch, n_t) if plan.cumulative

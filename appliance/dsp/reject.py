@@ -11,11 +11,6 @@ so the counts add up to the number of rejected sweeps):
                a rise that lasts longer than ~history/2 sweeps becomes the new median, so
                rejection never locks monitoring out for good
 - 'amplitude': peak-to-peak (or absolute) amplitude above amplitude_uv (per channel)
-- 'noisy':     (only with rms_factor) RMS more than rms_factor times its running median on the
-               checked channels (rms_channels): a sweep under amplitude_uv but far noisier
-               than its neighbours (the mains notch ringing after cautery, a movement's
-               tail), which in a least-squares fit weighs hundreds of times a clean one;
-               like the cautery reference, a lasting rise becomes the new median
 """
 
 from __future__ import annotations
@@ -23,7 +18,7 @@ from __future__ import annotations
 import numpy as np
 from scipy import signal
 
-REASONS = ("saturated", "flat", "cautery", "amplitude", "noisy")
+REASONS = ("saturated", "flat", "cautery", "amplitude")
 
 
 class Rejector:
@@ -42,8 +37,7 @@ class Rejector:
     def __init__(self, fs_hz: float, amplitude_uv=100.0, mode: str = "peak_to_peak",
                  flat_std_uv: float = 0.05, rail_uv: float | None = None,
                  cautery_hz: float | None = None, cautery_factor: float = 5.0,
-                 history: int = 64, min_history: int = 8, rms_factor: float | None = None,
-                 rms_channels: list[int] | None = None) -> None:
+                 history: int = 64, min_history: int = 8) -> None:
         if mode not in ("peak_to_peak", "absolute"):
             raise ValueError(f"mode must be 'peak_to_peak' or 'absolute', got {mode!r}")
         self.fs_hz = float(fs_hz)
@@ -54,8 +48,6 @@ class Rejector:
         self.cautery_factor = float(cautery_factor)
         self.history = int(history)
         self.min_history = int(min_history)
-        self.rms_factor = rms_factor
-        self.rms_channels = rms_channels
         self._hp = (signal.butter(2, cautery_hz, "highpass", fs=fs_hz, output="sos")
                     if cautery_hz is not None and cautery_hz < 0.45 * fs_hz else None)
         self.reset()
@@ -65,7 +57,6 @@ class Rejector:
         self.checked = 0
         self.rejected = 0
         self._hf_history: np.ndarray | None = None  # (m, n_ch) HF RMS of recent sweeps
-        self._rms_history: np.ndarray | None = None  # (m, n_ch) RMS of recent sweeps
 
     def hf_rms_uv(self, sweeps: np.ndarray) -> np.ndarray:
         """RMS of the high-frequency content: (k, n_ch, n_t) -> (k, n_ch)."""
@@ -108,24 +99,7 @@ class Rejector:
         if len(live):
             hist = live if hist is None else np.concatenate([hist, live])
             self._hf_history = hist[-self.history:]
-        noisy = np.zeros_like(flat)
-        if self.rms_factor is not None:
-            rms = np.sqrt(np.mean(x * x, axis=-1))
-            hist = self._rms_history
-            ref = rms if hist is None else (hist if len(hist) >= self.min_history
-                                            else np.concatenate([hist, rms]))
-            if len(ref) >= self.min_history:
-                noisy = rms > self.rms_factor * np.median(ref, axis=0)
-                if self.rms_channels is not None:
-                    mask = np.zeros(x.shape[1], bool)
-                    mask[self.rms_channels] = True
-                    noisy &= mask
-            live = rms[~sat.any(axis=1) & ~flat.any(axis=1)]
-            if len(live):
-                hist = live if hist is None else np.concatenate([hist, live])
-                self._rms_history = hist[-self.history:]
-        return {"saturated": sat, "flat": flat, "cautery": cautery, "amplitude": big,
-                "noisy": noisy}
+        return {"saturated": sat, "flat": flat, "cautery": cautery, "amplitude": big}
 
     def check(self, sweeps: np.ndarray, saturated=None) -> tuple[np.ndarray, dict[str, int]]:
         """-> keep (k,) bool and this batch's rejections by reason (each sweep counted once)."""
