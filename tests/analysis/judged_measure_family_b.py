@@ -10,7 +10,10 @@ family B"); a study script, not collected by pytest.
         the same sweeps (conditioned as the Monitor does) projected on the generator's true
         noiseless baseline response over 16-33 ms: the reading an ideal template gives
     python tests/analysis/judged_measure_family_b.py energy lower 0 1
-        a stable case's sweep energy (12-37 ms) against its median: the 'noisy' rejection
+        a stable case's sweep energy (12-37 ms) against its median (artefact sweeps)
+    python tests/analysis/judged_measure_family_b.py farfield lower 0 0
+        noiseless: the scale of a 40 % cortical response per window, with slow (Legendre)
+        nuisances fitted beside the template, and the part of the template's energy they keep
 """
 
 from __future__ import annotations
@@ -85,13 +88,31 @@ def energy(noise: str, _change_s: float, seed: int, _duration_s=None) -> dict:
             "per_sweep_sd_all": _r(r.std(), 2), "per_sweep_sd_kept": _r(r[keep].std(), 2)}
 
 
+def farfield(_noise: str, _change_s: float, _seed: int, _duration_s=None) -> dict:
+    t = fb.response_t_ms()
+    b = fb.mean_response(fb.Case("b"), SITE, CORT)
+    x = fb.mean_response(fb.Case("d", "drop", 0.4, change_at_s=0.0), SITE, CORT, 1.0)
+    out = {}
+    for lo, hi in [(10, 45), (15, 35), (16, 33), (16.5, 30), (17, 28), (18, 27), (16, 26)]:
+        w = (t >= lo) & (t <= hi)
+        u = np.linspace(-1, 1, w.sum())
+        for deg in (-1, 0, 1, 2, 3):
+            q = np.linalg.qr(np.stack([np.polynomial.legendre.Legendre.basis(k)(u)
+                                       for k in range(deg + 1)], 1))[0] if deg >= 0 else None
+            pb, px = ((b[w], x[w]) if q is None else
+                      (b[w] - q @ (q.T @ b[w]), x[w] - q @ (q.T @ x[w])))
+            out[f"{lo}-{hi} ms, degree {deg}"] = {"scale": _r(pb @ px / (pb @ pb)),
+                                                  "energy_kept": _r(pb @ pb / (b[w] @ b[w]))}
+    return out
+
+
 def _r(x, nd: int = 3):
     return round(float(x), nd)
 
 
 if __name__ == "__main__":
     what, noise, (change, _, dur) = sys.argv[1], sys.argv[2], sys.argv[3].partition(":")
-    fn = {"monitor": monitor, "direct": direct, "energy": energy}[what]
+    fn = {"monitor": monitor, "direct": direct, "energy": energy, "farfield": farfield}[what]
     for s in sys.argv[4:]:
         print(json.dumps(fn(noise, float(change), int(s), float(dur) if dur else None)),
               flush=True)
