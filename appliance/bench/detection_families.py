@@ -46,7 +46,7 @@ def run(quick: bool = False, processes: int | None = None,
 COLUMNS = (("case", "case", 22), ("family", "fam", 3), ("n_star_s", "n*", 6),
            ("conv_high_s", "conventional HIGH s", 22), ("fast_high_s", "fast HIGH s", 20),
            ("fast_medium_s", "fast medium s", 20), ("conv_high_clears", "flaps c/f", 9),
-           ("conv_ratio_mean", "conv/fast/true", 16), ("conv_false_high", "false H c/f", 11),
+           ("conv_ratio_mean", "p2p/fit/fast/true", 19), ("conv_false_high", "false H c/f", 11),
            ("fast_armed_s", "arm s", 6))
 
 
@@ -69,7 +69,8 @@ def table(rows: list[dict]) -> str:
                 v = f"{r.get('conv_high_clears', '-')}/{r.get('fast_high_clears', '-')}"
             elif key == "conv_ratio_mean":
                 v = "/".join("-" if r.get(k) is None else f"{r[k]:.2f}" for k in (
-                    "conv_ratio_mean", "fast_ratio_mean", "conv_truth_mean"))
+                    "conv_ratio_mean", "conv_fit_ratio_mean", "fast_ratio_mean",
+                    "conv_truth_mean"))
             elif key == "conv_false_high":
                 v = f"{r['conv_false_high']}/{r['fast_false_high']} ({r['site_hours']:g} h)"
             else:
@@ -83,12 +84,12 @@ def table(rows: list[dict]) -> str:
 def markdown(rows: list[dict]) -> str:
     """The docs/detection.md table: per case and family, every seed's delays."""
     head = ("| case | fam | n* s | conventional HIGH s | fast HIGH s | fast medium s | "
-            "amplitude conv / fast / true | flaps conv / fast | false conv H / fast H / fast M "
-            "(site-h) | armed conv / fast s |")
+            "amplitude p2p / fit / fast / true | flaps conv / fast | "
+            "false conv H / fast H / fast M (site-h) | armed conv / fast s |")
     lines = [head, "|" + "---|" * head.count(" | ") + "---|"]
     for r in rows:
         amp = " / ".join("-" if r.get(k) is None else f"{r[k]:.2f}" for k in (
-            "conv_ratio_mean", "fast_ratio_mean", "conv_truth_mean"))
+            "conv_ratio_mean", "conv_fit_ratio_mean", "fast_ratio_mean", "conv_truth_mean"))
         flaps = (f"{r['conv_high_clears']} / {r['fast_high_clears']}"
                  if "conv_high_clears" in r else "-")
         lines.append(

@@ -12,7 +12,8 @@ Per run: the first HIGH and first medium raised on the changed site after the ch
 source ("conventional": ssep.* criteria; "fast": fast.*), every raise that is false (before the
 onset, or on the other site), how often a raised alarm on the changed site cleared while the
 change persisted (flapping), the displayed amplitude estimates against the truth (the
-conventional trend's amplitude / its baseline; the fast detector's "now X % of baseline"), time
+conventional trend's peak to peak / its baseline and its judged template fit; the fast
+detector's "now X % of baseline"), time
 to arm (first baseline of the changed site's cortical channel; fast detector ready), and the
 sequential bound n* of the case (appliance/detection/bounds.py) from its own stable sweeps.
 """
@@ -206,8 +207,9 @@ def evaluate(spec: Spec, seed: int) -> dict[str, Any]:
                     conds.append({k: d[k] for k in ("id", "active", "priority", "t_s", "site")})
             elif kind == "trend" and d["site"] == site and d["channel"] == cort:
                 lat = (d["components"].get("N20") or {}).get("latency_ms")
+                fit = (d.get("fit") or {}).get("amplitude_ratio")
                 trend.append((d["t_s"], d["peak_to_peak_uv"] or 0.0, lat,
-                              d["residual_noise_uv"], d["n_sweeps"]))
+                              d["residual_noise_uv"], d["n_sweeps"], fit))
             elif kind == "baseline" and d["site"] == site and d["channel"] == cort:
                 base = base or d
         # the fast detector's displayed estimate ("now X % of baseline") once it is armed
@@ -246,6 +248,10 @@ def _measures(spec: Spec, trend, base, fast_est) -> dict[str, Any]:
         sel = t >= lo
         out["conv_ratio_mean"] = _r(np.mean(ratio[sel])) if sel.any() else None
         out["conv_ratio_sd"] = _r(np.std(ratio[sel])) if sel.any() else None
+        # the judged measure (the template fit), where there is one
+        fit = np.array([np.nan if p[5] is None else p[5] for p in trend])
+        ok = sel & np.isfinite(fit)
+        out["conv_fit_ratio_mean"] = _r(np.mean(fit[ok])) if ok.any() else None
         # the average spans the last 300 sweeps: compare with the truth over that span
         out["conv_truth_mean"] = _r(np.mean([np.mean(tr.amplitude_ratio(
             np.linspace(ti - SETTLE_S, ti, 16))) for ti in t[sel]])) if sel.any() else None
@@ -339,6 +345,7 @@ def summarise_runs(spec: Spec, runs: list[dict]) -> dict[str, Any]:
     nstar = [r["n_star_s"] for r in runs if r.get("n_star_s") is not None]
     row["sigma_a"] = _r(np.median([r["sigma_a"] for r in runs]))
     row["conv_ratio_per_seed"] = [r.get("conv_ratio_mean") for r in runs]
+    row["conv_fit_ratio_per_seed"] = [r.get("conv_fit_ratio_mean") for r in runs]
     row["fast_ratio_per_seed"] = [r.get("fast_ratio_mean") for r in runs]
     row["n_star_s"] = _r(np.median(nstar), 1) if nstar else None
     hours = sum(r["site_hours"] for r in runs)
@@ -356,7 +363,8 @@ def summarise_runs(spec: Spec, runs: list[dict]) -> dict[str, Any]:
             k = sum(r[f"{src}_false_{prio}"] for r in runs)
             row[f"{src}_false_{prio}"] = k
             row[f"{src}_false_{prio}_per_8h"] = round(k / hours * 8.0, 2) if hours else None
-    for key in ("conv_ratio_mean", "conv_truth_mean", "fast_ratio_mean", "fast_truth_mean",
+    for key in ("conv_ratio_mean", "conv_fit_ratio_mean", "conv_truth_mean", "fast_ratio_mean",
+                "fast_truth_mean",
                 "conv_latency_null_fraction", "conv_latency_ratio_mean", "latency_truth_ratio",
                 "conv_residual_uv"):
         v = [r[key] for r in runs if r.get(key) is not None]

@@ -2,7 +2,9 @@
 template.py) through the real Monitor. A response at 40 % of baseline reads 40 +- 10 % at the
 issue's two noise levels, where peak picking read it high; a drop that persists near the
 criterion raises one alarm that stays raised (hysteresis) and clears once on recovery; the
-hysteresis margins are range-checked settings."""
+hysteresis margins are range-checked settings. The same goal on family B (appliance/detection/
+family_b.py, written independently), whose scalp channel also carries the far-field P14/N18 that
+a cortical drop leaves unchanged (docs/detection.md, "The judged measure on family B")."""
 
 from __future__ import annotations
 
@@ -12,7 +14,9 @@ from analysis_helpers import SynthSite, blocks, synth_stream, upper_cfg
 
 from appliance import config
 from appliance.analysis.monitor import Monitor
+from appliance.detection import family_b
 from appliance.errors import ConfigError
+from appliance.frontend.block import SampleBlock
 
 FS = 4000
 CH = ["C4'-Fz"]
@@ -67,6 +71,47 @@ def test_analysis_forty_percent_reads_forty_percent(noise):
     assert cond["evidence"]["measure"] == "template_fit" and "template fit" in cond["message"]
     lo, hi = cond["evidence"]["amplitude_ratio_ci95"]
     assert lo < cond["evidence"]["amplitude_ratio"] < hi
+
+
+def _family_b_fits(seed: int, change_s: float, duration_s: float) -> list[tuple[float, dict]]:
+    """(t_s, fit) of the changed cortical channel's trend: family B, a drop to 40 % at the
+    lower noise, artefacts on, the automatic baseline (~60 s), conventional criteria only."""
+    case = family_b.Case("drop60", "drop", 0.4, change_at_s=change_s, duration_s=duration_s)
+    mon = Monitor(family_b.config(case, fast_detection=False))
+    lead = np.zeros(len(family_b.CHANNELS), bool)
+    fits = []
+    for ch in family_b.generate(case, seed):
+        for o in mon.push(SampleBlock(ch.data_uv, ch.trigger, ch.saturated, lead,
+                                      ch.first_sample, float(family_b.FS_HZ), 0.0)):
+            d = o.to_json()
+            if (d.get("type") == "trend" and d["channel"] == family_b.CORTICAL["L median"]
+                    and d["fit"]):
+                fits.append((d["t_s"], d["fit"]))
+    return fits
+
+
+@pytest.mark.xfail(strict=True, reason=(
+    "measured 2026-12-06: family B reads a 40 % cortical response 0.52, 0.54, 0.63 (seeds 1-3, "
+    "mean 0.56) and its stable patient 0.86, 1.14, 1.16 before the change: the far field "
+    "that stays adds 0.05 (noiseless scale 0.45), the ~300-sweep automatic baseline's own "
+    "noise is a gain error (SE ~0.1) and ~150 s of settled updates carry SE ~0.06; "
+    "docs/detection.md, 'The judged measure on family B'"))
+def test_analysis_forty_percent_reads_forty_percent_on_family_b():
+    """The issue's goal 1 on family B at the lower noise, seeds 1-3 (not chosen): the mean of
+    the post-change readings over the seeds within 0.1 of 0.40, the interval covering 0.40 in
+    >= 80 % of updates, the pre-change reading within 0.15 of 1 (the template is right)."""
+    change_s = 240.0
+    means, covered = [], []
+    for seed in (1, 2, 3):
+        fits = _family_b_fits(seed, change_s, 450.0)
+        pre = [f["amplitude_ratio"] for t, f in fits if t < change_s]
+        assert pre and abs(np.mean(pre) - 1.0) < 0.15, (seed, pre)
+        post = [f for t, f in fits if t > change_s + f["n_sweeps"] / family_b.RATE_HZ + 11]
+        assert len(post) >= 5, (seed, fits)
+        means.append(float(np.mean([f["amplitude_ratio"] for f in post])))
+        covered += [lo <= 0.4 <= hi for lo, hi in (f["amplitude_ratio_ci95"] for f in post)]
+    assert np.mean(covered) >= 0.8, covered
+    assert abs(np.mean(means) - 0.4) < 0.1, means
 
 
 def _transitions(out: list[dict], cid: str) -> list[tuple[float, bool]]:
