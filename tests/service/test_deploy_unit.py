@@ -82,3 +82,23 @@ def test_deploy_unit_verify_check_catches_mistakes(tmp_path: Path, bad: str, sai
         capture_output=True, text=True, timeout=60, cwd=tmp_path,
     )
     assert said in res.stderr
+
+
+CONSOLE_UNIT = UNIT.with_name("ionm-console.service")
+
+
+def test_console_unit_verifies_and_is_hardened(tmp_path: Path) -> None:
+    """The web console's unit: clean under verify, exposure "OK", https from systemd credentials."""
+    text = CONSOLE_UNIT.read_text()
+    assert "--cert ${CREDENTIALS_DIRECTORY}/server.crt" in text and "DynamicUser=yes" in text
+    copy = tmp_path / "ionm-console.service"
+    copy.write_text(text.replace("/opt/ionm/venv/bin/ionm console", "/bin/true console"))
+    res = subprocess.run([_systemd_analyze(), "verify", str(copy)],
+                         capture_output=True, text=True, timeout=60, cwd=tmp_path)
+    assert res.stderr == "", res.stderr
+    res = subprocess.run(
+        [_systemd_analyze(), "security", "--offline=true", "--threshold=20", str(CONSOLE_UNIT)],
+        capture_output=True, text=True, timeout=60, cwd=tmp_path)
+    m = re.search(r"Overall exposure level for ionm-console\.service: (\d+\.\d+) (\w+)",
+                  res.stdout)
+    assert m and float(m.group(1)) <= 2.0, res.stdout[-2000:] + res.stderr

@@ -57,6 +57,16 @@ def to_json(d: dict[str, Any]) -> bytes:
                           default=str).encode()
 
 
+def _criteria(cfg: Any, site: Any) -> dict[str, float]:
+    """The criteria the site is judged by (defaults, case type and overrides resolved), so a
+    console draws the real lines from the first message (config already validated)."""
+    from appliance.analysis.plan import plan_site
+
+    plan = plan_site(site, cfg.analysis, tuple(cfg.frontend.channels),
+                     cfg.frontend.sample_rate_hz)
+    return {k: float(v) for k, v in sorted(plan.crit.items())}
+
+
 def status(cfg: Any, session: int, online: bool) -> dict[str, Any]:
     """Birth (online=True) or death (online=False, the Last Will) on the retained status topic.
 
@@ -78,7 +88,7 @@ def status(cfg: Any, session: int, online: bool) -> dict[str, Any]:
             channels=list(cfg.frontend.channels),
             sites=[
                 {"name": s.name, "modality": s.modality, "channels": list(s.channels),
-                 "rate_hz": s.rate_hz}
+                 "rate_hz": s.rate_hz, "criteria": _criteria(cfg, s)}
                 for s in cfg.analysis.sites
             ],
             modalities=sorted({s.modality for s in cfg.analysis.sites}),

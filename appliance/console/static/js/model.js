@@ -3,8 +3,8 @@
 
 export const LIMITS = { waves: 8, trend: 720, events: 200, spark: 120 };
 
-// criteria the appliance applies by default (docs/clinical-defaults.md); an alarm's evidence
-// carries the site's real criteria and replaces these
+// criteria the appliance applies by default (docs/clinical-defaults.md), until the device's
+// birth message (status: sites[].criteria) or an alarm's evidence names the site's real ones
 const DEFAULT_CRITERIA = {
   ssep_upper: { amplitude_ratio_min: 0.5, latency_ratio_max: 1.1 },
   ssep_lower: { amplitude_ratio_min: 0.5, latency_ratio_max: 1.1 },
@@ -115,6 +115,7 @@ export class Fleet {
       dev.status = body;
       for (const s of body.sites || []) {
         const site = dev.site(s.name, s.modality);
+        if (s.criteria) { Object.assign(site.criteria, s.criteria); site.criteriaFrom = "appliance"; }
         for (const ch of s.channels || []) site.channel(ch);
       }
       return { device: dev, kind };
