@@ -148,6 +148,11 @@ def test_mqtt_mosquitto_sub_gets_retained_status_and_alarm_set(tmp_path: Path, b
     schemas = load_schemas()
     status = json.loads(got[f"{BASE}/status"])
     assert status["online"] is True and not list(schemas["birth"].iter_errors(status))
+    # each site's planned criteria travel in the birth, so consoles draw the real lines
+    site = status["sites"][0]
+    assert site["criteria"]["amplitude_ratio_min"] == 0.5  # the SSEP default
+    assert list(schemas["birth"].iter_errors(
+        {**status, "sites": [{**site, "criteria": {"amplitude_ratio_min": "half"}}]}))
     alarm_set = json.loads(got[f"{BASE}/alarm/active"])
     assert not list(schemas["activeAlarms"].iter_errors(alarm_set))
     assert {a["alarm_id"] for a in alarm_set["alarms"]} == {a["alarm_id"] for a in active}
@@ -231,7 +236,7 @@ def test_mqtt_asyncapi_document_is_consistent_with_the_code() -> None:
             assert isinstance(node, dict) and part in node, f"dangling $ref {ref}"
             node = node[part]
     t = Topics("ionm/v1", "or1")
-    code = {t.status, t.health, t.case, t.alarm_event, t.alarm_active,
+    code = {t.status, t.health, t.case, t.annotation, t.alarm_event, t.alarm_active,
             t.trend("ssep_upper", "L median"), t.waveform("ssep_upper", "L median"),
             f"{t.cmd_prefix}neuro1/ping",
             # EEG and EMG (appliance/analysis/continuous.py)
