@@ -36,3 +36,41 @@ def route_output(d: dict[str, Any], mqtt: Any, record: Record, case_id: str | No
                  extra={"CASE_ID": case_id or ""})
         return True
     return False
+
+
+WAVE_KEYS = ("t_s", "n_sweeps", "sample_rate_hz", "t0_ms", "encoding", "scale_uv", "data")
+
+
+class BaselineBoard:
+    """The retained `baseline/<modality>/<site>/<channel>` topics: each channel's baseline with
+    the average it was taken from, so a console that joins mid-case overlays the real baseline.
+    A baseline is taken from the update whose waveform came just before it (auto) or from the
+    latest update (command): the last waveform of the channel is that average."""
+
+    def __init__(self, modality_of: dict[str, str]) -> None:
+        self.modality_of = modality_of
+        self._last_wave: dict[tuple[str, str], dict[str, Any]] = {}
+        self._published: set[tuple[str, str]] = set()
+
+    def saw(self, d: dict[str, Any]) -> None:
+        if d.get("type") == "waveform":
+            self._last_wave[(d["site"], d["channel"])] = d
+
+    def taken(self, d: dict[str, Any], mqtt: Any) -> None:
+        key = (d["site"], d["channel"])
+        w = self._last_wave.get(key)
+        if mqtt is None or key[0] not in self.modality_of:
+            return
+        mqtt.publish_baseline({**d, "type": "baseline", "modality": self.modality_of[key[0]],
+                               "waveform": {k: w[k] for k in WAVE_KEYS} if w else None})
+        self._published.add(key)
+
+    def clear(self, mqtt: Any, t_s: float) -> None:
+        """A new case: every published baseline is gone (retained `cleared` replaces it)."""
+        if mqtt is not None:
+            for site, channel in sorted(self._published):
+                mqtt.publish_baseline({"type": "baseline", "t_s": round(t_s, 3), "site": site,
+                                       "channel": channel, "modality": self.modality_of[site],
+                                       "cleared": True})
+        self._published.clear()
+        self._last_wave.clear()

@@ -33,7 +33,7 @@ from appliance.conditions import Condition, Kind, Priority
 from appliance.errors import CommandError, IonmError
 from appliance.service import lamps
 from appliance.service.cases import Cases
-from appliance.service.fanout import route_output
+from appliance.service.fanout import BaselineBoard, route_output
 from appliance.service.health import AnalysisWatch, MqttWatch, acquisition_counts, fault
 
 log = logging.getLogger("ionm.service")
@@ -118,6 +118,7 @@ class Appliance:
                  plural(len(cfg.analysis.sites), "site"), cfg.hash)
         self.state_dir.mkdir(parents=True, exist_ok=True)
         self.monitor = Monitor(cfg)  # plans every site: a bad site is a ConfigError now
+        self.baseline_board = BaselineBoard({s.name: s.modality for s in cfg.analysis.sites})
         self.audio = audio_from_settings(cfg.analysis.emg_free, cfg.frontend.sample_rate_hz)
         self.manager = AlarmManager(cfg.alarms, on_event=self._on_alarm_event)
         self._register_commands()
@@ -250,8 +251,11 @@ class Appliance:
                 self.manager.update(o, cause="analysis")
                 self.cases.record("condition", o.to_json())
             else:
-                baselines_changed |= route_output(o.to_json(), self.mqtt, self.cases.record,
-                                                  self.case_id)
+                d = o.to_json()
+                self.baseline_board.saw(d)
+                if route_output(d, self.mqtt, self.cases.record, self.case_id):
+                    self.baseline_board.taken(d, self.mqtt)
+                    baselines_changed = True
         if baselines_changed:
             self._save_baselines()
         if self.timeline.ready_s is None:
@@ -338,8 +342,10 @@ class Appliance:
     def _set_baseline(self, args: dict[str, Any], cause: str) -> dict[str, Any]:
         captured = self.monitor.set_baseline(args.get("site"))
         for b in captured:
-            self.cases.record("baseline", {"type": "baseline", "t_s": self.stream_t_s,
-                                           "site": b.site, **b.to_json()})
+            d = {"type": "baseline", "t_s": self.stream_t_s, "site": b.site, **b.to_json()}
+            self.cases.record("baseline", d)
+            self.baseline_board.taken({k: v for k, v in d.items() if k != "template_uv"},
+                                      self.mqtt)
         self._save_baselines()
         return {"baselines": [b.to_json() for b in captured]}
 
@@ -376,6 +382,7 @@ class Appliance:
 
         self._end_analysis_conditions("new case: analysis restarted")
         self.monitor = Monitor(self.cfg)
+        self.baseline_board.clear(self.mqtt, self.stream_t_s)
         return self.cases.start(args["label"], args.get("procedure", ""),
                                 self.manager.state_dict)
 

@@ -120,6 +120,21 @@ def test_console_traces_trends_and_overview_render(tech: Any, viewer: Any, stack
     assert not errors, errors
 
 
+def test_console_joining_late_overlays_the_retained_baseline(browser: Any, stack: Stack,
+                                                             errors: list[str]) -> None:
+    """A console opened after the baseline was taken gets it from the retained baseline topic
+    (with the average it was taken from), not by having watched it happen."""
+    page = _page(browser, errors)
+    try:
+        login(page, stack, "viewer1")
+        page.wait_for_selector("#overview:not([hidden])", timeout=10_000)
+        page.evaluate(f"location.hash = '#/d/{DEVICE}'")
+        trace = 'canvas[data-channel="C4\'-Fz"]'
+        assert wait_for(lambda: pixels(page, trace, BASELINE_RGB) > 50, 10.0), "no overlay"
+    finally:
+        page.close()
+
+
 def test_console_alarm_shown_within_1s_of_being_raised(tech: Any, viewer: Any,
                                                        stack: Stack) -> None:
     def rendered(page: Any) -> dict[str, Any] | None:

@@ -237,6 +237,7 @@ def test_mqtt_asyncapi_document_is_consistent_with_the_code() -> None:
             node = node[part]
     t = Topics("ionm/v1", "or1")
     code = {t.status, t.health, t.case, t.annotation, t.alarm_event, t.alarm_active,
+            t.baseline("ssep_upper", "L median", "Orb-oc L"),
             t.trend("ssep_upper", "L median"), t.waveform("ssep_upper", "L median"),
             f"{t.cmd_prefix}neuro1/ping",
             # EEG and EMG (appliance/analysis/continuous.py)

@@ -177,6 +177,13 @@ class MqttLink:
         self._publish("active_alarms", body, lambda: self.topics.alarm_active, Lane.ALARM,
                       retain=True)
 
+    def publish_baseline(self, d: dict[str, Any]) -> None:
+        """A channel's baseline with the average it was taken from, retained: a console that
+        joins mid-case overlays the real baseline; `cleared` when a new case drops it."""
+        self._publish("baseline", d, lambda: self.topics.baseline(d["modality"], d["site"],
+                                                                  d["channel"]),
+                      Lane.ALARM, retain=True)
+
     def publish_annotation(self, d: dict[str, Any]) -> None:
         """A technologist's event mark ("screw L4 left"): every console sees it, the records
         system keeps it (store-and-forward like the alarms)."""

@@ -35,6 +35,9 @@ class Topics:
     def trend(self, modality: str, site: str) -> str:
         return f"{self.base}/trend/{level(modality)}/{level(site)}"
 
+    def baseline(self, modality: str, site: str, channel: str) -> str:
+        return f"{self.base}/baseline/{level(modality)}/{level(site)}/{level(channel)}"
+
     def waveform(self, modality: str, site: str) -> str:
         return f"{self.base}/waveform/{level(modality)}/{level(site)}"
 

@@ -38,7 +38,7 @@ export class Link {
     // QoS 1 where a lost message matters (alarms, status, case, replies)
     this.client.subscribe({
       [`${r}/+/status`]: { qos: 1 }, [`${r}/+/case`]: { qos: 1 }, [`${r}/+/alarm/#`]: { qos: 1 },
-      [`${r}/+/annotation`]: { qos: 1 },
+      [`${r}/+/annotation`]: { qos: 1 }, [`${r}/+/baseline/#`]: { qos: 1 },
       [`${r}/+/reply/${this.username}/#`]: { qos: 1 }, [`${r}/+/health`]: { qos: 0 },
       [`${r}/+/trend/#`]: { qos: 0 }, [`${r}/+/waveform/#`]: { qos: 0 },
     });

@@ -128,6 +128,18 @@ export class Fleet {
       this.fromEvidence(dev, body);
       return { device: dev, kind: "event", site: body.site };
     }
+    if (kind === "baseline" && body.type === "baseline") { // retained: exact for a late console
+      const ch = dev.site(body.site, body.modality).channel(body.channel);
+      if (body.cleared) { ch.baseline = null; ch.baselineUv = null; ch.baselineLatencyMs = null; }
+      else {
+        const w = body.waveform;
+        if (w) ch.baseline = { t_s: w.t_s, t: NaN, n_sweeps: w.n_sweeps, t0_ms: w.t0_ms,
+          rate: w.sample_rate_hz, uv: decodeInt16(w.data, w.scale_uv) };
+        ch.baselineUv = body.amplitude_uv;
+        ch.baselineLatencyMs = body.latency_ms;
+      }
+      return { device: dev, kind: "waveform", site: body.site, channel: body.channel };
+    }
     if (kind === "annotation") { // any console's (or the cart's) event mark, from the appliance
       push(dev.events, { type: "annotation", event: "annotation", message: body.text,
         cause: body.cause, t: utcSeconds(body.t_utc), site: "" }, LIMITS.events);
