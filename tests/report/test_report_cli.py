@@ -29,8 +29,8 @@ def test_report_on_a_case_still_recording_does_not_block_the_recorder(tmp_path: 
     app, runner = start(tmp_path, realtime=True)
     try:
         assert wait_for(lambda: app.stream_t_s > 4.0, 60), "no stream"
-        case_dir = app.recorder.case_dir
-        st = app.recorder.stats
+        case_dir = app.cases.recorder.case_dir
+        st = app.cases.recorder.stats
         written_before, t_before = st.events_written, app.stream_t_s
         r = subprocess.run([sys.executable, "-m", "appliance.cli", "report", str(case_dir),
                             "--out", str(tmp_path / "live.pdf")], capture_output=True,
