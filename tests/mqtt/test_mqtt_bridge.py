@@ -18,6 +18,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+import pytest
 from mqtt_support import BASE, DEVICE, REPO, Broker, Collector, make_cfg, persistent_broker, request
 
 from appliance.outputs.mqtt import MqttLink
@@ -134,6 +135,7 @@ def _seqs(sub: Collector, topic: str) -> list[int]:
     return [m.body["seq"] for m in sub.on(topic)]
 
 
+@pytest.mark.flaky(reruns=1)  # a bridge reconnect after the restart was once not back in 22 s
 def test_bridge_central_outage_30s_loses_nothing(tmp_path: Path, mosq_dir: Path) -> None:
     central, local, cable = bridged_pair(mosq_dir)
     link = MqttLink(make_cfg(local.host, local.port), tmp_path / "outbox.db")
@@ -158,7 +160,7 @@ def test_bridge_central_outage_30s_loses_nothing(tmp_path: Path, mosq_dir: Path)
         streamer.join(5)
         n_trend, n_alarm = published["trend"], published["alarm"]
         assert console.wait_for(lambda ms: len(set(_seqs(console, TREND))) >= n_trend
-                                and len(set(_seqs(console, ALARM))) >= n_alarm, 20), (
+                                and len(set(_seqs(console, ALARM))) >= n_alarm, 40), (
             n_trend, len(set(_seqs(console, TREND))), local.log.read_text()[-2000:])
         trends, alarms = _seqs(console, TREND), _seqs(console, ALARM)
         # none lost: every seq the link assigned arrived; in order once duplicates are dropped
