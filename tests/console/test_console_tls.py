@@ -91,6 +91,9 @@ def test_console_over_https_and_wss() -> None:
             browser = p.chromium.launch(executable_path=chromium_path())
             page = browser.new_context(ignore_https_errors=True).new_page()
             page.goto(f"https://127.0.0.1:{server.server_address[1]}/")
+            # the page fills the broker from config.json once its fetch is back
+            page.wait_for_function("document.getElementById('broker').value !== ''",
+                                   timeout=5_000)
             assert page.input_value("#broker") == f"wss://127.0.0.1:{wss}/"
             page.fill("#username", "viewer1")
             page.fill("#password", USERS["viewer1"])
