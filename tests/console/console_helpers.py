@@ -217,7 +217,8 @@ def stop_stack(s: Stack) -> None:
 def login(page: Any, s: Stack, user: str, password: str | None = None) -> None:
     page.goto(s.console_url)
     # the page fills the broker URL from config.json once its fetch is back
-    page.wait_for_function("document.getElementById('broker').value !== ''", timeout=5_000)
+    # (polled from here: the page's CSP forbids evaluating strings)
+    assert wait_for(lambda: page.input_value("#broker") != "", 5.0), "no broker URL"
     page.fill("#username", user)
     page.fill("#password", USERS[user] if password is None else password)
     page.click("#connect")
