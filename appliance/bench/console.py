@@ -23,7 +23,6 @@ import json
 import math
 import random
 import shutil
-import socket
 import subprocess
 import sys
 import tempfile
@@ -33,6 +32,7 @@ from typing import Any
 
 import numpy as np
 
+from appliance.bench.mqtt import _Mosquitto
 from appliance.config import from_dict
 
 SITES = [
@@ -51,43 +51,6 @@ HEALTH_S = 5.0
 ALARM_EVERY_S, ALARM_FOR_S = 60.0, 20.0
 SAMPLE_S = 10.0
 CHROMIUM = "/usr/bin/chromium"
-
-
-class _Broker:
-    """A private mosquitto: a TCP listener for the links and a WebSocket one for the page."""
-
-    def __init__(self) -> None:
-        self.dir = Path(tempfile.mkdtemp(prefix="ionm-bench-console-"))
-        self.dir.chmod(0o777)
-        self.port, self.ws_port = _free_port(), _free_port()
-        conf = self.dir / "mosquitto.conf"
-        conf.write_text(f"listener {self.port} 127.0.0.1\nallow_anonymous true\n"
-                        f"listener {self.ws_port} 127.0.0.1\nprotocol websockets\n"
-                        "allow_anonymous true\npersistence false\nmax_queued_messages 100000\n")
-        conf.chmod(0o644)
-        exe = shutil.which("mosquitto") or "/usr/sbin/mosquitto"
-        self.proc = subprocess.Popen([exe, "-c", str(conf)], stdout=subprocess.DEVNULL,
-                                     stderr=subprocess.DEVNULL)
-        deadline = time.monotonic() + 5
-        while time.monotonic() < deadline:
-            try:
-                socket.create_connection(("127.0.0.1", self.ws_port), 0.2).close()
-                return
-            except OSError:
-                time.sleep(0.02)
-        self.close()
-        raise RuntimeError("bench console: mosquitto did not start")
-
-    def close(self) -> None:
-        self.proc.terminate()
-        self.proc.wait(5)
-        shutil.rmtree(self.dir, ignore_errors=True)
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 class _Device:
@@ -208,7 +171,7 @@ def measure(seconds: float, speed: float = 1.0, progress: bool = False,
         raise RuntimeError("bench console needs playwright (pip install -e '.[test]')") from e
     if not Path(CHROMIUM).exists():
         raise RuntimeError(f"bench console needs Debian's chromium at {CHROMIUM}")
-    broker = _Broker()
+    broker = _Mosquitto(websockets=True)
     work = Path(tempfile.mkdtemp(prefix="ionm-bench-console-outbox-"))
     server = make_server("127.0.0.1", 0, f"ws://127.0.0.1:{broker.ws_port}/")
     serve_in_thread(server)

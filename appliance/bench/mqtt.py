@@ -39,14 +39,18 @@ UPDATES_PER_S = 2.0
 
 
 class _Mosquitto:
-    def __init__(self) -> None:
+    """A private mosquitto on a free loopback port; with `websockets` also a WebSocket listener
+    (`ws_port`, the console bench's page)."""
+
+    def __init__(self, websockets: bool = False) -> None:
         self.dir = Path(tempfile.mkdtemp(prefix="ionm-bench-mqtt-"))
         self.dir.chmod(0o777)
-        with socket.socket() as s:
-            s.bind(("127.0.0.1", 0))
-            self.port = int(s.getsockname()[1])
+        self.port = _free_port()
+        self.ws_port = _free_port() if websockets else None
+        ws = (f"listener {self.ws_port} 127.0.0.1\nprotocol websockets\nallow_anonymous true\n"
+              if websockets else "")
         conf = self.dir / "mosquitto.conf"
-        conf.write_text(f"listener {self.port} 127.0.0.1\nallow_anonymous true\n"
+        conf.write_text(f"listener {self.port} 127.0.0.1\nallow_anonymous true\n{ws}"
                         "persistence false\nmax_queued_messages 100000\n")
         conf.chmod(0o644)
         exe = shutil.which("mosquitto") or "/usr/sbin/mosquitto"
@@ -54,18 +58,24 @@ class _Mosquitto:
                                      stderr=subprocess.DEVNULL)
         deadline = time.monotonic() + 5
         while time.monotonic() < deadline:
-            try:
-                socket.create_connection(("127.0.0.1", self.port), 0.2).close()
+            try:  # the last listener opened is up
+                socket.create_connection(("127.0.0.1", self.ws_port or self.port), 0.2).close()
                 return
             except OSError:
                 time.sleep(0.02)
         self.close()
-        raise RuntimeError("bench mqtt: mosquitto did not start")
+        raise RuntimeError("bench: mosquitto did not start")
 
     def close(self) -> None:
         self.proc.terminate()
         self.proc.wait(5)
         shutil.rmtree(self.dir, ignore_errors=True)
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
 
 
 class _Sink:
