@@ -1,5 +1,6 @@
-"""Opt-in fast detection for SSEP sites: the sweep-by-sweep detector of appliance/detection/
-fed by the site pipeline's own accepted sweeps, beside the conventional averages and criteria.
+"""Fast detection for SSEP sites, on by default (analysis.fast_detection): the sweep-by-sweep
+detector of appliance/detection/ fed by the site pipeline's own accepted sweeps, beside the
+conventional averages and criteria.
 
 `FastSite.push(sweeps, stim_s)` takes the accepted, conditioned sweeps of one update
 (k, n_ch, n_times) with their stimulus times (s since stream start), cuts the site's cortical
@@ -12,22 +13,12 @@ from __future__ import annotations
 
 import numpy as np
 
+from appliance.analysis.plan import FAST_WINDOWS_MS, fast_enabled
 from appliance.conditions import Condition
 from appliance.detection.detector import DetectorSettings, SweepDetector
 from appliance.errors import ConfigError
 
-# per modality: (analysis window ms, latency design shift ms ~10 % of the primary component).
-# Upper: N20/P25 and around (as in the detection benchmark); lower: around P37/N45.
-FAST_WINDOWS_MS = {"ssep_upper": ((10.0, 45.0), 2.0), "ssep_lower": ((25.0, 70.0), 3.7)}
-
-
-def fast_enabled(plan, analysis) -> bool:
-    """Fast detection runs on SSEP sites that have it on (site 'on', or 'default' with
-    analysis.fast_detection) and have a cortical channel to feed it."""
-    site = plan.site
-    on = site.fast_detection == "on" or (site.fast_detection == "default"
-                                         and analysis.fast_detection)
-    return on and plan.modality.name in FAST_WINDOWS_MS and "cortical" in plan.roles
+__all__ = ["FAST_WINDOWS_MS", "FastSite", "fast_enabled"]
 
 
 class FastSite:
@@ -45,7 +36,8 @@ class FastSite:
             raise ConfigError(f"{path}.window_ms: fast detection needs {lo:g}-{hi:g} ms after "
                               f"the stimulus inside the sweep, which spans {t_ms[0]:g}-"
                               f"{t_ms[-1] + step_ms:g} ms; widen window_ms or set "
-                              "fast_detection = \"off\" for this site.")
+                              "fast_detection = \"off\" for this site (analysis."
+                              "fast_detection = false: for every site).")
         self.window = np.flatnonzero((t_ms >= lo) & (t_ms < hi))
         cfg = DetectorSettings(rate_hz=plan.site.rate_hz,
                                baseline_sweeps=analysis.fast_baseline_sweeps,

@@ -20,6 +20,10 @@ if TYPE_CHECKING:
 MIN_WINDOW_SAMPLES = 8  # an analysis window shorter than this at the sweep rate measures nothing
 MIN_COMPONENT_SAMPLES = 4  # a component window must hold a peak and its neighbours
 MAX_UPDATE_S = 120.0  # an update (update_sweeps / rate_hz) may take at most this long
+# fast detection (appliance/analysis/fast.py), per modality: (analysis window ms, latency design
+# shift ms ~10 % of the primary component). Upper: N20/P25 and around (as in the detection
+# benchmark); lower: around P37/N45. Here so that loading a config checks the window.
+FAST_WINDOWS_MS = {"ssep_upper": ((10.0, 45.0), 2.0), "ssep_lower": ((25.0, 70.0), 3.7)}
 
 
 @dataclass(frozen=True)
@@ -106,9 +110,26 @@ def plan_site(s: SiteSettings, a: AnalysisSettings, channel_names: tuple[str, ..
     # the fit needs the window's sweeps: moving averages keep them, cumulative ones do not
     judge_n = 0 if cumulative or not mod.judge_fraction else max(
         4, min(n, s.judge_sweeps or int(round(mod.judge_fraction * n))))
-    return SitePlan(s, mod, judge, idx, roles, float(pre_ms), float(post_ms),
+    plan = SitePlan(s, mod, judge, idx, roles, float(pre_ms), float(post_ms),
                     (float(lo), float(hi)), s.phase, notch, int(n), int(upd),
                     cumulative, float(reject), crit, judge_n)
+    if fast_enabled(plan, a):
+        (f_lo, f_hi), _ = FAST_WINDOWS_MS[mod.name]
+        if f_lo < -pre_ms or f_hi > post_ms:  # fast detection is on by default: say how to stop it
+            raise ConfigError(f"{path}.window_ms: got {[pre_ms, post_ms]}, fast detection needs "
+                              f"{f_lo:g}-{f_hi:g} ms after the stimulus inside the sweep; "
+                              "widen window_ms, or set fast_detection = \"off\" for this site "
+                              "(analysis.fast_detection = false: for every site).")
+    return plan
+
+
+def fast_enabled(plan: SitePlan, analysis: AnalysisSettings) -> bool:
+    """Fast detection runs on SSEP sites that have it on (site 'on', or 'default' with
+    analysis.fast_detection, true unless set) and have a cortical channel to feed it."""
+    site = plan.site
+    on = site.fast_detection == "on" or (site.fast_detection == "default"
+                                         and analysis.fast_detection)
+    return on and plan.modality.name in FAST_WINDOWS_MS and "cortical" in plan.roles
 
 
 def sweep_decimation(fs_hz: float, hi_hz: float, zero_phase: bool) -> int:

@@ -15,6 +15,12 @@ peak_rss_mb               peak resident memory of a fresh process streaming the 
                           interpreter, numpy and scipy included (goal <= 100)
 pipeline_rss_mb           what the monitor itself adds to that process
 rss_growth_mb             its resident memory at the end minus half-way (steady: ~0)
+fast_cpu_ratio            monitor CPU (decoded blocks -> outputs) with analysis.fast_detection
+                          on (the default) over off, the same 300 s stream (10 s with --quick:
+                          the detector does not arm) in the same run; the detectors learn on
+                          600 sweeps and arm at ~128 s (4.7 Hz) / ~194 s (3.1 Hz)
+fast_cpu_ratio_armed      the same over the last 100 s, every site's detector armed
+fast_max_block_ms_on/off  the longest single block push (CPU ms): arming fits the template
 Times are CPU seconds of this process (`*_wall`: wall clock, inflated on a shared machine).
 """
 
@@ -44,12 +50,16 @@ SITES = (
 UV_PER_COUNT = 4.5e6 / 24 / 2**23  # ADS1299 at gain 24
 
 
-def _config():
+def _config(fast: bool | None = None):
+    """Default settings; `fast` sets analysis.fast_detection (None: its default)."""
     from appliance import config
 
+    analysis: dict[str, object] = {"sites": [dict(s) for s in SITES]}
+    if fast is not None:
+        analysis["fast_detection"] = fast
     return config.from_dict({"frontend": {"channels": list(CHANNELS),
                                           "sample_rate_hz": RATE_HZ},
-                             "analysis": {"sites": [dict(s) for s in SITES]}})
+                             "analysis": analysis})
 
 
 def make_frames(seconds: float, seed: int = 1) -> tuple[np.ndarray, np.ndarray]:
@@ -142,6 +152,49 @@ def _rss_mb(key: str = "VmRSS:") -> float:
     return float("nan")
 
 
+def _fast_cost(seconds: float, loop_s: float = 20.0, armed_s: float = 100.0) -> dict[str, float]:
+    """Monitor CPU with fast detection on vs off, one fresh Monitor each over the same decoded
+    blocks (a `loop_s` loop, renumbered so the stream is continuous): a detector arms only after
+    600 sweeps, so the stream must be minutes long, and the loop keeps its memory small."""
+    import dataclasses
+
+    from appliance.analysis.monitor import Monitor
+
+    frames, _ = make_frames(loop_s, seed=3)
+    loop = _decoded_blocks(frames[: len(frames) // BLOCK * BLOCK])
+    n_blocks = int(seconds * RATE_HZ / BLOCK)
+    tail = n_blocks - int(armed_s * RATE_HZ / BLOCK)  # first block of the armed stretch
+
+    def stream(fast: bool) -> tuple[float, float, float, int]:
+        mon = Monitor(_config(fast))
+        total = late = worst = 0.0
+        for b in range(n_blocks):
+            blk = dataclasses.replace(loop[b % len(loop)], first_sample=b * BLOCK)
+            c0 = time.process_time()
+            mon.push(blk)
+            dt = time.process_time() - c0
+            total += dt
+            late += dt if b >= tail else 0.0
+            worst = max(worst, dt)
+        armed = sum(f.detector.ready for f in mon.fast.values())
+        return total, late, worst, armed
+
+    # alternate on and off so that a burst of load elsewhere hits both alike; best of two
+    runs = [(stream(True), stream(False)) for _ in range(2)]
+    on = min(r[0][0] for r in runs), min(r[0][1] for r in runs), min(r[0][2] for r in runs)
+    off = min(r[1][0] for r in runs), min(r[1][1] for r in runs), min(r[1][2] for r in runs)
+    return {
+        "fast_seconds_of_data": seconds,
+        "fast_sites_armed": runs[0][0][3],
+        "fast_on_cpu_s": round(on[0], 3),
+        "fast_off_cpu_s": round(off[0], 3),
+        "fast_cpu_ratio": round(on[0] / off[0], 3),
+        "fast_cpu_ratio_armed": round(on[1] / off[1], 3) if seconds > armed_s else float("nan"),
+        "fast_max_block_ms_on": round(on[2] * 1e3, 1),
+        "fast_max_block_ms_off": round(off[2] * 1e3, 1),
+    }
+
+
 def _stream_child(seconds: float) -> None:
     """In a fresh process: stream `seconds` through decode + monitor from a 4 s frame loop."""
     from appliance.analysis.monitor import Monitor
@@ -216,4 +269,5 @@ def run(quick: bool = False) -> dict[str, float | str]:
         "peak_rss_mb": round(mem.get("peak_rss_mb", float("nan")), 1),
         "pipeline_rss_mb": round(mem.get("monitor_rss_mb", float("nan")), 1),
         "rss_growth_mb": round(mem.get("rss_growth_mb", float("nan")), 1),
+        **_fast_cost(10.0 if quick else 300.0),
     }

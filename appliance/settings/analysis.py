@@ -152,7 +152,8 @@ class AnalysisSettings:
         5.0, min=1.5, max=20.0, help="no stimulus for this many periods -> technical condition"
     )
     fast_detection: bool = field(
-        False, help="SSEP sites also run the sweep-by-sweep fast detector (fast.* conditions)"
+        True, help="SSEP sites also run the sweep-by-sweep fast detector (fast.* conditions); "
+        "false: conventional criteria only"
     )
     fast_baseline_sweeps: int = field(
         600, min=50, max=20000, help="fast detector: sweeps for its template (~2 min at 4.7 Hz)"

@@ -1,7 +1,8 @@
 """The fast sequential detector wired into the real Monitor (analysis.fast_detection), on engineer
 C's simulated patient: a 60 % cortical drop on "L median" raises `fast.amplitude:L median` with
 its evidence; a stable patient of the same length raises no fast high-priority condition; with
-the setting off there are no fast conditions at all. The conventional criteria run unchanged.
+the setting off (it is on by default) there are no fast conditions at all. The conventional
+criteria run unchanged.
 
 4.7 Hz with the detector's default baseline (600) and calibration (1500) sweeps: the detector
 arms after ~450 s of stream, the drop comes at 480 s. (At 9.7 Hz the simulated cortical response
@@ -88,8 +89,8 @@ def test_analysis_fast_stable_patient_no_fast_high_alarm():
     assert not high, high
 
 
-def test_analysis_fast_off_by_default_no_fast_conditions():
-    conds, mon = _run(5, drop=True)
+def test_analysis_fast_off_no_fast_conditions():
+    conds, mon = _run(5, drop=True, fast_detection=False)
     assert not mon.fast
     assert not [c for c in conds if c["id"].startswith("fast.")]
     # the conventional measure still runs and sees the drop: the template fit of the last
@@ -110,11 +111,20 @@ def test_analysis_fast_per_site_override_and_window_check():
     lw = Monitor(on).fast["L tibial"]
     assert lw.detector.cfg.latency_shift_ms == pytest.approx(3.7)
     assert lw.window.size == int(45e-3 * FS)  # 25-70 ms at 4 kSPS
-    off = upper_cfg(ch, [SITES[0], {**SITES[1], "fast_detection": "on"}], FS)
+    off = upper_cfg(ch, [SITES[0], {**SITES[1], "fast_detection": "on"}], FS,
+                    fast_detection=False)
     assert set(Monitor(off).fast) == {"R median"}
-    short = upper_cfg(CH, [{**SITES[0], "window_ms": [10.0, 30.0]}], FS, fast_detection=True)
-    with pytest.raises(ConfigError, match=r"analysis.sites\[0\].window_ms"):
-        Monitor(short)
+    # on by default: every SSEP site with a cortical channel
+    assert set(Monitor(upper_cfg(ch, [*SITES, lower], FS)).fast) == {
+        "L median", "R median", "L tibial"}
+    # a window too short for the detector is refused when the config is built (what
+    # `ionm check-config` runs), also when fast detection is on only by default
+    short = [{**SITES[0], "window_ms": [10.0, 30.0]}]
+    for analysis in ({"fast_detection": True}, {}):
+        with pytest.raises(ConfigError, match=r"analysis.sites\[0\].window_ms.*fast detection"):
+            upper_cfg(CH, short, FS, **analysis)
+    assert not Monitor(upper_cfg(CH, short, FS, fast_detection=False)).fast
+    assert not Monitor(upper_cfg(CH, [{**short[0], "fast_detection": "off"}], FS)).fast
 
 
 if __name__ == "__main__":  # the survey behind the figures in docs/analysis.md
