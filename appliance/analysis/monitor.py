@@ -65,7 +65,7 @@ class Monitor:
         self.plans = [plan_site(s, a, self.channel_names, self.fs_hz, f"analysis.sites[{i}]")
                       for i, s in enumerate(a.sites)]
         self.sites = {p.site.name: SitePipeline(p, self.fs_hz) for p in self.plans}
-        # opt-in sweep-by-sweep detector beside the conventional criteria (docs/analysis.md)
+        # sweep-by-sweep detector, on by default, beside the criteria (docs/analysis.md)
         self.fast = {p.site.name: FastSite(p, a, self.sites[p.site.name].t_ms,
                                            self.sites[p.site.name].fs_sweep_hz,
                                            f"analysis.sites[{i}]")
