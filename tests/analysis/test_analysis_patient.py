@@ -1,6 +1,7 @@
 """The real Monitor on engineer C's simulated patient (pink EEG, EMG, ECG, mains, drift,
-sweep-to-sweep jitter): no false alarm on a stable patient over 10 minutes, and the shipped
-ssep-drop scenario raises the left cortical amplitude alarm, and only that."""
+sweep-to-sweep jitter): no false alarm on a stable patient over 10 minutes (fast detection, on
+by default, included), and the shipped ssep-drop scenario raises the left cortical amplitude
+alarm and the left site's fast alarm, and only those."""
 
 from __future__ import annotations
 
@@ -33,10 +34,19 @@ def test_analysis_stable_simulated_patient_ten_minutes_without_alarm():
 def test_analysis_ssep_drop_scenario_raises_left_cortical_amplitude_only():
     conds = _conditions(load_scenario(SCENARIOS / "ssep-drop.toml"), 330.0, seed=3)
     physio = [c for c in conds if c["kind"] == "physiological"]
-    assert physio and {c["id"] for c in physio} == {"ssep.amplitude:L median:C4'-Fz"}, physio
-    raised = physio[0]
+    conventional = [c for c in physio if not c["id"].startswith("fast.")]
+    assert conventional and {c["id"] for c in conventional} == {
+        "ssep.amplitude:L median:C4'-Fz"}, physio
+    raised = conventional[0]
     assert raised["active"] and 180.0 < raised["t_s"] < 300.0  # the drop is at 180 s
     assert raised["priority"] == "high" and raised["evidence"]["amplitude_ratio"] < 0.5
+    # fast detection (on by default, armed at ~128 s) sees the same drop, on that site only:
+    # its HIGH, and maybe its MEDIUM "possible", never before the drop nor on R median
+    fast = [c for c in physio if c["id"].startswith("fast.")]
+    assert {c["id"] for c in fast} <= {"fast.amplitude:L median", "fast.possible:L median"}, fast
+    assert all(c["t_s"] > 180.0 for c in fast), fast
+    high = [c for c in fast if c["id"] == "fast.amplitude:L median" and c["active"]]
+    assert high and high[0]["priority"] == "high" and high[0]["t_s"] < 300.0, fast
 
 
 def test_analysis_tcmep_on_simulated_patient_median_baseline_and_loss():
