@@ -90,8 +90,9 @@ def what_happens(scenario_path: Path, fast: bool) -> list[str]:
     pace = ("--fast: stream time runs faster than the clock" if fast else
             "real time: the first minutes are quiet by design; --fast runs it faster")
     lines.append("the first averages arrive within seconds, baselines once they are steady "
-                 "(~1-2 min), and an alarm about a minute after a change is confirmed by the "
-                 f"averages; {pace}")
+                 "(~1-2 min), and an alarm one to two minutes after a change is confirmed by "
+                 "the averages; the fast detector (fast.* alarms) arms after 600 sweeps "
+                 f"(~2 min at 4.7 Hz); {pace}")
     return lines
 
 
