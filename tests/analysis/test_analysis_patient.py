@@ -78,3 +78,29 @@ def test_analysis_tcmep_on_simulated_patient_median_baseline_and_loss():
     assert conds and {c["id"] for c in conds} <= {"tcmep.amplitude:R hand:APB-R",
                                                   "tcmep.lost:R hand:APB-R"}, conds
     assert 100.0 < conds[0]["t_s"] < 110.0 and conds[0]["priority"] == "high"
+
+
+if __name__ == "__main__":  # the demo's stream offline (docs/service.md, "The demo")
+    # python tests/analysis/test_analysis_patient.py SEED SECONDS: deploy/config/demo.toml and
+    # the ssep-drop scenario, fast detection on and off: every physiological raise and clear
+    import sys
+
+    from appliance import config
+    from appliance.validate import read_toml
+
+    seed, seconds = int(sys.argv[1]), float(sys.argv[2])
+    for fast in (True, False):
+        data = read_toml(SCENARIOS.parent / "config" / "demo.toml", "demo config")
+        data["analysis"]["fast_detection"] = fast
+        data["mqtt"]["enabled"] = False
+        conds, mon = patient_conditions(config.from_dict(data),
+                                        load_scenario(SCENARIOS / "ssep-drop.toml"), seconds, seed)
+        seen: set[tuple[str, bool]] = set()
+        for c in conds:
+            if c["kind"] == "physiological" and (c["id"], c["active"]) not in seen:
+                seen.add((c["id"], c["active"]))
+                print(f"fast {'on ' if fast else 'off'}", c["t_s"], c["id"], c["active"])
+        for name, f in mon.fast.items():
+            d = f.detector
+            print(f"fast on  {name}: armed {d.ready}, sigma_a {d.sigma_ratio:.2f}, "
+                  f"estimate {d._estimate()}")
