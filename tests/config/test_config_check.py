@@ -52,6 +52,10 @@ BAD = {
                                "analysis.sites[0].trigger_bit", "frontend.trigger_mask (0x2)"),
     "window of 0.01 ms": (SITE + "window_ms = [0, 0.01]", "analysis.sites[0].window_ms",
                           "at least 8 samples"),
+    # fast detection is on by default: `run` would refuse a sweep ending before its 45 ms
+    "sweep too short for fast detection": (SITE + "window_ms = [10.0, 40.0]",
+                                           "analysis.sites[0].window_ms",
+                                           "fast detection needs 10-45 ms"),
     "negative seed": ("[frontend]\nseed = -1\n", "frontend.seed", "0 to"),
     "block_ms nan": ("[frontend]\nblock_ms = nan\n", "frontend.block_ms", "finite"),
     "scenario file missing": ('[frontend]\nscenario = "no-such-scenario.toml"\n',
@@ -102,6 +106,16 @@ def test_check_config_accepts_the_shipped_examples_and_a_utf8_bom(
     bom.write_bytes(b"\xef\xbb\xbf# saved by a Windows editor\n" + SITE.encode())
     assert ionm(["check-config", str(bom)]) == 0, capsys.readouterr().err
     assert "OK" in capsys.readouterr().out
+
+
+def test_check_config_accepts_a_short_sweep_with_fast_detection_off(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    short = SITE + "window_ms = [10.0, 40.0]\n"
+    for text in (short + 'fast_detection = "off"\n',
+                 "[analysis]\nfast_detection = false\n" + short):
+        path = tmp_path / "short.toml"
+        path.write_text(text, encoding="utf-8")
+        assert ionm(["check-config", str(path)]) == 0, capsys.readouterr().err
 
 
 def test_the_shipped_config_reads_in_time_at_its_rate_and_with_16_channels() -> None:
