@@ -115,7 +115,11 @@ def plan_site(s: SiteSettings, a: AnalysisSettings, channel_names: tuple[str, ..
                     cumulative, float(reject), crit, judge_n)
     if fast_enabled(plan, a):
         (f_lo, f_hi), _ = FAST_WINDOWS_MS[mod.name]
-        if f_lo < -pre_ms or f_hi > post_ms:  # fast detection is on by default: say how to stop it
+        # the sweep's ends at the sweep rate as SitePipeline rounds them (FastSite checks these)
+        step_ms = 1e3 / fs_sweep_hz
+        first_ms = -int(round(pre_ms * fs_sweep_hz / 1e3)) * step_ms
+        end_ms = (int(round(post_ms * fs_sweep_hz / 1e3)) - 1) * step_ms + step_ms
+        if f_lo < first_ms or f_hi > end_ms:  # on by default, so the message says how to stop it
             raise ConfigError(f"{path}.window_ms: got {[pre_ms, post_ms]}, fast detection needs "
                               f"{f_lo:g}-{f_hi:g} ms after the stimulus inside the sweep; "
                               "widen window_ms, or set fast_detection = \"off\" for this site "
