@@ -205,17 +205,27 @@ class SitePipeline:
         (appliance/dsp/template.py). None without a fit (no template, a template from another
         window, too few sweeps)."""
         n = self.plan.judge_sweeps
-        if (not n or len(base.template_uv) != len(self.t_ms) or not base.found
-                or not base.amplitude_uv > 0):
+        if not n or len(base.template_uv) != len(self.t_ms) or not base.amplitude_uv > 0:
             return None
         held = self._proj.get(c)
         if held is None or held[0] is not base:  # a new baseline: project the window anew
             comps = self.measures[c].components
             sel = np.flatnonzero((self.t_ms >= min(k.window_ms[0] for k in comps))
                                  & (self.t_ms <= max(k.window_ms[1] for k in comps)))
-            shift = int(round(max(1.0, 0.2 * base.latency_ms) * self.fs_sweep_hz / 1e3))
+            b = np.asarray(base.template_uv)[sel]
+            noise_energy = (base.template_noise_uv or 0.0) ** 2 * len(sel)
+            # a baseline whose primary peak was not found (noise hid it) still has a template
+            # to fit when that holds the response (energy 4x its noise's: amplitude SNR 2;
+            # the fit's interval carries the template's error); the shift range then centres
+            # on the component's window
+            if not base.found and not float(b @ b) >= 4.0 * noise_energy > 0:
+                return None
+            prim = next(k for k in comps if k.name == self.measures[c].primary)
+            lat0 = (base.latency_ms if base.found and math.isfinite(base.latency_ms)
+                    else 0.5 * (prim.window_ms[0] + prim.window_ms[1]))
+            shift = int(round(max(1.0, 0.2 * lat0) * self.fs_sweep_hz / 1e3))
             proj = Projections(np.asarray(base.template_uv), slice(int(sel[0]), int(sel[-1]) + 1),
-                               shift, (base.template_noise_uv or 0.0) ** 2 * len(sel),
+                               shift, noise_energy,
                                len(self.t_ms), JUDGE_MAX_WINDOWS * self.plan.n_sweeps)
             # the template's own sweeps (their rows read a little high: the template holds
             # their noise; the amplitude window leaves them as new sweeps come)

@@ -454,8 +454,10 @@ def artefact_events(case: Case, seed: int) -> list[tuple[str, float, float, floa
     return [e[:4] for e in _schedule(case, _rngs(seed)[0]).events]
 
 
-def generate(case: Case, seed: int) -> Iterator[Chunk]:
-    """The case's stream in 1-s chunks (seeded; every random source has its own generator)."""
+def generate(case: Case, seed: int, background: bool = True) -> Iterator[Chunk]:
+    """The case's stream in 1-s chunks (seeded; every random source has its own generator).
+    background=False: the stimulus-locked part alone (responses with their sweep-to-sweep
+    variability, stimulus artefacts), the same sweeps as with it: what `channel_ratio` reads."""
     r_sched, r_eeg, r_white, r_mains, r_drift, r_art = _rngs(seed)
     sch = _schedule(case, r_sched)
     tr = truth(case)
@@ -497,40 +499,41 @@ def generate(case: Case, seed: int) -> Iterator[Chunk]:
         n = min(FS_HZ, n_total - first)
         t = (first + np.arange(n)) / FS_HZ
         x = np.zeros((n_ch, n))
-        # EEG
-        e = r_eeg.normal(0, 1, (N_SOURCES, n))
-        src = np.empty((N_SOURCES, n))
-        for k, sos in enumerate(pinks):
-            src[k], z_eeg[k] = signal.sosfilt(sos, e[k], zi=z_eeg[k])
-        x += MIX @ (src * src_gain)
-        al, z_alpha = signal.lfilter([alpha_norm], alpha_a, r_eeg.normal(0, 1, (2, n)),
-                                     axis=1, zi=z_alpha)
-        x[:2] += alpha_uv * (0.7 * al[0] + 0.3 * al[1])
-        x[2] += 0.3 * alpha_uv * al[1]
-        x += r_white.normal(0, WHITE_UV * scale, (n_ch, n))
-        # mains: one source (common phase), per-channel pick-up, slowly wandering amplitude
-        ph = 2 * np.pi * mains_f * t + mains_phase
-        m = np.sin(ph) + sum(frac * np.sin(k * ph + k) for k, frac in MAINS_HARMONICS)
-        env = 1 + 0.2 * np.sin(2 * np.pi * t[0] / 97.0 + mains_env_phase)
-        x += (MAINS_UV * env)[:, None] * m[None, :]
-        # electrode offset and slow drift
-        d, z_drift = signal.sosfilt(drift_sos, r_drift.normal(0, DRIFT_UV, (n_ch, n)), axis=1,
-                                    zi=z_drift)
-        x += offsets[:, None] + d
-        # ECG
         t0, t1 = t[0], t[-1]
-        for b, ba in zip(sch.beats_s, sch.beat_amp, strict=True):
-            if b + ecg_span[1] < t0 or b + ecg_span[0] > t1:
-                continue
-            i = slice(max(0, int((b + ecg_span[0] - t0) * FS_HZ)),
-                      min(n, int((b + ecg_span[1] - t0) * FS_HZ) + 1))
-            x[:, i] += ba * ECG_UV[:, None] * _ecg_beat(t[i] - b)[None, :]
+        if background:
+            # EEG
+            e = r_eeg.normal(0, 1, (N_SOURCES, n))
+            src = np.empty((N_SOURCES, n))
+            for k, sos in enumerate(pinks):
+                src[k], z_eeg[k] = signal.sosfilt(sos, e[k], zi=z_eeg[k])
+            x += MIX @ (src * src_gain)
+            al, z_alpha = signal.lfilter([alpha_norm], alpha_a, r_eeg.normal(0, 1, (2, n)),
+                                         axis=1, zi=z_alpha)
+            x[:2] += alpha_uv * (0.7 * al[0] + 0.3 * al[1])
+            x[2] += 0.3 * alpha_uv * al[1]
+            x += r_white.normal(0, WHITE_UV * scale, (n_ch, n))
+            # mains: one source (common phase), per-channel pick-up, slowly wandering amplitude
+            ph = 2 * np.pi * mains_f * t + mains_phase
+            m = np.sin(ph) + sum(frac * np.sin(k * ph + k) for k, frac in MAINS_HARMONICS)
+            env = 1 + 0.2 * np.sin(2 * np.pi * t[0] / 97.0 + mains_env_phase)
+            x += (MAINS_UV * env)[:, None] * m[None, :]
+            # electrode offset and slow drift
+            d, z_drift = signal.sosfilt(drift_sos, r_drift.normal(0, DRIFT_UV, (n_ch, n)),
+                                        axis=1, zi=z_drift)
+            x += offsets[:, None] + d
+            # ECG
+            for b, ba in zip(sch.beats_s, sch.beat_amp, strict=True):
+                if b + ecg_span[1] < t0 or b + ecg_span[0] > t1:
+                    continue
+                i = slice(max(0, int((b + ecg_span[0] - t0) * FS_HZ)),
+                          min(n, int((b + ecg_span[1] - t0) * FS_HZ) + 1))
+                x[:, i] += ba * ECG_UV[:, None] * _ecg_beat(t[i] - b)[None, :]
         # responses and stimulus artefacts; trigger bits
         trig = np.zeros(n, np.uint16)
         for site in SITE_CHANNELS:
             _add_responses(x, trig, t, first, site, sch, tr)
         # artefacts
-        for kind, ts, dur, amp, gains in events:
+        for kind, ts, dur, amp, gains in events if background else ():
             if ts > t1 or ts + dur + 10.0 < t0:
                 continue
             x += gains[:, None] * _artefact(kind, t - ts, dur, amp, r_art)[None, :]
@@ -597,9 +600,9 @@ def _fixed(which: str) -> np.ndarray:
     return _lobes(response_t_ms(), lobes) * (0.5 if which == "ipsi" else 1.0)
 
 
-def render(case: Case, seed: int) -> Chunk:
+def render(case: Case, seed: int, background: bool = True) -> Chunk:
     """The whole case in one Chunk (keep cases short: 4 kSPS x 5 channels x 8 bytes)."""
-    parts = list(generate(case, seed))
+    parts = list(generate(case, seed, background))
     return Chunk(np.concatenate([p.data_uv for p in parts], axis=1),
                  np.concatenate([p.trigger for p in parts]),
                  np.concatenate([p.saturated for p in parts], axis=1), 0)
@@ -618,6 +621,33 @@ def write_bdf(case: Case, seed: int, path: str | Path) -> Path:
         for c in generate(case, seed):
             w.write_samples(c.data_uv, c.trigger, c.first_sample)
     return path
+
+
+@lru_cache(maxsize=16)
+def _quiet_sweeps(case: Case, seed: int, site: str, channel: str) -> tuple[np.ndarray,
+                                                                           np.ndarray]:
+    return conditioned_sweeps(render(case, seed, background=False), case, site, channel)
+
+
+def channel_ratio(case: Case, seed: int, site: str, baseline_s: tuple[float, float],
+                  measured_s: tuple[float, float], window_ms: tuple[float, float] = (16.0, 33.0),
+                  channel: str | None = None) -> float:
+    """What a perfect linear measure of `channel` (default: the site's cortical one) reads:
+    the least-squares scale, over window_ms, of the noiseless average of the sweeps stimulated
+    in measured_s on that of the sweeps in baseline_s (the same stimuli and sweep-to-sweep
+    variability as `generate(case, seed)`, no background, no artefacts).
+
+    It is not truth(case).amplitude_ratio: the channel also carries what a cortical change
+    leaves alone. The far-field P14/N18 alone make a 40 % cortical response 0.45 of the
+    channel's (0.08 for a loss, `mean_response`); the latency jitter, which smears the cortex
+    more than the far field, and the slow amplitude wander of the sweeps in each span move it
+    by a few hundredths more (0.48-0.50 and 0.11-0.12 on seeds 1-3)."""
+    sw, ts = _quiet_sweeps(case, seed, site, channel or CORTICAL[site])
+    t = np.arange(sw.shape[1]) * 1e3 / FS_HZ
+    w = (t >= window_ms[0]) & (t <= window_ms[1])
+    base = sw[(ts >= baseline_s[0]) & (ts < baseline_s[1])][:, w].mean(axis=0)
+    now = sw[(ts >= measured_s[0]) & (ts < measured_s[1])][:, w].mean(axis=0)
+    return float(now @ base / (base @ base))
 
 
 def with_noise(case: Case, noise: str) -> Case:

@@ -216,3 +216,22 @@ def test_family_b_far_field_is_not_separable_by_window_on_one_derivation():
             assert 0.43 <= a <= 0.47, (lo, hi, nuisance.shape, a)
     w = (t >= 16.0) & (t <= 33.0)
     assert np.sqrt(np.mean(ipsi[w] ** 2)) < 0.05
+
+
+def test_family_b_channel_ratio_is_what_the_channel_carries():
+    """channel_ratio renders the same stimuli without background or artefacts: a stable case
+    reads 1, a loss keeps only the far field, a 40 % cortical response reads above 0.40 by the
+    far field's share; the quiet render has the same triggers as the noisy one."""
+    case = Case("d", "drop", 0.4, change_at_s=60.0, duration_s=150.0)
+    loud, quiet = family_b.render(case, 5), family_b.render(case, 5, background=False)
+    assert np.array_equal(loud.trigger, quiet.trigger)
+    assert np.abs(quiet.data_uv).max() < 60.0 < np.abs(loud.data_uv).max()
+    spans = ((0.0, 60.0), (80.0, 150.0))
+    stable = family_b.channel_ratio(Case("s", duration_s=150.0), 5, "L median", *spans)
+    drop = family_b.channel_ratio(case, 5, "L median", *spans)
+    loss = family_b.channel_ratio(replace(case, to_ratio=0.0), 5, "L median", *spans)
+    assert abs(stable - 1.0) < 0.06, stable  # only the sweeps' own slow wander
+    assert 0.44 < drop < 0.55 and 0.05 < loss < 0.16, (drop, loss)
+    # the other site's channel is untouched by this site's change
+    other = family_b.channel_ratio(case, 5, "R median", *spans)
+    assert abs(other - 1.0) < 0.06, other
