@@ -85,6 +85,9 @@ class Case:
     site: str = "L median"  # the site that changes
     mains_hz: float = 60.0
     artefacts: bool = True  # cautery, movement, electrode pops
+    # scale of the far-field P14/N18 on the scalp channels (0: a derivation that cancels them,
+    # as CPc-CPi does; the cortical gain is re-set so that N20-P25 stays N20_P25_UV)
+    far_field: float = 1.0
 
     def __post_init__(self) -> None:
         if self.change not in ("none", "drop", "latency"):
@@ -165,7 +168,7 @@ class Truth:
         c = self.case
         if (site or c.site) != c.site or c.change != "latency":
             return np.zeros_like(np.asarray(t_s, dtype=np.float64))
-        return c.latency_pct / 100.0 * n20_peak_ms() * self._progress(t_s)
+        return c.latency_pct / 100.0 * n20_peak_ms(c.far_field) * self._progress(t_s)
 
     def cortical_shift_ms(self, t_s, site: str | None = None):
         """Shift the generator applies to the cortical lobes for that N20 peak shift (the
@@ -173,10 +176,11 @@ class Truth:
         c = self.case
         if c.change != "latency" or not c.latency_pct:
             return self.latency_shift_ms(t_s, site)
-        return self.latency_shift_ms(t_s, site) * _cortical_per_peak_shift(c.latency_pct)
+        return self.latency_shift_ms(t_s, site) * _cortical_per_peak_shift(c.latency_pct,
+                                                                            c.far_field)
 
     def latency_ratio(self, t_s, site: str | None = None):
-        return 1.0 + self.latency_shift_ms(t_s, site) / n20_peak_ms()
+        return 1.0 + self.latency_shift_ms(t_s, site) / n20_peak_ms(self.case.far_field)
 
     def to_json(self) -> dict:
         c = self.case
@@ -231,13 +235,13 @@ def _conditioned(x: np.ndarray) -> np.ndarray:
     return y[pad:-pad]
 
 
-@lru_cache(maxsize=1)
-def cortical_gain() -> float:
+@lru_cache(maxsize=4)
+def cortical_gain(far_field: float = 1.0) -> float:
     """Scale of CORTICAL_LOBES giving a conditioned N20-P25 of N20_P25_UV (far field included,
     as the monitor measures it)."""
     t = response_t_ms()
     raw = _lobes(t, CORTICAL_LOBES)
-    ff = _lobes(t, FAR_FIELD_LOBES)
+    ff = far_field * _lobes(t, FAR_FIELD_LOBES)
     # N20-P25 is linear in the cortical gain g only through the peaks' positions: iterate
     g = 1.0
     for _ in range(4):
@@ -258,26 +262,27 @@ def _n20_peak(y: np.ndarray) -> float:
     return float(t[i] + (0.5 * (a - c) / den if den else 0.0) * 1e3 / FS_HZ)
 
 
-def _cortical_response(shift_ms: float) -> np.ndarray:
+def _cortical_response(shift_ms: float, far_field: float = 1.0) -> np.ndarray:
     t = response_t_ms()
-    return _conditioned(_lobes(t, CORTICAL_LOBES, shift_ms, cortical_gain())
-                        + _lobes(t, FAR_FIELD_LOBES))
+    return _conditioned(_lobes(t, CORTICAL_LOBES, shift_ms, cortical_gain(far_field))
+                        + far_field * _lobes(t, FAR_FIELD_LOBES))
 
 
-@lru_cache(maxsize=1)
-def n20_peak_ms() -> float:
+@lru_cache(maxsize=4)
+def n20_peak_ms(far_field: float = 1.0) -> float:
     """Baseline N20 peak latency of the conditioned noiseless cortical average."""
-    return _n20_peak(_cortical_response(0.0))
+    return _n20_peak(_cortical_response(0.0, far_field))
 
 
 @lru_cache(maxsize=8)
-def _cortical_per_peak_shift(latency_pct: float) -> float:
+def _cortical_per_peak_shift(latency_pct: float, far_field: float = 1.0) -> float:
     """Cortical-lobe shift per ms of N20 peak shift, for a rise of latency_pct (bisection)."""
-    want = latency_pct / 100.0 * n20_peak_ms()
+    want = latency_pct / 100.0 * n20_peak_ms(far_field)
+    base = n20_peak_ms(far_field)
     lo, hi = 0.0, 3.0 * want
     for _ in range(40):
         mid = 0.5 * (lo + hi)
-        lo, hi = (mid, hi) if _n20_peak(_cortical_response(mid)) - n20_peak_ms() < want else (
+        lo, hi = (mid, hi) if _n20_peak(_cortical_response(mid, far_field)) - base < want else (
             lo, mid)
     return 0.5 * (lo + hi) / want
 
@@ -295,10 +300,10 @@ def mean_response(case: Case, site: str, channel: str, t_s: float = 0.0,
     y = np.zeros_like(t)
     if channel == CORTICAL[site]:
         y = (_lobes(t, CORTICAL_LOBES, float(tr.cortical_shift_ms(t_s, site)),
-                    cortical_gain() * float(tr.amplitude_ratio(t_s, site)))
-             + _lobes(t, FAR_FIELD_LOBES))
+                    cortical_gain(case.far_field) * float(tr.amplitude_ratio(t_s, site)))
+             + case.far_field * _lobes(t, FAR_FIELD_LOBES))
     elif channel == IPSI_SCALP[site]:
-        y = 0.5 * _lobes(t, FAR_FIELD_LOBES)
+        y = 0.5 * case.far_field * _lobes(t, FAR_FIELD_LOBES)
     elif channel == "Cv5-Fz":
         y = _lobes(t, CERVICAL_LOBES)
     elif channel == SITE_CHANNELS[site][2]:
@@ -579,10 +584,12 @@ def _add_responses(x: np.ndarray, trig: np.ndarray, t: np.ndarray, first: int, s
     cols = i0[:, None] + k[None, :]
     ok = (cols >= 0) & (cols < n)
     ch = {c: i for i, c in enumerate(CHANNELS)}
-    cort = (_lobes(t_ms[None, :], CORTICAL_LOBES, shift[:, None], cortical_gain() * amp[:, None])
+    ff = tr.case.far_field
+    cort = (_lobes(t_ms[None, :], CORTICAL_LOBES, shift[:, None],
+                   cortical_gain(ff) * amp[:, None])
             + _lobes(t_ms[None, :], FAR_FIELD_LOBES, 0.5 * sch.lat_jit[site][sel][:, None],
-                     pj[:, None]))
-    ipsi = pj[:, None] * _fixed("ipsi")[None, :]
+                     ff * pj[:, None]))
+    ipsi = ff * pj[:, None] * _fixed("ipsi")[None, :]
     cerv = pj[:, None] * _fixed("cervical")[None, :]
     erb = pj[:, None] * _fixed("erb")[None, :]
     art = np.exp(-t_ms / 0.6)[None, :]
