@@ -47,6 +47,8 @@ def _table(families: list[str], seeds: list[int]) -> None:
     cases = []
     for nz in ("lower", "higher"):
         cases += [family_b.Case(f"drop60-{nz}", "drop", 0.4, noise=nz, **kw),
+                  family_b.Case(f"drop60-no-far-field-{nz}", "drop", 0.4, noise=nz,
+                                far_field=0.0, **kw),
                   family_b.Case(f"loss-{nz}", "drop", 0.0, noise=nz, **kw),
                   family_b.Case(f"latency+12%-{nz}", "latency", latency_pct=12.0, noise=nz,
                                 **kw),
