@@ -151,10 +151,15 @@ def test_analysis_persisting_drop_near_the_criterion_does_not_flap():
     seq = _transitions(_run(scale, 900.0, "higher", seed=5), cid)
     assert len(seq) == 2 and seq[0][1] and not seq[1][1], seq
     assert drop[0] < seq[0][0] < drop[0] + 240 and seq[1][0] > drop[1], seq
-    # the same stream without hysteresis: cleared and raised again while the drop persists
-    flappy = _transitions(_run(scale, 900.0, "higher", seed=5, clear_amplitude_margin=0.0),
-                          cid)
-    assert len([s for s in flappy if s[0] < drop[1]]) > 2, flappy
+    # without the margin (clear back at 50 %) the measure crosses 50 % again and again while
+    # the drop persists, and a plain threshold would flap; an alarm still clears only on a
+    # clear recovery (one standard error above the clearing level), so it holds here too
+    out = _run(scale, 900.0, "higher", seed=5, clear_amplitude_margin=0.0)
+    seq0 = _transitions(out, cid)
+    assert len(seq0) == 2 and seq0[1][0] > drop[1], seq0
+    above = [d["t_s"] for d in out if d["type"] == "trend" and d["fit"]
+             and seq0[0][0] < d["t_s"] < drop[1] and d["fit"]["amplitude_ratio"] >= 0.5]
+    assert len(above) > 2, above
 
 
 def test_analysis_clear_margins_are_range_checked():
