@@ -4,6 +4,7 @@ stable and reproducible; every replaced baseline is kept in the history."""
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from typing import Any
 
@@ -121,16 +122,19 @@ class BaselineStore:
         """Swap a current baseline for an amended copy (its template attached)."""
         self.current[(b.site, b.channel)] = b
 
-    def observe(self, points: list[TrendPoint]) -> list[Baseline]:
+    def observe(self, points: list[TrendPoint],
+                ready: Callable[[int], bool] | None = None) -> list[Baseline]:
         """Count stable updates per channel; under the auto policy, capture a channel without a
-        baseline once it has been stable for k_updates consecutive updates."""
+        baseline once it has been stable for k_updates consecutive updates and `ready(i)`
+        (points[i]'s template is precise enough; none: always)."""
         due = []
-        for p in points:
+        for i, p in enumerate(points):
             key = (p.site, p.channel)
             self._recent[key] = (self._recent.get(key, []) + [p])[-self.k_updates:]
             n = self._stable.get(key, 0) + 1 if is_stable(p, self.fsp_min, self.r_min) else 0
             self._stable[key] = n
-            if self.policy == "auto" and key not in self.current and n >= self.k_updates:
+            if (self.policy == "auto" and key not in self.current and n >= self.k_updates
+                    and (ready is None or ready(i))):
                 due.append(p)
         return self.capture(due, "auto") if due else []
 

@@ -115,7 +115,10 @@ class Criteria:
 
         for p in points:
             base = baselines.get(site, p.channel)
-            usable = base is not None and base.found and base.amplitude_uv > 0
+            # a baseline whose peak noise hid is judged by its template fit (amplitude; its
+            # latency is unknown, so never a latency alarm), never by a peak-to-peak
+            usable = (base is not None and base.amplitude_uv > 0
+                      and (base.found or p.fit is not None))
             cid = f"{rules.family}.no_baseline:{site}:{p.channel}"
             if overdue or cid in self._states:
                 seen[cid] = (overdue and not usable,
@@ -157,7 +160,7 @@ class Criteria:
                          if now["found"] and base.latency_ms > 0 else np.nan)
             # the global check sees a change as soon as the fastest site check could (the
             # fit's recent sweeps), or one site would be raised before every site is seen
-            fast_ratio = now.get("amplitude_clear_uv", now["amplitude_uv"]) / base.amplitude_uv
+            fast_ratio = now.get("amplitude_recent_uv", now["amplitude_uv"]) / base.amplitude_uv
             central.append((fast_ratio, lat_ratio, bool(violations)))
             cleared = rules.judge({**now, "amplitude_uv": now.get("amplitude_clear_uv",
                                                                  now["amplitude_uv"])},

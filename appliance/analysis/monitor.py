@@ -230,7 +230,7 @@ class Monitor:
         self.last_update_t_s = t_s
         sp = self.sites[name]
         captured = [BaselineEvent(t_s, b) for b in
-                    self._templated(self.baselines.observe(pts))]
+                    self._templated(self.baselines.observe(pts, sp.template_ready))]
         pts = [self._fitted(sp, c, p, halves) for c, p in enumerate(pts)]
         self._last_points[name] = pts
         out: list[Output] = [*pts, *waves, *captured]

@@ -19,7 +19,7 @@ from appliance.dsp.filters import (
     zero_phase_sweeps,
 )
 from appliance.dsp.reject import Rejector
-from appliance.dsp.template import Projections
+from appliance.dsp.template import Projections, sigma_per_sweep
 from appliance.modalities.base import Measure
 
 MAX_WAITING = 64  # raw sweeps held back for one vectorised filter call (bounds memory)
@@ -27,6 +27,9 @@ MAX_WAITING = 64  # raw sweeps held back for one vectorised filter call (bounds 
 # unchanged far-fields, ~0.1 of the template, on the scalp channel)
 LOSS_RATIO = 0.3
 JUDGE_MAX_WINDOWS = 4  # the template: an average of up to this many moving windows of sweeps
+# an automatic baseline waits for a template this precise, or this many windows of sweeps
+TEMPLATE_SE = 0.07
+AUTO_TEMPLATE_WINDOWS = 2
 MEP_ONSET_UV = 20.0  # tcMEP onset threshold floor (µV); 5 x pre-stimulus RMS when larger
 
 
@@ -185,6 +188,26 @@ class SitePipeline:
             halves[ch] = (h[0], h[1])
         return points, waves, halves
 
+    def template_ready(self, c: int) -> bool:
+        """May channel c's automatic baseline be taken now? Every later ratio is relative to
+        the template, so the template's own noise is a gain error of the whole case (on
+        family B the ~190 sweeps an early baseline had read a 40 % channel 0.09 high). So it
+        waits until the template's amplitude SE (its sweeps' spread on it / sqrt(n)) is at
+        most TEMPLATE_SE, or AUTO_TEMPLATE_WINDOWS windows: a quiet patient at once, the
+        issue's lower noise after ~2 min. A baseline on command takes what there is."""
+        t = self.template_avg
+        if t is None or t.n_sweeps >= AUTO_TEMPLATE_WINDOWS * self.plan.n_sweeps:
+            return True
+        comps = self.measures[c].components
+        sel = (self.t_ms >= min(k.window_ms[0] for k in comps)) & (
+            self.t_ms <= max(k.window_ms[1] for k in comps))
+        b = t.average[c][sel]
+        energy = float(b @ b)
+        if t.n_sweeps < 8 or not energy > 0:
+            return False
+        ratios = t.latest(t.n_sweeps)[:, c][:, sel] @ b / energy
+        return sigma_per_sweep(ratios) / math.sqrt(len(ratios)) <= TEMPLATE_SE
+
     def template(self, c: int) -> tuple[np.ndarray, float, int] | None:
         """Channel c's template now: (average, its residual noise µV, sweeps) or None."""
         t = self.template_avg
@@ -205,17 +228,27 @@ class SitePipeline:
         (appliance/dsp/template.py). None without a fit (no template, a template from another
         window, too few sweeps)."""
         n = self.plan.judge_sweeps
-        if (not n or len(base.template_uv) != len(self.t_ms) or not base.found
-                or not base.amplitude_uv > 0):
+        if not n or len(base.template_uv) != len(self.t_ms) or not base.amplitude_uv > 0:
             return None
         held = self._proj.get(c)
         if held is None or held[0] is not base:  # a new baseline: project the window anew
             comps = self.measures[c].components
             sel = np.flatnonzero((self.t_ms >= min(k.window_ms[0] for k in comps))
                                  & (self.t_ms <= max(k.window_ms[1] for k in comps)))
-            shift = int(round(max(1.0, 0.2 * base.latency_ms) * self.fs_sweep_hz / 1e3))
+            b = np.asarray(base.template_uv)[sel]
+            noise_energy = (base.template_noise_uv or 0.0) ** 2 * len(sel)
+            # a baseline whose primary peak was not found (noise hid it) still has a template
+            # to fit when that holds the response (energy 4x its noise's: amplitude SNR 2;
+            # the fit's interval carries the template's error); the shift range then centres
+            # on the component's window
+            if not base.found and not float(b @ b) >= 4.0 * noise_energy > 0:
+                return None
+            prim = next(k for k in comps if k.name == self.measures[c].primary)
+            lat0 = (base.latency_ms if base.found and math.isfinite(base.latency_ms)
+                    else 0.5 * (prim.window_ms[0] + prim.window_ms[1]))
+            shift = int(round(max(1.0, 0.2 * lat0) * self.fs_sweep_hz / 1e3))
             proj = Projections(np.asarray(base.template_uv), slice(int(sel[0]), int(sel[-1]) + 1),
-                               shift, (base.template_noise_uv or 0.0) ** 2 * len(sel),
+                               shift, noise_energy,
                                len(self.t_ms), JUDGE_MAX_WINDOWS * self.plan.n_sweeps)
             # the template's own sweeps (their rows read a little high: the template holds
             # their noise; the amplitude window leaves them as new sweeps come)

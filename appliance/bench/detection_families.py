@@ -50,6 +50,13 @@ COLUMNS = (("case", "case", 22), ("family", "fam", 3), ("n_star_s", "n*", 6),
            ("fast_armed_s", "arm s", 6))
 
 
+def _channel(r: dict) -> str:
+    """Family B: what its channel carries (fit's window / fast's), beside the cortical truth."""
+    if r.get("conv_channel_truth") is None:
+        return ""
+    return f" (channel {r['conv_channel_truth']:.2f} / {r['fast_channel_truth']:.2f})"
+
+
 def _fmt_delays(v) -> str:
     if v is None:
         return "-"
@@ -70,7 +77,7 @@ def table(rows: list[dict]) -> str:
             elif key == "conv_ratio_mean":
                 v = "/".join("-" if r.get(k) is None else f"{r[k]:.2f}" for k in (
                     "conv_ratio_mean", "conv_fit_ratio_mean", "fast_ratio_mean",
-                    "conv_truth_mean"))
+                    "conv_truth_mean")) + _channel(r)
             elif key == "conv_false_high":
                 v = f"{r['conv_false_high']}/{r['fast_false_high']} ({r['site_hours']:g} h)"
             else:
@@ -84,12 +91,13 @@ def table(rows: list[dict]) -> str:
 def markdown(rows: list[dict]) -> str:
     """The docs/detection.md table: per case and family, every seed's delays."""
     head = ("| case | fam | n* s | conventional HIGH s | fast HIGH s | fast medium s | "
-            "amplitude p2p / fit / fast / true | flaps conv / fast | "
+            "amplitude p2p / fit / fast / true (channel fit / fast) | flaps conv / fast | "
             "false conv H / fast H / fast M (site-h) | armed conv / fast s |")
     lines = [head, "|" + "---|" * head.count(" | ") + "---|"]
     for r in rows:
         amp = " / ".join("-" if r.get(k) is None else f"{r[k]:.2f}" for k in (
-            "conv_ratio_mean", "conv_fit_ratio_mean", "fast_ratio_mean", "conv_truth_mean"))
+            "conv_ratio_mean", "conv_fit_ratio_mean", "fast_ratio_mean",
+            "conv_truth_mean")) + _channel(r)
         flaps = (f"{r['conv_high_clears']} / {r['fast_high_clears']}"
                  if "conv_high_clears" in r else "-")
         lines.append(

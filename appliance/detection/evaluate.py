@@ -229,19 +229,25 @@ def evaluate(spec: Spec, seed: int) -> dict[str, Any]:
            "duration_s": c.duration_s, "conditions": conds,
            "conv_armed_s": base["t_s"] if base else None, "fast_armed_s": fast_armed_s,
            **n_star(spec, sweeps, rate)}
-    out.update(_measures(spec, trend, base, fast_est))
+    out.update(_measures(spec, seed, trend, base, fast_est))
     out.update(_alarms(spec, conds))
     return out
 
 
-def _measures(spec: Spec, trend, base, fast_est) -> dict[str, Any]:
+def _measures(spec: Spec, seed: int, trend, base, fast_est) -> dict[str, Any]:
     """Displayed amplitude vs truth, once a 300-sweep average has settled after the change
-    (or over the whole stable part)."""
+    (or over the whole stable part). Family B also gets the channel's truth (`channel_ratio`:
+    its far field does not change with the cortex), over the judged measure's window
+    (conv) and the fast detector's (fast), from before the onset to the settled span."""
     c = spec.case
     tr = family_b.truth(c)
     onset = c.onset_s
     lo = (onset + c.ramp_s + SETTLE_S) if onset is not None else SETTLE_S
     out: dict[str, Any] = {}
+    if spec.family == "B" and onset is not None and c.change == "drop":
+        for key, window in (("conv", (16.0, 33.0)), ("fast", (10.0, 45.0))):
+            out[f"{key}_channel_truth"] = _r(family_b.channel_ratio(
+                c, seed, c.site, (0.0, onset), (lo, c.duration_s), window))
     if base and base.get("amplitude_uv"):
         t = np.array([p[0] for p in trend])
         ratio = np.array([p[1] for p in trend]) / base["amplitude_uv"]
@@ -364,7 +370,7 @@ def summarise_runs(spec: Spec, runs: list[dict]) -> dict[str, Any]:
             row[f"{src}_false_{prio}"] = k
             row[f"{src}_false_{prio}_per_8h"] = round(k / hours * 8.0, 2) if hours else None
     for key in ("conv_ratio_mean", "conv_fit_ratio_mean", "conv_truth_mean", "fast_ratio_mean",
-                "fast_truth_mean",
+                "fast_truth_mean", "conv_channel_truth", "fast_channel_truth",
                 "conv_latency_null_fraction", "conv_latency_ratio_mean", "latency_truth_ratio",
                 "conv_residual_uv"):
         v = [r[key] for r in runs if r.get(key) is not None]

@@ -85,6 +85,9 @@ class Case:
     site: str = "L median"  # the site that changes
     mains_hz: float = 60.0
     artefacts: bool = True  # cautery, movement, electrode pops
+    # scale of the far-field P14/N18 on the scalp channels (0: a derivation that cancels them,
+    # as CPc-CPi does; the cortical gain is re-set so that N20-P25 stays N20_P25_UV)
+    far_field: float = 1.0
 
     def __post_init__(self) -> None:
         if self.change not in ("none", "drop", "latency"):
@@ -165,7 +168,7 @@ class Truth:
         c = self.case
         if (site or c.site) != c.site or c.change != "latency":
             return np.zeros_like(np.asarray(t_s, dtype=np.float64))
-        return c.latency_pct / 100.0 * n20_peak_ms() * self._progress(t_s)
+        return c.latency_pct / 100.0 * n20_peak_ms(c.far_field) * self._progress(t_s)
 
     def cortical_shift_ms(self, t_s, site: str | None = None):
         """Shift the generator applies to the cortical lobes for that N20 peak shift (the
@@ -173,10 +176,11 @@ class Truth:
         c = self.case
         if c.change != "latency" or not c.latency_pct:
             return self.latency_shift_ms(t_s, site)
-        return self.latency_shift_ms(t_s, site) * _cortical_per_peak_shift(c.latency_pct)
+        return self.latency_shift_ms(t_s, site) * _cortical_per_peak_shift(c.latency_pct,
+                                                                            c.far_field)
 
     def latency_ratio(self, t_s, site: str | None = None):
-        return 1.0 + self.latency_shift_ms(t_s, site) / n20_peak_ms()
+        return 1.0 + self.latency_shift_ms(t_s, site) / n20_peak_ms(self.case.far_field)
 
     def to_json(self) -> dict:
         c = self.case
@@ -231,13 +235,13 @@ def _conditioned(x: np.ndarray) -> np.ndarray:
     return y[pad:-pad]
 
 
-@lru_cache(maxsize=1)
-def cortical_gain() -> float:
+@lru_cache(maxsize=4)
+def cortical_gain(far_field: float = 1.0) -> float:
     """Scale of CORTICAL_LOBES giving a conditioned N20-P25 of N20_P25_UV (far field included,
     as the monitor measures it)."""
     t = response_t_ms()
     raw = _lobes(t, CORTICAL_LOBES)
-    ff = _lobes(t, FAR_FIELD_LOBES)
+    ff = far_field * _lobes(t, FAR_FIELD_LOBES)
     # N20-P25 is linear in the cortical gain g only through the peaks' positions: iterate
     g = 1.0
     for _ in range(4):
@@ -258,26 +262,27 @@ def _n20_peak(y: np.ndarray) -> float:
     return float(t[i] + (0.5 * (a - c) / den if den else 0.0) * 1e3 / FS_HZ)
 
 
-def _cortical_response(shift_ms: float) -> np.ndarray:
+def _cortical_response(shift_ms: float, far_field: float = 1.0) -> np.ndarray:
     t = response_t_ms()
-    return _conditioned(_lobes(t, CORTICAL_LOBES, shift_ms, cortical_gain())
-                        + _lobes(t, FAR_FIELD_LOBES))
+    return _conditioned(_lobes(t, CORTICAL_LOBES, shift_ms, cortical_gain(far_field))
+                        + far_field * _lobes(t, FAR_FIELD_LOBES))
 
 
-@lru_cache(maxsize=1)
-def n20_peak_ms() -> float:
+@lru_cache(maxsize=4)
+def n20_peak_ms(far_field: float = 1.0) -> float:
     """Baseline N20 peak latency of the conditioned noiseless cortical average."""
-    return _n20_peak(_cortical_response(0.0))
+    return _n20_peak(_cortical_response(0.0, far_field))
 
 
 @lru_cache(maxsize=8)
-def _cortical_per_peak_shift(latency_pct: float) -> float:
+def _cortical_per_peak_shift(latency_pct: float, far_field: float = 1.0) -> float:
     """Cortical-lobe shift per ms of N20 peak shift, for a rise of latency_pct (bisection)."""
-    want = latency_pct / 100.0 * n20_peak_ms()
+    want = latency_pct / 100.0 * n20_peak_ms(far_field)
+    base = n20_peak_ms(far_field)
     lo, hi = 0.0, 3.0 * want
     for _ in range(40):
         mid = 0.5 * (lo + hi)
-        lo, hi = (mid, hi) if _n20_peak(_cortical_response(mid)) - n20_peak_ms() < want else (
+        lo, hi = (mid, hi) if _n20_peak(_cortical_response(mid, far_field)) - base < want else (
             lo, mid)
     return 0.5 * (lo + hi) / want
 
@@ -295,10 +300,10 @@ def mean_response(case: Case, site: str, channel: str, t_s: float = 0.0,
     y = np.zeros_like(t)
     if channel == CORTICAL[site]:
         y = (_lobes(t, CORTICAL_LOBES, float(tr.cortical_shift_ms(t_s, site)),
-                    cortical_gain() * float(tr.amplitude_ratio(t_s, site)))
-             + _lobes(t, FAR_FIELD_LOBES))
+                    cortical_gain(case.far_field) * float(tr.amplitude_ratio(t_s, site)))
+             + case.far_field * _lobes(t, FAR_FIELD_LOBES))
     elif channel == IPSI_SCALP[site]:
-        y = 0.5 * _lobes(t, FAR_FIELD_LOBES)
+        y = 0.5 * case.far_field * _lobes(t, FAR_FIELD_LOBES)
     elif channel == "Cv5-Fz":
         y = _lobes(t, CERVICAL_LOBES)
     elif channel == SITE_CHANNELS[site][2]:
@@ -454,8 +459,10 @@ def artefact_events(case: Case, seed: int) -> list[tuple[str, float, float, floa
     return [e[:4] for e in _schedule(case, _rngs(seed)[0]).events]
 
 
-def generate(case: Case, seed: int) -> Iterator[Chunk]:
-    """The case's stream in 1-s chunks (seeded; every random source has its own generator)."""
+def generate(case: Case, seed: int, background: bool = True) -> Iterator[Chunk]:
+    """The case's stream in 1-s chunks (seeded; every random source has its own generator).
+    background=False: the stimulus-locked part alone (responses with their sweep-to-sweep
+    variability, stimulus artefacts), the same sweeps as with it: what `channel_ratio` reads."""
     r_sched, r_eeg, r_white, r_mains, r_drift, r_art = _rngs(seed)
     sch = _schedule(case, r_sched)
     tr = truth(case)
@@ -497,40 +504,41 @@ def generate(case: Case, seed: int) -> Iterator[Chunk]:
         n = min(FS_HZ, n_total - first)
         t = (first + np.arange(n)) / FS_HZ
         x = np.zeros((n_ch, n))
-        # EEG
-        e = r_eeg.normal(0, 1, (N_SOURCES, n))
-        src = np.empty((N_SOURCES, n))
-        for k, sos in enumerate(pinks):
-            src[k], z_eeg[k] = signal.sosfilt(sos, e[k], zi=z_eeg[k])
-        x += MIX @ (src * src_gain)
-        al, z_alpha = signal.lfilter([alpha_norm], alpha_a, r_eeg.normal(0, 1, (2, n)),
-                                     axis=1, zi=z_alpha)
-        x[:2] += alpha_uv * (0.7 * al[0] + 0.3 * al[1])
-        x[2] += 0.3 * alpha_uv * al[1]
-        x += r_white.normal(0, WHITE_UV * scale, (n_ch, n))
-        # mains: one source (common phase), per-channel pick-up, slowly wandering amplitude
-        ph = 2 * np.pi * mains_f * t + mains_phase
-        m = np.sin(ph) + sum(frac * np.sin(k * ph + k) for k, frac in MAINS_HARMONICS)
-        env = 1 + 0.2 * np.sin(2 * np.pi * t[0] / 97.0 + mains_env_phase)
-        x += (MAINS_UV * env)[:, None] * m[None, :]
-        # electrode offset and slow drift
-        d, z_drift = signal.sosfilt(drift_sos, r_drift.normal(0, DRIFT_UV, (n_ch, n)), axis=1,
-                                    zi=z_drift)
-        x += offsets[:, None] + d
-        # ECG
         t0, t1 = t[0], t[-1]
-        for b, ba in zip(sch.beats_s, sch.beat_amp, strict=True):
-            if b + ecg_span[1] < t0 or b + ecg_span[0] > t1:
-                continue
-            i = slice(max(0, int((b + ecg_span[0] - t0) * FS_HZ)),
-                      min(n, int((b + ecg_span[1] - t0) * FS_HZ) + 1))
-            x[:, i] += ba * ECG_UV[:, None] * _ecg_beat(t[i] - b)[None, :]
+        if background:
+            # EEG
+            e = r_eeg.normal(0, 1, (N_SOURCES, n))
+            src = np.empty((N_SOURCES, n))
+            for k, sos in enumerate(pinks):
+                src[k], z_eeg[k] = signal.sosfilt(sos, e[k], zi=z_eeg[k])
+            x += MIX @ (src * src_gain)
+            al, z_alpha = signal.lfilter([alpha_norm], alpha_a, r_eeg.normal(0, 1, (2, n)),
+                                         axis=1, zi=z_alpha)
+            x[:2] += alpha_uv * (0.7 * al[0] + 0.3 * al[1])
+            x[2] += 0.3 * alpha_uv * al[1]
+            x += r_white.normal(0, WHITE_UV * scale, (n_ch, n))
+            # mains: one source (common phase), per-channel pick-up, slowly wandering amplitude
+            ph = 2 * np.pi * mains_f * t + mains_phase
+            m = np.sin(ph) + sum(frac * np.sin(k * ph + k) for k, frac in MAINS_HARMONICS)
+            env = 1 + 0.2 * np.sin(2 * np.pi * t[0] / 97.0 + mains_env_phase)
+            x += (MAINS_UV * env)[:, None] * m[None, :]
+            # electrode offset and slow drift
+            d, z_drift = signal.sosfilt(drift_sos, r_drift.normal(0, DRIFT_UV, (n_ch, n)),
+                                        axis=1, zi=z_drift)
+            x += offsets[:, None] + d
+            # ECG
+            for b, ba in zip(sch.beats_s, sch.beat_amp, strict=True):
+                if b + ecg_span[1] < t0 or b + ecg_span[0] > t1:
+                    continue
+                i = slice(max(0, int((b + ecg_span[0] - t0) * FS_HZ)),
+                          min(n, int((b + ecg_span[1] - t0) * FS_HZ) + 1))
+                x[:, i] += ba * ECG_UV[:, None] * _ecg_beat(t[i] - b)[None, :]
         # responses and stimulus artefacts; trigger bits
         trig = np.zeros(n, np.uint16)
         for site in SITE_CHANNELS:
             _add_responses(x, trig, t, first, site, sch, tr)
         # artefacts
-        for kind, ts, dur, amp, gains in events:
+        for kind, ts, dur, amp, gains in events if background else ():
             if ts > t1 or ts + dur + 10.0 < t0:
                 continue
             x += gains[:, None] * _artefact(kind, t - ts, dur, amp, r_art)[None, :]
@@ -576,10 +584,12 @@ def _add_responses(x: np.ndarray, trig: np.ndarray, t: np.ndarray, first: int, s
     cols = i0[:, None] + k[None, :]
     ok = (cols >= 0) & (cols < n)
     ch = {c: i for i, c in enumerate(CHANNELS)}
-    cort = (_lobes(t_ms[None, :], CORTICAL_LOBES, shift[:, None], cortical_gain() * amp[:, None])
+    ff = tr.case.far_field
+    cort = (_lobes(t_ms[None, :], CORTICAL_LOBES, shift[:, None],
+                   cortical_gain(ff) * amp[:, None])
             + _lobes(t_ms[None, :], FAR_FIELD_LOBES, 0.5 * sch.lat_jit[site][sel][:, None],
-                     pj[:, None]))
-    ipsi = pj[:, None] * _fixed("ipsi")[None, :]
+                     ff * pj[:, None]))
+    ipsi = ff * pj[:, None] * _fixed("ipsi")[None, :]
     cerv = pj[:, None] * _fixed("cervical")[None, :]
     erb = pj[:, None] * _fixed("erb")[None, :]
     art = np.exp(-t_ms / 0.6)[None, :]
@@ -597,9 +607,9 @@ def _fixed(which: str) -> np.ndarray:
     return _lobes(response_t_ms(), lobes) * (0.5 if which == "ipsi" else 1.0)
 
 
-def render(case: Case, seed: int) -> Chunk:
+def render(case: Case, seed: int, background: bool = True) -> Chunk:
     """The whole case in one Chunk (keep cases short: 4 kSPS x 5 channels x 8 bytes)."""
-    parts = list(generate(case, seed))
+    parts = list(generate(case, seed, background))
     return Chunk(np.concatenate([p.data_uv for p in parts], axis=1),
                  np.concatenate([p.trigger for p in parts]),
                  np.concatenate([p.saturated for p in parts], axis=1), 0)
@@ -618,6 +628,33 @@ def write_bdf(case: Case, seed: int, path: str | Path) -> Path:
         for c in generate(case, seed):
             w.write_samples(c.data_uv, c.trigger, c.first_sample)
     return path
+
+
+@lru_cache(maxsize=16)
+def _quiet_sweeps(case: Case, seed: int, site: str, channel: str) -> tuple[np.ndarray,
+                                                                           np.ndarray]:
+    return conditioned_sweeps(render(case, seed, background=False), case, site, channel)
+
+
+def channel_ratio(case: Case, seed: int, site: str, baseline_s: tuple[float, float],
+                  measured_s: tuple[float, float], window_ms: tuple[float, float] = (16.0, 33.0),
+                  channel: str | None = None) -> float:
+    """What a perfect linear measure of `channel` (default: the site's cortical one) reads:
+    the least-squares scale, over window_ms, of the noiseless average of the sweeps stimulated
+    in measured_s on that of the sweeps in baseline_s (the same stimuli and sweep-to-sweep
+    variability as `generate(case, seed)`, no background, no artefacts).
+
+    It is not truth(case).amplitude_ratio: the channel also carries what a cortical change
+    leaves alone. The far-field P14/N18 alone make a 40 % cortical response 0.45 of the
+    channel's (0.08 for a loss, `mean_response`); the latency jitter, which smears the cortex
+    more than the far field, and the slow amplitude wander of the sweeps in each span move it
+    by a few hundredths more (0.48-0.50 and 0.11-0.12 on seeds 1-3)."""
+    sw, ts = _quiet_sweeps(case, seed, site, channel or CORTICAL[site])
+    t = np.arange(sw.shape[1]) * 1e3 / FS_HZ
+    w = (t >= window_ms[0]) & (t <= window_ms[1])
+    base = sw[(ts >= baseline_s[0]) & (ts < baseline_s[1])][:, w].mean(axis=0)
+    now = sw[(ts >= measured_s[0]) & (ts < measured_s[1])][:, w].mean(axis=0)
+    return float(now @ base / (base @ base))
 
 
 def with_noise(case: Case, noise: str) -> Case:
