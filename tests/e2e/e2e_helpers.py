@@ -15,44 +15,19 @@ import jsonschema
 import paho.mqtt.client as mqtt
 import yaml
 from toml_text import to_toml  # noqa: F401 -- the e2e tests import it from here
+from two_site_case import CHANNELS, SITE  # noqa: F401 -- the e2e tests import them from here
+from two_site_case import config_dict as two_site_config
 
 DROP_AT_S = 12.0
 DEVICE = "e2e-dev"
-CHANNELS = ["C3'-Fz", "C4'-Fz", "Cv5-Fz", "Erb-L", "Erb-R"]
-# 9.7 Hz and 80-sweep averages, a quiet EEG and a strong response: baselines within ~9 s of
-# stream, a 60 % drop seen ~11 s later (the average must fall below 50 %, then hold for two
-# updates). The analysis is the real Monitor, unchanged.
-SCENARIO = f"""
-name = "e2e-ssep-drop"
-[patient]
-eeg_rms_uv = 6.0
-response_scale = 2.0
-[[event]]
-type = "amplitude"
-at_s = {DROP_AT_S}
-site = "L median"
-component = "cortical"
-to_percent = 40.0
-ramp_s = 0.0
-"""
-SITE = {"rate_hz": 9.7, "n_sweeps": 80, "update_sweeps": 20}
+# baselines within ~9 s of stream, a 60 % drop seen ~11 s later (the average must fall below
+# 50 %, then hold for two updates)
 N_SWEEPS_S = SITE["n_sweeps"] / SITE["rate_hz"]  # one full average window, s of stream
 
 
 def config_dict(tmp: Path, broker: Any | None, realtime: bool) -> dict[str, Any]:
-    scenario = tmp / "scenario.toml"
-    scenario.write_text(SCENARIO)
     return {
-        "device": {"id": DEVICE},
-        "frontend": {"kind": "simulated", "sample_rate_hz": 2000, "channels": CHANNELS,
-                     "scenario": str(scenario), "realtime": realtime, "seed": 1},
-        "analysis": {"sites": [
-            {"name": "L median", "modality": "ssep_upper", "trigger_bit": 0,
-             "channels": ["C4'-Fz", "Cv5-Fz", "Erb-L"], **SITE},
-            {"name": "R median", "modality": "ssep_upper", "trigger_bit": 1,
-             "channels": ["C3'-Fz", "Cv5-Fz", "Erb-R"], **SITE},
-        ]},
-        "alarms": {"control_socket": str(tmp / "alarm.sock")},
+        **two_site_config(tmp, {"id": DEVICE}, "e2e-ssep-drop", DROP_AT_S, realtime),
         "lights": {"backend": "recording", "lamp_test_s": 0.2,
                    "file_path": str(tmp / "lights.jsonl")},
         "mqtt": {"enabled": broker is not None, "host": "127.0.0.1",

@@ -13,41 +13,16 @@ from typing import Any
 import numpy as np
 from PIL import Image
 from system_tools import need_tool
+from two_site_case import config_dict as two_site_config
 
 ALARM_ID = "ssep.amplitude:L median:C4'-Fz"
-CHANNELS = ["C3'-Fz", "C4'-Fz", "Cv5-Fz", "Erb-L", "Erb-R"]
-# a quiet EEG, a strong response and 80-sweep averages at 9.7 Hz: baselines within ~9 s of
-# stream, the 60 % drop at 12 s raised as an alarm at ~20 s (the real Monitor, unchanged)
-SCENARIO = """
-name = "report-ssep-drop"
-[patient]
-eeg_rms_uv = 6.0
-response_scale = 2.0
-[[event]]
-type = "amplitude"
-at_s = 12.0
-site = "L median"
-component = "cortical"
-to_percent = 40.0
-ramp_s = 0.0
-"""
-SITE = {"rate_hz": 9.7, "n_sweeps": 80, "update_sweeps": 20}
 
 
 def config_dict(tmp: Path, realtime: bool = False) -> dict[str, Any]:
-    scenario = tmp / "scenario.toml"
-    scenario.write_text(SCENARIO)
+    """The two-site case, its 60 % drop at 12 s raised as an alarm at ~20 s."""
     return {
-        "device": {"id": "report-dev", "name": "OR 3 cart", "location": "OR 3"},
-        "frontend": {"kind": "simulated", "sample_rate_hz": 2000, "channels": CHANNELS,
-                     "scenario": str(scenario), "realtime": realtime, "seed": 1},
-        "analysis": {"sites": [
-            {"name": "L median", "modality": "ssep_upper", "trigger_bit": 0,
-             "channels": ["C4'-Fz", "Cv5-Fz", "Erb-L"], **SITE},
-            {"name": "R median", "modality": "ssep_upper", "trigger_bit": 1,
-             "channels": ["C3'-Fz", "Cv5-Fz", "Erb-R"], **SITE},
-        ]},
-        "alarms": {"control_socket": str(tmp / "alarm.sock")},
+        **two_site_config(tmp, {"id": "report-dev", "name": "OR 3 cart", "location": "OR 3"},
+                          "report-ssep-drop", 12.0, realtime),
         "lights": {"backend": "recording", "lamp_test_s": 0.0},
         "mqtt": {"enabled": False},
         "recording": {"directory": str(tmp / "cases"), "min_free_mb": 20.0, "stop_free_mb": 5.0,
