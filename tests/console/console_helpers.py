@@ -20,9 +20,9 @@ from pathlib import Path
 from typing import Any
 
 import paho.mqtt.client as mqtt
-import pytest
-from system_tools import need_tool
+from system_tools import need_tool, skip_or_fail  # noqa: F401 -- the console tests import it from here
 from toml_text import to_toml
+from two_site_case import config_dict as two_site_config
 
 REPO = Path(__file__).resolve().parents[2]
 DEVICE = "or7-ionm"
@@ -36,24 +36,6 @@ assert _spec and _spec.loader
 _root = importlib.util.module_from_spec(_spec)
 _spec.loader.exec_module(_root)
 Broker, free_port = _root.Broker, _root.free_port
-
-# a strong response and a quiet EEG: baselines within ~9 s of stream, then a 60 % drop of the
-# left median cortical response at DROP_AT_S: the red SSEP alarm ~10 s later
-SCENARIO = f"""
-name = "console-ssep-drop"
-[patient]
-eeg_rms_uv = 6.0
-response_scale = 2.0
-[[event]]
-type = "amplitude"
-at_s = {DROP_AT_S}
-site = "L median"
-component = "cortical"
-to_percent = 40.0
-ramp_s = 0.0
-"""
-SITE = {"rate_hz": 9.7, "n_sweeps": 80, "update_sweeps": 20}
-
 
 def chromium_path() -> str:
     """Debian's chromium; absent: skip, or fail under IONM_CI=1 (.ci/run installs it)."""
@@ -93,20 +75,10 @@ def start_broker(d: Path, tls: bool = False) -> tuple[Any, int]:
 
 
 def appliance_config(tmp: Path, port: int, pw_file: Path) -> Path:
-    scenario = tmp / "scenario.toml"
-    scenario.write_text(SCENARIO)
-    channels = ["C3'-Fz", "C4'-Fz", "Cv5-Fz", "Erb-L", "Erb-R"]
+    """The two-site case with the left median drop at DROP_AT_S (red SSEP alarm ~10 s later)."""
     d = {
-        "device": {"id": DEVICE, "name": "IONM OR 7", "location": "OR 7"},
-        "frontend": {"kind": "simulated", "sample_rate_hz": 2000, "channels": channels,
-                     "scenario": str(scenario), "realtime": True, "seed": 1},
-        "analysis": {"sites": [
-            {"name": "L median", "modality": "ssep_upper", "trigger_bit": 0,
-             "channels": ["C4'-Fz", "Cv5-Fz", "Erb-L"], **SITE},
-            {"name": "R median", "modality": "ssep_upper", "trigger_bit": 1,
-             "channels": ["C3'-Fz", "Cv5-Fz", "Erb-R"], **SITE},
-        ]},
-        "alarms": {"control_socket": str(tmp / "alarm.sock")},
+        **two_site_config(tmp, {"id": DEVICE, "name": "IONM OR 7", "location": "OR 7"},
+                          "console-ssep-drop", DROP_AT_S, realtime=True),
         "lights": {"backend": "file", "lamp_test_s": 0.2, "file_path": str(tmp / "lights.jsonl")},
         "mqtt": {"host": "127.0.0.1", "port": port, "keepalive_s": 5, "health_interval_s": 1.0,
                  "username": DEVICE, "password_file": str(pw_file)},
@@ -244,7 +216,3 @@ def pixels(page: Any, selector: str, rgb: tuple[int, int, int] | None = None) ->
     return int(page.evaluate(PIXELS_JS, [selector, list(rgb) if rgb else None]))
 
 
-def skip_or_fail(why: str) -> None:
-    if os.environ.get("IONM_CI"):
-        pytest.fail(why)
-    pytest.skip(why)
