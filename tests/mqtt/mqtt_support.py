@@ -48,6 +48,15 @@ SITES = [
 ]
 
 
+def alarm_event(i: int, t_s: float) -> dict[str, Any]:
+    """The i-th alarm event of the outage streams: raised, then cleared every other time."""
+    return {"type": "alarm_event", "event": "raised" if i % 10 else "cleared",
+            "alarm_id": "ssep.amplitude:L median:N20", "priority": "high",
+            "kind": "physiological", "site": "L median", "message": "N20 amplitude -55 %",
+            "evidence": {}, "latched": True, "t_s": t_s, "t_utc": "2026-01-01T00:00:00Z",
+            "cause": "analysis"}
+
+
 def make_cfg(host: str, port: int, **mqtt_kw: Any) -> Config:
     m = {"host": host, "port": port, "keepalive_s": 5, "reconnect_min_s": 0.2,
          "reconnect_max_s": 1.0, **mqtt_kw}

@@ -19,7 +19,17 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from mqtt_support import BASE, DEVICE, REPO, Broker, Collector, make_cfg, persistent_broker, request
+from mqtt_support import (
+    BASE,
+    DEVICE,
+    REPO,
+    Broker,
+    Collector,
+    alarm_event,
+    make_cfg,
+    persistent_broker,
+    request,
+)
 
 from appliance.outputs.mqtt import MqttLink
 
@@ -120,12 +130,7 @@ def _stream(link: MqttLink, stop: threading.Event, published: dict[str, int]) ->
                             "components": {}})
         published["trend"] += 1
         if i % 5 == 0:
-            link.publish_alarm_event({
-                "type": "alarm_event", "event": "raised" if i % 10 else "cleared",
-                "alarm_id": "ssep.amplitude:L median:N20", "priority": "high",
-                "kind": "physiological", "site": "L median", "message": "N20 amplitude -55 %",
-                "evidence": {}, "latched": True, "t_s": i / RATE_HZ,
-                "t_utc": "2026-01-01T00:00:00Z", "cause": "analysis"})
+            link.publish_alarm_event(alarm_event(i, i / RATE_HZ))
             published["alarm"] += 1
         i += 1
         stop.wait(1.0 / RATE_HZ)

@@ -9,7 +9,7 @@ import threading
 import time
 from pathlib import Path
 
-from mqtt_support import BASE, Collector, make_cfg, persistent_broker
+from mqtt_support import BASE, Collector, alarm_event, make_cfg, persistent_broker
 
 from appliance.outputs.mqtt import MqttLink
 
@@ -31,13 +31,7 @@ def _stream(link: MqttLink, stop: threading.Event, published: dict[str, int]) ->
                                    "encoding": "int16-le-base64", "scale_uv": 0.01,
                                    "data": "AAABAA=="})
         if i % 5 == 0:
-            link.publish_alarm_event({
-                "type": "alarm_event", "event": "raised" if i % 10 else "cleared",
-                "alarm_id": "ssep.amplitude:L median:N20", "priority": "high",
-                "kind": "physiological", "site": "L median", "message": "N20 amplitude -55 %",
-                "evidence": {}, "latched": True, "t_s": i / RATE_HZ,
-                "t_utc": "2026-01-01T00:00:00Z", "cause": "analysis",
-            })
+            link.publish_alarm_event(alarm_event(i, i / RATE_HZ))
             published["alarm"] += 1
         published["trend"] += 1
         i += 1
