@@ -198,9 +198,7 @@ class SitePipeline:
         t = self.template_avg
         if t is None or t.n_sweeps >= AUTO_TEMPLATE_WINDOWS * self.plan.n_sweeps:
             return True
-        comps = self.measures[c].components
-        sel = (self.t_ms >= min(k.window_ms[0] for k in comps)) & (
-            self.t_ms <= max(k.window_ms[1] for k in comps))
+        sel = self._judged_window(c)
         b = t.average[c][sel]
         energy = float(b @ b)
         if t.n_sweeps < 8 or not energy > 0:
@@ -215,6 +213,13 @@ class SitePipeline:
             return None
         noise = quality.residual_noise_uv(t.plus_minus, self._response_window())[c]
         return t.average[c].copy(), float(noise), int(t.n_sweeps)
+
+    def _judged_window(self, c: int) -> slice:
+        """Channel c's components' window: what the template fit judges."""
+        comps = self.measures[c].components
+        sel = np.flatnonzero((self.t_ms >= min(k.window_ms[0] for k in comps))
+                             & (self.t_ms <= max(k.window_ms[1] for k in comps)))
+        return slice(int(sel[0]), int(sel[-1]) + 1)
 
     def _response_window(self) -> slice:
         lo = min(c.window_ms[0] for m in self.plan.modality.measures.values()
@@ -233,10 +238,9 @@ class SitePipeline:
         held = self._proj.get(c)
         if held is None or held[0] is not base:  # a new baseline: project the window anew
             comps = self.measures[c].components
-            sel = np.flatnonzero((self.t_ms >= min(k.window_ms[0] for k in comps))
-                                 & (self.t_ms <= max(k.window_ms[1] for k in comps)))
+            sel = self._judged_window(c)
             b = np.asarray(base.template_uv)[sel]
-            noise_energy = (base.template_noise_uv or 0.0) ** 2 * len(sel)
+            noise_energy = (base.template_noise_uv or 0.0) ** 2 * len(b)
             # a baseline whose primary peak was not found (noise hid it) still has a template
             # to fit when that holds the response (energy 4x its noise's: amplitude SNR 2;
             # the fit's interval carries the template's error); the shift range then centres
@@ -247,7 +251,7 @@ class SitePipeline:
             lat0 = (base.latency_ms if base.found and math.isfinite(base.latency_ms)
                     else 0.5 * (prim.window_ms[0] + prim.window_ms[1]))
             shift = int(round(max(1.0, 0.2 * lat0) * self.fs_sweep_hz / 1e3))
-            proj = Projections(np.asarray(base.template_uv), slice(int(sel[0]), int(sel[-1]) + 1),
+            proj = Projections(np.asarray(base.template_uv), sel,
                                shift, noise_energy,
                                len(self.t_ms), JUDGE_MAX_WINDOWS * self.plan.n_sweeps)
             # the template's own sweeps (their rows read a little high: the template holds

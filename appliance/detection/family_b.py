@@ -277,8 +277,8 @@ def n20_peak_ms(far_field: float = 1.0) -> float:
 @lru_cache(maxsize=8)
 def _cortical_per_peak_shift(latency_pct: float, far_field: float = 1.0) -> float:
     """Cortical-lobe shift per ms of N20 peak shift, for a rise of latency_pct (bisection)."""
-    want = latency_pct / 100.0 * n20_peak_ms(far_field)
     base = n20_peak_ms(far_field)
+    want = latency_pct / 100.0 * base
     lo, hi = 0.0, 3.0 * want
     for _ in range(40):
         mid = 0.5 * (lo + hi)
