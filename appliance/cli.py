@@ -46,6 +46,16 @@ def plural(n: int, noun: str) -> str:
     return f"{n} {noun}{'' if n == 1 else 's'}"
 
 
+def report_problems(prog: str, problems: list[str], consequence: str) -> int:
+    """A command that finished with parts missing: one warning line per problem and a summary
+    on stderr; the exit code (1 when anything is missing, else 0)."""
+    for p in problems:
+        print(f"{prog}: warning: {p}", file=sys.stderr)
+    if problems:
+        print(f"{prog}: {plural(len(problems), 'problem')}; {consequence}", file=sys.stderr)
+    return 1 if problems else 0
+
+
 def positive_seconds(text: str) -> float:
     """argparse type for --seconds: a finite number > 0 (nan would never stop, inf overflows)."""
     try:

@@ -20,11 +20,10 @@ import argparse
 import csv
 import json
 import os
-import sys
 from pathlib import Path
 from typing import Any
 
-from appliance.cli import describe_os_error, refuse_existing
+from appliance.cli import describe_os_error, refuse_existing, report_problems
 from appliance.errors import RecordingError
 from appliance.frontend.bdf import COUNT_OFFSET, BdfReader
 from appliance.outputs import casestore
@@ -196,9 +195,4 @@ def main(argv: list[str]) -> int:
     files = export(args.case_dir, args.format, args.out, problems, force=args.force)
     for f in files:
         print(f)
-    for p in problems:
-        print(f"ionm export: warning: {p}", file=sys.stderr)
-    if problems:
-        print(f"ionm export: {len(problems)} problem{'s' if len(problems) != 1 else ''}; "
-              "the export is incomplete", file=sys.stderr)
-    return 1 if problems else 0
+    return report_problems("ionm export", problems, "the export is incomplete")

@@ -12,11 +12,10 @@ from __future__ import annotations
 import argparse
 import datetime as dt
 import os
-import sys
 import time
 from pathlib import Path
 
-from appliance.cli import naming, plural, refuse_existing
+from appliance.cli import naming, plural, refuse_existing, report_problems
 
 
 def report(case_dir: str | os.PathLike[str], out: str | os.PathLike[str], html: bool = False,
@@ -59,9 +58,4 @@ def main(argv: list[str]) -> int:
     path, n, problems = report(args.case_dir, out, html=args.html, force=args.force)
     what = plural(n, "figure") if args.html else plural(n, "page")
     print(f"{path} ({what}, {time.monotonic() - t0:.1f} s)")
-    for p in problems:
-        print(f"ionm report: warning: {p}", file=sys.stderr)
-    if problems:
-        print(f"ionm report: {plural(len(problems), 'problem')}; the report says what is "
-              "missing", file=sys.stderr)
-    return 1 if problems else 0
+    return report_problems("ionm report", problems, "the report says what is missing")
