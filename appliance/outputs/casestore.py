@@ -19,6 +19,7 @@ import logging
 import sqlite3
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote
 
 DB_NAME = "case.sqlite"
 
@@ -34,6 +35,23 @@ CREATE TABLE IF NOT EXISTS events (
 CREATE INDEX IF NOT EXISTS events_kind ON events(kind);
 CREATE TABLE IF NOT EXISTS state (key TEXT PRIMARY KEY, t_utc TEXT, json TEXT);
 """
+
+
+def connect_read_only(path: Path) -> sqlite3.Connection:
+    """A read-only connection to a case store (`path`: its case.sqlite). A WAL store opened
+    read-only needs its -shm file, which read-only media (an archived case) cannot hold; with
+    no -wal file everything is in the main file and nobody is writing, so it is read as
+    immutable. sqlite3.Error as sqlite raises it otherwise."""
+    uri = f"file:{quote(str(path))}?mode=ro"
+    db = sqlite3.connect(uri, uri=True, timeout=5.0)
+    try:
+        db.execute("SELECT 1 FROM sqlite_master LIMIT 1")  # the -shm file is made here
+    except sqlite3.OperationalError as e:
+        db.close()
+        if "unable to open" not in str(e) or Path(f"{path}-wal").exists():
+            raise
+        db = sqlite3.connect(uri + "&immutable=1", uri=True, timeout=5.0)
+    return db
 
 
 def utc_now() -> str:
@@ -73,7 +91,7 @@ def case_info(case_dir: Path) -> dict[str, Any] | None:
     path = case_dir / DB_NAME
     if not path.is_file():
         return None
-    db = sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=5.0)
+    db = connect_read_only(path)
     try:
         row = db.execute(
             'SELECT id, label, procedure, started_utc, stopped_utc, config_json, config_hash '
@@ -102,7 +120,7 @@ def find_open_case(root: Path) -> Path | None:
 
 
 def read_state(case_dir: Path, key: str) -> dict[str, Any] | None:
-    db = sqlite3.connect(f"file:{case_dir / DB_NAME}?mode=ro", uri=True, timeout=5.0)
+    db = connect_read_only(case_dir / DB_NAME)
     try:
         row = db.execute("SELECT json FROM state WHERE key = ?", (key,)).fetchone()
     finally:
@@ -115,7 +133,7 @@ def read_events(case_dir: Path, kind: str | None = None,
     """Events in order: {seq, t_utc, t_s, kind, site, data}. A row whose JSON does not parse
     is left out and named (logged, and appended to `skipped`): one bad row never hides the
     rest of the case."""
-    db = sqlite3.connect(f"file:{case_dir / DB_NAME}?mode=ro", uri=True, timeout=5.0)
+    db = connect_read_only(case_dir / DB_NAME)
     try:
         q = "SELECT seq, t_utc, t_s, kind, site, json FROM events"
         rows = db.execute(q + (" WHERE kind = ?" if kind else "") + " ORDER BY seq",
@@ -142,7 +160,7 @@ def read_segments(case_dir: Path, skipped: list[str] | None = None) -> list[dict
 
 
 def read_all_state(case_dir: Path, skipped: list[str] | None = None) -> dict[str, Any]:
-    db = sqlite3.connect(f"file:{case_dir / DB_NAME}?mode=ro", uri=True, timeout=5.0)
+    db = connect_read_only(case_dir / DB_NAME)
     try:
         rows = db.execute("SELECT key, json FROM state ORDER BY key").fetchall()
     finally:

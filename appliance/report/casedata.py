@@ -16,7 +16,6 @@ from collections import defaultdict
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
-from urllib.parse import quote
 
 import numpy as np
 
@@ -100,34 +99,19 @@ def parse_utc(text: str | None) -> dt.datetime | None:
 def _read(path: Path) -> tuple[tuple[Any, ...], list[tuple[Any, ...]], list[tuple[Any, ...]]]:
     """One consistent snapshot (a single read transaction) of the case row, events, state."""
     try:
-        return _snapshot(path, "mode=ro")
-    except sqlite3.OperationalError as e:
-        # a WAL database opened read-only needs its -shm file, which cannot be made on
-        # read-only media (an archived case): with no -wal file everything is in the main file
-        # and nobody is writing, so it can be read as immutable
-        if "unable to open" not in str(e) or Path(f"{path}-wal").exists():
-            raise RecordingError(f"{path}: not a readable case store ({e}).") from None
+        db = casestore.connect_read_only(path)
         try:
-            return _snapshot(path, "mode=ro&immutable=1")
-        except sqlite3.DatabaseError as e2:
-            raise RecordingError(f"{path}: not a readable case store ({e2}).") from None
+            db.execute("BEGIN")
+            case = db.execute('SELECT id, label, procedure, started_utc, stopped_utc, '
+                              'config_json, config_hash FROM "case"').fetchone()
+            events = db.execute("SELECT seq, t_utc, t_s, kind, site, json FROM events "
+                                "ORDER BY seq").fetchall()
+            state = db.execute("SELECT key, json FROM state").fetchall()
+            db.execute("COMMIT")
+        finally:
+            db.close()
     except sqlite3.DatabaseError as e:  # not a database, truncated, malformed, no such table
         raise RecordingError(f"{path}: not a readable case store ({e}).") from None
-
-
-def _snapshot(path: Path, mode: str
-              ) -> tuple[tuple[Any, ...], list[tuple[Any, ...]], list[tuple[Any, ...]]]:
-    db = sqlite3.connect(f"file:{quote(str(path))}?{mode}", uri=True, timeout=5.0)
-    try:
-        db.execute("BEGIN")
-        case = db.execute('SELECT id, label, procedure, started_utc, stopped_utc, config_json, '
-                          'config_hash FROM "case"').fetchone()
-        events = db.execute("SELECT seq, t_utc, t_s, kind, site, json FROM events "
-                            "ORDER BY seq").fetchall()
-        state = db.execute("SELECT key, json FROM state").fetchall()
-        db.execute("COMMIT")
-    finally:
-        db.close()
     if case is None:
         raise RecordingError(f"{path}: not a readable case store (no case row).")
     return case, events, state

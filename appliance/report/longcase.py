@@ -8,7 +8,6 @@ recorded density; no raw BDF+, which the report does not read).
 from __future__ import annotations
 
 import argparse
-import sqlite3
 import sys
 from pathlib import Path
 
@@ -17,7 +16,7 @@ from appliance.outputs import casestore
 
 def tile(case_dir: Path, hours: float, out: Path) -> tuple[int, float]:
     """Write OUT/case.sqlite; (events written, case seconds)."""
-    src = sqlite3.connect(f"file:{case_dir / casestore.DB_NAME}?mode=ro", uri=True)
+    src = casestore.connect_read_only(case_dir / casestore.DB_NAME)
     case_row = src.execute('SELECT * FROM "case"').fetchone()
     rows = src.execute("SELECT t_utc, t_s, kind, site, json FROM events WHERE kind NOT IN "
                        "('case', 'segment') ORDER BY seq").fetchall()

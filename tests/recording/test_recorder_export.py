@@ -11,6 +11,7 @@ from pathlib import Path
 import numpy as np
 import pyedflib
 import pytest
+from read_only_media import read_only_case
 from recording_helpers import blocks, expected_uv, recording_config
 
 from appliance.cli import main as ionm
@@ -143,6 +144,7 @@ def test_recorder_export_names_and_skips_a_bad_json_row(
         assert ionm(["export", str(case), "--format", fmt, "--out", str(out)]) == 1
         err = capsys.readouterr().err
         assert f"events row seq {seq} (kind 'trend'): not valid JSON" in err, err
+        assert err.endswith("ionm export: 1 problem; the export is incomplete\n"), err
         assert "Traceback" not in err
     alarms = list(csv.DictReader(open(tmp_path / "csv" / "alarms.csv", encoding="utf-8")))
     assert [a["event"] for a in alarms] == ["raised", "acknowledged"]  # the rest is exported
@@ -164,3 +166,13 @@ def test_recorder_export_refuses_existing_output_without_force(
     assert victim.read_bytes() == b"the user's own file"  # nothing was written
     assert ionm(["export", str(case_dir), "--format", fmt, "--out", str(out), "--force"]) == 0
     assert victim.read_bytes() != b"the user's own file" and sorted(out.iterdir()) == first
+
+
+def test_recorder_export_reads_an_archived_case_on_read_only_media(
+        case_dir: Path, tmp_path: Path) -> None:
+    """A finished case on read-only media exports (its store is read as immutable) into a
+    folder elsewhere."""
+    with read_only_case(case_dir, tmp_path / "media") as case:
+        assert ionm(["export", str(case), "--format", "csv", "--out", str(tmp_path / "csv")]) == 0
+    alarms = list(csv.DictReader(open(tmp_path / "csv" / "alarms.csv", encoding="utf-8")))
+    assert [a["event"] for a in alarms] == ["raised", "acknowledged"]

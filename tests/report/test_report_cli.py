@@ -4,7 +4,6 @@
 
 from __future__ import annotations
 
-import os
 import shutil
 import sqlite3
 import subprocess
@@ -12,6 +11,7 @@ import sys
 from pathlib import Path
 
 import pytest
+from read_only_media import read_only_case
 from report_helpers import start, stop, wait_for
 from system_tools import need_tool
 
@@ -93,27 +93,6 @@ def test_report_reads_an_archived_case_on_read_only_media(
         tmp_path: Path, continuous_case_dir: Path) -> None:
     """A WAL store opened read-only needs a -shm file it cannot make on read-only media; with
     no -wal file (a checkpointed, finished case) it is read as immutable."""
-    media = tmp_path / "media"
-    shutil.copytree(continuous_case_dir, media / "case")
-    db = sqlite3.connect(media / "case" / "case.sqlite")
-    db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
-    db.close()
-    for suffix in ("-wal", "-shm"):
-        (media / "case" / f"case.sqlite{suffix}").unlink(missing_ok=True)
-    if os.geteuid() == 0:  # root ignores modes: a read-only bind mount
-        r = subprocess.run(["mount", "--bind", "-o", "ro", str(media), str(media)],
-                           capture_output=True)
-        if r.returncode != 0:
-            pytest.skip(f"cannot make a read-only bind mount here: {r.stderr.decode().strip()}")
-    else:
-        (media / "case").chmod(0o555)
-    try:
-        with pytest.raises(OSError):
-            (media / "case" / "probe").write_bytes(b"")  # it is read-only
-        assert ionm(["report", str(media / "case"), "--out", str(tmp_path / "r.pdf")]) == 0
-    finally:
-        if os.geteuid() == 0:
-            subprocess.run(["umount", str(media)], check=False)
-        else:
-            (media / "case").chmod(0o755)
+    with read_only_case(continuous_case_dir, tmp_path / "media") as case:
+        assert ionm(["report", str(case), "--out", str(tmp_path / "r.pdf")]) == 0
     assert "EEG and EMG trends" in _text(tmp_path / "r.pdf")
