@@ -216,6 +216,13 @@ class Criteria:
         out += self._global(rules.family, t_s, n_confirm)
         return out
 
+    def quiet(self, site: str, channel: str) -> bool:
+        """No physiological criterion of this channel is raised or counting a change."""
+        tail = f":{site}:{channel}"
+        return not any((st.active or st.bad) for cid, st in self._states.items()
+                       if cid.endswith(tail) and cid.split(".", 1)[1].split(":", 1)[0]
+                       in _criteria_names(self.rules[site].family))
+
     def _active(self, cid: str) -> bool:
         st = self._states.get(cid)
         return bool(st and st.active)

@@ -214,6 +214,16 @@ class SitePipeline:
         noise = quality.residual_noise_uv(t.plus_minus, self._response_window())[c]
         return t.average[c].copy(), float(noise), int(t.n_sweeps)
 
+    def refined_template(self, c: int, base: Baseline) -> tuple[np.ndarray, float, int] | None:
+        """Channel c's template grown past `base`'s, while the template averager still holds
+        every sweep since `base`'s (up to JUDGE_MAX_WINDOWS windows); else None."""
+        t = self.template_avg
+        cap = JUDGE_MAX_WINDOWS * self.plan.n_sweeps
+        if (t is None or not base.template_uv or base.template_sweeps >= cap
+                or t.n_sweeps <= base.template_sweeps):
+            return None
+        return self.template(c)
+
     def _judged_window(self, c: int) -> slice:
         """Channel c's components' window: what the template fit judges."""
         comps = self.measures[c].components

@@ -171,3 +171,38 @@ def test_analysis_clear_margins_are_range_checked():
         config.from_dict({"frontend": {"channels": CH, "sample_rate_hz": FS},
                           "analysis": {"sites": [{**SITE,
                                                   "criteria": {"clear_latency_margin": -0.1}}]}})
+
+
+def _auto_run(scale, duration_s: float, seed: int = 3) -> tuple[list[dict], Monitor]:
+    """The lower-noise stream through a real Monitor under the automatic baseline policy."""
+    site = SynthSite(0, 4.7, {"C4'-Fz": CORTICAL}, scale=scale)
+    data, trig = synth_stream(CH, FS, duration_s, [site], noise_uv=NOISE_UV["lower"],
+                              mains_uv=2.0, seed=seed)
+    mon = Monitor(upper_cfg(CH, [SITE], FS))
+    out = [o.to_json() for b in blocks(data, trig, FS, 4000) for o in mon.push(b)]
+    return out, mon
+
+
+def test_analysis_auto_baseline_template_grows_until_a_change_is_seen():
+    """The automatic baseline comes after at most two windows; its template goes on taking in
+    the sweeps that follow (a smaller gain error) up to four windows, but not once a change
+    is seen: a drop soon after the baseline is not absorbed into it."""
+    cap = 4 * 300  # JUDGE_MAX_WINDOWS moving windows of the site's 300 sweeps
+    out, mon = _auto_run(lambda t: 1.0, 330.0)
+    first = next(d for d in out if d.get("type") == "baseline" and d["channel"] == CH[0])
+    assert first["template_sweeps"] <= 2 * 300, first
+    grown = mon.baselines.get("L median", CH[0])
+    assert grown.t_s == first["t_s"] and grown.template_sweeps == cap, grown.template_sweeps
+
+    change_s = first["t_s"] + 40.0  # the same stream (seed): the same baseline time
+    out, mon = _auto_run(lambda t: 0.4 if t >= change_s else 1.0, 600.0)
+    base = mon.baselines.get("L median", CH[0])
+    assert base.t_s == first["t_s"]
+    # grown until shortly after the change (the criteria or the fast detector saw it), no more
+    assert first["template_sweeps"] < base.template_sweeps < (change_s + 40.0) * 4.7, (
+        base.template_sweeps)
+    settled = [d["fit"]["amplitude_ratio"] for d in out if d.get("type") == "trend"
+               and d["fit"] and d["t_s"] > change_s + d["fit"]["n_sweeps"] / 4.7 + 11]
+    assert len(settled) >= 5 and abs(np.mean(settled) - 0.4) < 0.1, settled
+    assert any(d.get("id", "").startswith("ssep.amplitude:L median") and d["active"]
+               for d in out)
