@@ -45,6 +45,21 @@ class BaselineEvent:
         return {"type": "baseline", "t_s": round(self.t_s, 3), "site": self.baseline.site, **d}
 
 
+# the template stops growing once the fit strays this many standard errors from the baseline
+GROW_STOP_SE = 2.5
+
+
+def _changing(fit) -> bool:
+    """A sign of change in this update's fit: its amplitude, or that of its recent third (a
+    drop shows there in half the time), GROW_STOP_SE standard errors from the baseline."""
+    if fit is None:
+        return False
+    se = (fit.ci95[1] - fit.ci95[0]) / (2 * 1.96)
+    se_recent = se * math.sqrt(fit.n_sweeps / max(1, fit.recent_sweeps))
+    return bool(fit.lost or abs(fit.ratio - 1.0) > GROW_STOP_SE * se
+                or abs(fit.recent_ratio - 1.0) > GROW_STOP_SE * se_recent)
+
+
 class Monitor:
     """Runs every configured site on the blocks it is given.
 
@@ -83,6 +98,8 @@ class Monitor:
         self.bad_blocks = 0
         self.last_error = ""
         self._last_points: dict[str, list] = {}
+        # (site, channel, baseline time) whose template has stopped growing (Monitor._refine)
+        self._template_final: set[tuple[str, str, float]] = set()
         self._rejecting: set[str] = set()  # sites whose sweeps are all being rejected
         self._pending: list[SampleBlock] = []
         self._pending_n = 0
@@ -231,8 +248,8 @@ class Monitor:
         sp = self.sites[name]
         captured = [BaselineEvent(t_s, b) for b in
                     self._templated(self.baselines.observe(pts, sp.template_ready))]
-        self._refine(name, sp, pts)
         pts = [self._fitted(sp, c, p, halves) for c, p in enumerate(pts)]
+        self._refine(name, sp, pts)
         self._last_points[name] = pts
         out: list[Output] = [*pts, *waves, *captured]
         overdue = sp.accepted >= sp.plan.n_sweeps + (
@@ -254,22 +271,27 @@ class Monitor:
 
     def _refine(self, name: str, sp: SitePipeline, pts: list) -> None:
         """An automatic baseline's template goes on taking in the sweeps that follow it, up to
-        JUDGE_MAX_WINDOWS windows, while neither its channel's criteria nor the site's fast
-        detector see any change. The template's noise is a gain error of every later ratio
-        (SE ~0.1 at the issue's lower noise after the two windows an automatic baseline waits
-        at most, ~0.05 after four); waiting for four windows instead would leave the site
-        unjudged for minutes, and a change meanwhile would go wholly into the baseline. A
+        JUDGE_MAX_WINDOWS windows, for as long as every update since has shown no sign of a
+        change; the first sign ends it for that baseline. The template's noise is a gain
+        error of every later ratio (SE ~0.1 at the issue's lower noise after the two windows
+        an automatic baseline waits at most, ~0.05 after four); waiting for four windows
+        instead would leave the site unjudged for minutes, and a change meanwhile would go
+        wholly into the baseline. Grown after this update's fit, it judges the next. A
         baseline on command keeps what it was given; a crash restores the first template."""
         fast = self.fast.get(name)
-        if fast is not None and fast.active:
-            return
         for c, p in enumerate(pts):
             b = self.baselines.get(name, p.channel)
-            if b is None or b.reason != "auto" or not self.criteria.quiet(name, p.channel):
+            key = (name, p.channel, b.t_s if b is not None else None)
+            if b is None or b.reason != "auto" or key in self._template_final:
                 continue
             t = sp.refined_template(c, b)
-            if t is not None:
-                self.baselines.replace(b.with_template(*t))
+            if t is None:
+                continue
+            if ((fast is not None and fast.active) or not self.criteria.quiet(name, p.channel)
+                    or _changing(p.fit)):
+                self._template_final.add(key)
+                continue
+            self.baselines.replace(b.with_template(*t))
 
     def _fitted(self, sp: SitePipeline, c: int, p, halves: dict):
         """The point with its template fit against the channel's baseline (SSEP): what the
