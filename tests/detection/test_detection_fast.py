@@ -95,3 +95,27 @@ def test_every_alarm_carries_its_evidence():
     # the displayed trend's interval already excludes "no change" when the alarm is raised
     assert high[0].evidence["amplitude_ratio_ci95"][1] < 1.0
     assert math.isfinite(high[0].evidence["sigma_a"])
+
+
+def test_noise_sd_follows_a_rise_within_a_minute():
+    """EEG/EMG noise wanders on a minute scale; an sd averaged over reference_tau_s (600 s)
+    lagged a rise, so the tests ran on too small an sd for that minute (family A's false
+    latency alarms). A 30 % rise for 60 s: the sd the tests use must follow most of it."""
+    kw = dict(change_at_s=None, duration_s=420, noise_scale=0.5, cautery_per_h=0,
+              movement_per_h=0)
+    chunks = list(cases.sweeps(cases.Case("stable", **kw), 3))
+    x, t = np.concatenate([c[0] for c in chunks]), np.concatenate([c[1] for c in chunks])
+    noise = np.concatenate([s for s, _ in cases.sweeps(cases.Case("noise", amplitude_uv=0.0,
+                                                                  **kw), 4)])
+    rise = (t >= 300) & (t < 360)
+    x = x + math.sqrt(1.3**2 - 1) * noise * rise[:, None]
+    det = SweepDetector("R median", cases.FS_HZ, DetectorSettings())
+    before = after = (0.0, 0.0)
+    for i in range(len(t)):
+        det.push(x[i : i + 1], t[i : i + 1])
+        if t[i] < 300:
+            before = (det.noise_var, det.noise_var_l)
+        elif t[i] < 360:
+            after = (det.noise_var, det.noise_var_l)
+    amp, lat = np.sqrt(np.array(after) / np.array(before))
+    assert amp > 1.08 and lat > 1.1, (amp, lat)  # 1.3 in the noise; the slow tracker's ~1.02
