@@ -121,8 +121,10 @@ class SweepDetector:
         # noise levels relative to the baseline, tracked on every sweep outside alarms
         self.var_factor = 1.0
         self.var_factor_l = 1.0
-        self.var_factor_fast = 1.0  # the same over noise_fast_tau_s
+        self.var_factor_fast = 1.0  # the same over noise_fast_tau_s, about its local mean
         self.var_factor_l_fast = 1.0
+        self._mean_fast = 0.0  # that local mean of the standardised deviations
+        self._mean_l_fast = 0.0
         self.kalman_x = 1.0
         self.kalman_p = 1.0
         self._state = _State()
@@ -286,13 +288,19 @@ class SweepDetector:
             alpha = 1.0 / (self.cfg.reference_tau_s * self.cfg.rate_hz)
             alpha_f = 1.0 / (self.cfg.noise_fast_tau_s * self.cfg.rate_hz)
             zs = (z - 1.0) / (sd / noise)
-            zs2 = min(zs * zs, 9.0)
-            self.var_factor += alpha * (zs2 - self.var_factor)
-            self.var_factor_fast += alpha_f * (zs2 - self.var_factor_fast)
+            self.var_factor += alpha * (min(zs * zs, 9.0) - self.var_factor)
             ys = (lat - lat_ref.value) / self._sigma_l
-            ys2 = min(ys * ys, 9.0)
-            self.var_factor_l += alpha * (ys2 - self.var_factor_l)
-            self.var_factor_l_fast += alpha_f * (ys2 - self.var_factor_l_fast)
+            self.var_factor_l += alpha * (min(ys * ys, 9.0) - self.var_factor_l)
+            # the fast trackers measure the spread about their own 1-min mean: a real drop or
+            # latency shift moves that mean, and must not widen the sd that tests for it
+            # (about the reference, a 60 % drop at the higher noise widened it ~10 % within a
+            # minute, and drops the tests were still accumulating went unraised)
+            self._mean_fast += alpha_f * (zs - self._mean_fast)
+            self.var_factor_fast += alpha_f * (
+                min((zs - self._mean_fast) ** 2, 9.0) - self.var_factor_fast)
+            self._mean_l_fast += alpha_f * (ys - self._mean_l_fast)
+            self.var_factor_l_fast += alpha_f * (
+                min((ys - self._mean_l_fast) ** 2, 9.0) - self.var_factor_l_fast)
             # the references follow slow fade and drift but only from sweeps older than the
             # lag, so a drop is detected long before it can be absorbed. (Gating updates on
             # "no test elevated" instead would bias them upward: low sweeps elevate.)
