@@ -119,13 +119,13 @@ class TrendPoint:
         if self.fit is not None:
             f = self.fit
             recent = f.recent_amplitude_uv
-            # an amplitude alarm clears only on a clear recovery: the amplitude one standard
-            # error (of the 95 % interval) above the clearing level, and the recent sweeps
-            # agree. A change that settles near the criterion (family B's 60 % cortical drop
-            # is ~0.47 of its channel) would otherwise clear whenever noise lifted it past 0.6.
-            se_uv = (f.ci95[1] - f.ci95[0]) / (2 * 1.96) * (f.amplitude_uv / f.ratio
-                                                              if f.ratio else 0.0)
-            low = f.amplitude_uv - se_uv if np.isfinite(se_uv) else f.amplitude_uv
+            # an amplitude alarm clears only on a clear recovery: its 95 % interval above the
+            # clearing level, and the recent sweeps agree. A change that settles near the
+            # criterion (family B's 60 % cortical drop is ~0.47 of its channel, a 50 % drop
+            # sits on it) would otherwise clear whenever noise lifted it past 0.6 (one
+            # standard error above it still let 8 such clears through in the families run)
+            low = f.ci95[0] * (f.amplitude_uv / f.ratio) if f.ratio else f.amplitude_uv
+            low = low if np.isfinite(low) else f.amplitude_uv
             return {"amplitude_uv": float(f.amplitude_uv),
                     "latency_ms": float(f.latency_ms), "found": bool(f.found),
                     "measure": "template_fit",
