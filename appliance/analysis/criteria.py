@@ -218,10 +218,9 @@ class Criteria:
 
     def quiet(self, site: str, channel: str) -> bool:
         """No physiological criterion of this channel is raised or counting a change."""
-        tail = f":{site}:{channel}"
-        return not any((st.active or st.bad) for cid, st in self._states.items()
-                       if cid.endswith(tail) and cid.split(".", 1)[1].split(":", 1)[0]
-                       in _criteria_names(self.rules[site].family))
+        family = self.rules[site].family
+        return not any(self._active(cid) or self._bad(cid) for cid in (
+            f"{family}.{name}:{site}:{channel}" for name in _criteria_names(family)))
 
     def _active(self, cid: str) -> bool:
         st = self._states.get(cid)

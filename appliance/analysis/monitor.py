@@ -82,9 +82,8 @@ class Monitor:
         self.sites = {p.site.name: SitePipeline(p, self.fs_hz) for p in self.plans}
         # sweep-by-sweep detector, on by default, beside the criteria (docs/analysis.md)
         self.fast = {p.site.name: FastSite(p, a, self.sites[p.site.name].t_ms,
-                                           self.sites[p.site.name].fs_sweep_hz,
-                                           f"analysis.sites[{i}]")
-                     for i, p in enumerate(self.plans) if fast_enabled(p, a)}
+                                           self.sites[p.site.name].fs_sweep_hz)
+                     for p in self.plans if fast_enabled(p, a)}
         # EEG and EMG: continuous, every block (appliance/analysis/continuous.py)
         self.continuous = Continuous(a, self.channel_names, self.fs_hz)
         self.baselines = BaselineStore(a.baseline_policy, a.baseline_updates, a.fsp_min,

@@ -115,7 +115,7 @@ def plan_site(s: SiteSettings, a: AnalysisSettings, channel_names: tuple[str, ..
                     cumulative, float(reject), crit, judge_n)
     if fast_enabled(plan, a):
         (f_lo, f_hi), _ = FAST_WINDOWS_MS[mod.name]
-        # the sweep's ends at the sweep rate as SitePipeline rounds them (FastSite checks these)
+        # the sweep's ends at the sweep rate as SitePipeline rounds them (the one check)
         step_ms = 1e3 / fs_sweep_hz
         first_ms = -int(round(pre_ms * fs_sweep_hz / 1e3)) * step_ms
         end_ms = (int(round(post_ms * fs_sweep_hz / 1e3)) - 1) * step_ms + step_ms
