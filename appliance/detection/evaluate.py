@@ -86,11 +86,9 @@ def family_a_scenario(case: Case):
     if case.fade_per_h:
         ev.append({"type": "fade", "at_s": 0.0, "pct_per_h": 100.0 * case.fade_per_h})
     data: dict[str, Any] = {"name": case.name, "event": ev}
-    k = FAMILY_A_NOISE[case.noise]
-    if k != 1.0:
-        d = PatientSettings()
-        data["patient"] = {"eeg_rms_uv": k * d.eeg_rms_uv, "emg_rms_uv": k * d.emg_rms_uv,
-                           "amp_noise_uv": k * d.amp_noise_uv}
+    k, d = FAMILY_A_NOISE[case.noise], PatientSettings()
+    data["patient"] = {"eeg_rms_uv": k * d.eeg_rms_uv, "emg_rms_uv": k * d.emg_rms_uv,
+                       "amp_noise_uv": k * d.amp_noise_uv}
     if case.artefacts:  # family A's artefacts are scenario events: cautery and movement
         ev += [{"type": "cautery", "at_s": t, "duration_s": 3.0}
                for t in np.arange(150.0, case.duration_s, 300.0)]

@@ -30,7 +30,7 @@ def test_dsp_template_fit_is_robust_to_a_few_sweeps_far_out(rng):
     for i, sign in zip((1190, 1150, 1120), (-1, -1, 1), strict=True):  # in the recent third
         bad[i] += sign * 80.0 * TEMPLATE  # each ~30 sigma_a out
     hit = _fit(bad)
-    # a plain mean would move the recent third by ~(80 - 80 - 80) / 100 ... per sweep: -0.8 / n
+    # what a plain mean of the recent third's ratios reads with them
     plain = float(np.mean((bad[-clean.recent_sweeps:, WINDOW] @ TEMPLATE[WINDOW])
                           / (TEMPLATE[WINDOW] @ TEMPLATE[WINDOW])))
     assert abs(plain - clean.recent_ratio) > 0.4  # what the outliers do to a plain mean
