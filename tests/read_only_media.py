@@ -1,5 +1,6 @@
-"""A finished case on read-only media (an archive): checkpointed, no -wal/-shm files, in a
-folder nobody can write (a read-only bind mount when running as root, which ignores modes)."""
+"""Read-only directories for tests: writes fail with EROFS through a read-only bind mount when
+running as root (root ignores modes), with EACCES through mode 0555 otherwise; and a finished
+case on read-only media (an archive): checkpointed, no -wal/-shm files, in such a folder."""
 
 from __future__ import annotations
 
@@ -12,6 +13,25 @@ from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
+from system_tools import skip_or_fail
+
+
+@contextmanager
+def read_only(d: Path) -> Iterator[Path]:
+    """The existing directory d, read-only while the block runs."""
+    if os.geteuid() == 0:
+        r = subprocess.run(["mount", "--bind", "-o", "ro", str(d), str(d)], capture_output=True)
+        if r.returncode != 0:
+            skip_or_fail(f"cannot make a read-only bind mount here: {r.stderr.decode().strip()}")
+    else:
+        d.chmod(0o555)
+    try:
+        yield d
+    finally:
+        if os.geteuid() == 0:
+            subprocess.run(["umount", str(d)], check=False)
+        else:
+            d.chmod(0o755)
 
 
 @contextmanager
@@ -23,19 +43,7 @@ def read_only_case(case_dir: Path, media: Path) -> Iterator[Path]:
     db.close()
     for suffix in ("-wal", "-shm"):
         (media / "case" / f"case.sqlite{suffix}").unlink(missing_ok=True)
-    if os.geteuid() == 0:
-        r = subprocess.run(["mount", "--bind", "-o", "ro", str(media), str(media)],
-                           capture_output=True)
-        if r.returncode != 0:
-            pytest.skip(f"cannot make a read-only bind mount here: {r.stderr.decode().strip()}")
-    else:
-        (media / "case").chmod(0o555)
-    try:
+    with read_only(media / "case") as case:
         with pytest.raises(OSError):
-            (media / "case" / "probe").write_bytes(b"")  # it is read-only
-        yield media / "case"
-    finally:
-        if os.geteuid() == 0:
-            subprocess.run(["umount", str(media)], check=False)
-        else:
-            (media / "case").chmod(0o755)
+            (case / "probe").write_bytes(b"")  # it is read-only
+        yield case

@@ -12,6 +12,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from read_only_media import read_only
 
 REPO = Path(__file__).resolve().parents[1]
 ENV = {**os.environ, "PYTHONPATH": str(REPO)}
@@ -26,22 +27,11 @@ def ionm(*args: str, timeout: float = 60) -> subprocess.CompletedProcess[str]:
 
 @pytest.fixture
 def read_only_dir(tmp_path: Path) -> Iterator[Path]:
-    """A directory writes fail in with EROFS (root ignores modes: a read-only bind mount), or
-    EACCES for an ordinary user (mode 0555)."""
+    """A directory writes fail in (EROFS as root, EACCES otherwise)."""
     d = tmp_path / "ro"
     d.mkdir()
-    if os.geteuid() != 0:
-        d.chmod(0o555)
+    with read_only(d):
         yield d
-        d.chmod(0o755)
-        return
-    r = subprocess.run(["mount", "--bind", "-o", "ro", str(d), str(d)], capture_output=True)
-    if r.returncode != 0:
-        pytest.skip(f"cannot make a read-only bind mount here: {r.stderr.decode().strip()}")
-    try:
-        yield d
-    finally:
-        subprocess.run(["umount", str(d)], check=False)
 
 
 # (id, argv with {tmp} / {cfg} / {existing} placeholders, exit code, phrase in stderr)
