@@ -63,3 +63,18 @@ def test_no_false_alarm_through_a_30pct_per_h_fade(seed):
     assert r["fast_high"] == [], r["fast_high"]
     plain = run_case(case, seed, DetectorSettings(max_fade_per_h=0.0))
     assert plain["fast_high"], "the fade no longer stresses the reference: test is moot"
+
+
+def test_a_noisy_slope_does_not_move_a_stable_reference():
+    """At the issue's higher noise (a per-sweep ratio sd of ~4) the slope over half the window is
+    mostly noise; extrapolated unshrunk it moved a stable reference by up to the clip (~9 %)
+    when it took effect: RMS error 1.95x that of a reference with no slope (40 seeds). Shrunk by
+    its precision, 1.4x."""
+    n = int((180 + 700) * RATE_HZ)  # the slope is active from 600 s of fed observations
+    err_slope, err_plain = [], []
+    for seed in range(40):
+        err_slope.append(_feed(_reference(0.4), np.ones(n), 4.0, seed)[-1] - 1.0)
+        err_plain.append(_feed(_reference(0.0), np.ones(n), 4.0, seed)[-1] - 1.0)
+    rms_slope = float(np.sqrt(np.mean(np.square(err_slope))))
+    rms_plain = float(np.sqrt(np.mean(np.square(err_plain))))
+    assert rms_slope < 1.6 * rms_plain, (rms_slope, rms_plain)
