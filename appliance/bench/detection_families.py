@@ -88,9 +88,18 @@ def table(rows: list[dict]) -> str:
 
 
 
+def _n_star(r: dict) -> str:
+    """The median n* and, for drops, each seed's n* from the noise after the change."""
+    if not r["n_star_s"]:
+        return "-"
+    at = [x for x in r.get("n_star_change_per_seed") or [] if x is not None]
+    return f"{r['n_star_s']}" + (f" ({', '.join(f'{x:.0f}' for x in at)})" if at else "")
+
+
 def markdown(rows: list[dict]) -> str:
     """The docs/detection.md table: per case and family, every seed's delays."""
-    head = ("| case | fam | n* s | conventional HIGH s | fast HIGH s | fast medium s | "
+    head = ("| case | fam | n* s (per seed after the change) | conventional HIGH s | "
+            "fast HIGH s | fast medium s | "
             "amplitude p2p / fit / fast / true (channel fit / fast) | flaps conv / fast | "
             "false conv H / fast H / fast M (site-h) | armed conv / fast s |")
     lines = [head, "|" + "---|" * head.count(" | ") + "---|"]
@@ -101,7 +110,7 @@ def markdown(rows: list[dict]) -> str:
         flaps = (f"{r['conv_high_clears']} / {r['fast_high_clears']}"
                  if "conv_high_clears" in r else "-")
         lines.append(
-            f"| {r['case']} | {r['family']} | {r['n_star_s'] if r['n_star_s'] else '-'} | "
+            f"| {r['case']} | {r['family']} | {_n_star(r)} | "
             f"{_fmt_delays(r.get('conv_high_s'))} | {_fmt_delays(r.get('fast_high_s'))} | "
             f"{_fmt_delays(r.get('fast_medium_s'))} | {amp} | {flaps} | "
             f"{r['conv_false_high']} / {r['fast_false_high']} / {r['fast_false_medium']} "

@@ -31,6 +31,7 @@ from scipy import signal
 from appliance.detection import bounds, family_b
 from appliance.detection.family_b import Case, Chunk
 from appliance.detection.parallel import spawn_map
+from appliance.detection.template import _robust_sd, ampl_per_sweep_projection
 
 SETTLE_S = 300 / family_b.RATE_HZ  # a 300-sweep moving average has forgotten the old response
 NSTAR_WINDOW_MS = (10.0, 45.0)  # the fast detector's upper-SSEP window
@@ -168,6 +169,26 @@ def n_star(spec: Spec, sweeps: np.ndarray, rate_hz: float) -> dict[str, float | 
     return out
 
 
+def n_star_at_change(spec: Spec, before: np.ndarray, after: np.ndarray,
+                     rate_hz: float) -> float | None:
+    """n* (s) of the case's drop from the noise the detector faced after the change: the
+    per-sweep sd of `after` (sweeps from the end of the change on) projected on the stable
+    template, as a fraction of the stable amplitude. The patient's noise wanders (family A:
+    log-SD 0.15 over ~2 min), so the bound from the stable start can be well below the one
+    that held at the change."""
+    c = spec.case
+    if c.drop <= 0 or len(after) < 50 or len(before) < 50:
+        return None
+    t_ms = np.arange(before.shape[1]) * 1e3 / family_b.FS_HZ + NSTAR_WINDOW_MS[0]
+    tmpl = (np.interp(t_ms, family_b.response_t_ms(),
+                      family_b.mean_response(c, c.site, family_b.CORTICAL[c.site]))
+            if spec.family == "B" else before.mean(axis=0))
+    a0 = float(np.median(ampl_per_sweep_projection(before, tmpl)))
+    sigma_a = _robust_sd(ampl_per_sweep_projection(after, tmpl)) / a0
+    arl0 = bounds.arl0_sweeps(rate_hz)
+    return round(bounds.n_star_sweeps(sigma_a, c.drop, arl0) / rate_hz, 1)
+
+
 # -- one run -----------------------------------------------------------------------------------
 
 def evaluate(spec: Spec, seed: int) -> dict[str, Any]:
@@ -190,6 +211,10 @@ def evaluate(spec: Spec, seed: int) -> dict[str, Any]:
     raw: list[np.ndarray] = []
     stim: list[np.ndarray] = []
     n_raw = 0
+    # the same span from the end of the change on, for the bound at the change
+    post0 = int(((onset or 0.0) + c.ramp_s) * family_b.FS_HZ) if onset is not None else None
+    post: list[np.ndarray] = []
+    post_stim: list[np.ndarray] = []
     conds: list[dict] = []
     trend: list[tuple[float, float, float | None]] = []
     base: dict | None = None
@@ -202,6 +227,9 @@ def evaluate(spec: Spec, seed: int) -> dict[str, Any]:
             raw.append(ch.data_uv[ci].copy())
             stim.append(ch.first_sample + np.flatnonzero(ch.trigger & bit))
             n_raw += ch.data_uv.shape[1]
+        if post0 is not None and post0 <= ch.first_sample < post0 + keep_n:
+            post.append(ch.data_uv[ci].copy())
+            post_stim.append(ch.first_sample - post0 + np.flatnonzero(ch.trigger & bit))
         blk = SampleBlock(ch.data_uv, ch.trigger, ch.saturated, lead, ch.first_sample,
                           float(family_b.FS_HZ), 0.0)
         outs = [o.to_json() for o in mon.push(blk)]
@@ -235,6 +263,11 @@ def evaluate(spec: Spec, seed: int) -> dict[str, Any]:
            "duration_s": c.duration_s, "conditions": conds,
            "conv_armed_s": base["t_s"] if base else None, "fast_armed_s": fast_armed_s,
            **n_star(spec, sweeps, rate)}
+    if post:
+        after = conditioned_epochs(np.concatenate(post), np.concatenate(post_stim),
+                                   family_b.FS_HZ, spec.config().analysis.notch_hz,
+                                   NSTAR_WINDOW_MS)[:NSTAR_SWEEPS]
+        out["n_star_change_s"] = n_star_at_change(spec, sweeps, after, rate)
     out.update(_measures(spec, seed, trend, base, fast_est))
     out.update(_alarms(spec, conds))
     return out
@@ -360,6 +393,9 @@ def summarise_runs(spec: Spec, runs: list[dict]) -> dict[str, Any]:
     row["conv_fit_ratio_per_seed"] = [r.get("conv_fit_ratio_mean") for r in runs]
     row["fast_ratio_per_seed"] = [r.get("fast_ratio_mean") for r in runs]
     row["n_star_s"] = _r(np.median(nstar), 1) if nstar else None
+    # per seed: the bound from the stable start and from the noise after the change
+    row["n_star_per_seed"] = [r.get("n_star_s") for r in runs]
+    row["n_star_change_per_seed"] = [r.get("n_star_change_s") for r in runs]
     hours = sum(r["site_hours"] for r in runs)
     row["site_hours"] = round(hours, 2)
     for src in SOURCES:
