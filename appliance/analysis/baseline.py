@@ -34,6 +34,11 @@ class Baseline:
     template_uv: tuple[float, ...] = ()
     template_noise_uv: float | None = None
     template_sweeps: int = 0
+    # which average the measure above (n_sweeps of them) is from: "moving_average", or
+    # "longer_average" (the template average: auto, when the moving one was not yet
+    # reproducible), and then `why`, in words
+    source: str = "moving_average"
+    why: str = ""
 
     @classmethod
     def from_point(cls, p: TrendPoint, reason: str) -> Baseline:
@@ -122,21 +127,48 @@ class BaselineStore:
         """Swap a current baseline for an amended copy (its template attached)."""
         self.current[(b.site, b.channel)] = b
 
-    def observe(self, points: list[TrendPoint],
-                ready: Callable[[int], bool] | None = None) -> list[Baseline]:
+    def observe(self, points: list[TrendPoint], ready: Callable[[int], bool] | None = None,
+                longer: Callable[[], list[TrendPoint] | None] | None = None) -> list[Baseline]:
         """Count stable updates per channel; under the auto policy, capture a channel without a
         baseline once it has been stable for k_updates consecutive updates and `ready(i)`
-        (points[i]'s template is precise enough; none: always)."""
-        due = []
+        (points[i]'s template is precise enough; none: always).
+
+        `longer()`: the same points measured on a longer average (SSEP: the site's template
+        average), or None. A channel without a baseline whose moving average is not stable
+        while the longer one is counts the update as stable, as one averages more sweeps when
+        a response is not yet reproducible in the usual number; captured then, its baseline
+        is measured on the longer average and says so (`source`, `why`)."""
+        due, whys = [], []
+        longer_pts: list[TrendPoint] | None = None
         for i, p in enumerate(points):
             key = (p.site, p.channel)
             self._recent[key] = (self._recent.get(key, []) + [p])[-self.k_updates:]
-            n = self._stable.get(key, 0) + 1 if is_stable(p, self.fsp_min, self.r_min) else 0
+            stable, why = is_stable(p, self.fsp_min, self.r_min), ""
+            if (not stable and longer is not None and self.policy == "auto"
+                    and key not in self.current):
+                if longer_pts is None:  # measured once per update, only when needed
+                    longer_pts = longer() or []
+                q = longer_pts[i] if longer_pts else None
+                if q is not None and is_stable(q, self.fsp_min, self.r_min):
+                    stable, why, p = True, self._why(p, q), q
+            n = self._stable.get(key, 0) + 1 if stable else 0
             self._stable[key] = n
             if (self.policy == "auto" and key not in self.current and n >= self.k_updates
                     and (ready is None or ready(i))):
                 due.append(p)
-        return self.capture(due, "auto") if due else []
+                whys.append(why)
+        out = self.capture(due, "auto") if due else []
+        for j, why in enumerate(whys):
+            if why:
+                out[j] = dataclasses.replace(out[j], source="longer_average", why=why)
+                self.replace(out[j])
+        return out
+
+    def _why(self, p: TrendPoint, q: TrendPoint) -> str:
+        return (f"the {p.n_sweeps}-sweep average was not reproducible (Fsp {p.fsp:.2f}, "
+                f"split-half r {p.split_half_r:.2f}; stable is Fsp >= {self.fsp_min:g} and "
+                f"r >= {self.r_min:g}); the longer {q.n_sweeps}-sweep average was (Fsp "
+                f"{q.fsp:.2f}, r {q.split_half_r:.2f})")
 
     def state(self) -> dict[str, Any]:
         return {
@@ -156,6 +188,8 @@ class BaselineStore:
             d["template_uv"] = tuple(float(v) for v in d.get("template_uv") or ())
             d.setdefault("template_noise_uv", None)
             d["template_sweeps"] = int(d.get("template_sweeps") or 0)
+            d.setdefault("source", "moving_average")
+            d.setdefault("why", "")
             b = Baseline(**{k: d[k] for k in Baseline.__dataclass_fields__})
             self.current[(b.site, b.channel)] = b
         self.history = list(state.get("history", []))

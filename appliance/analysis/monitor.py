@@ -246,7 +246,8 @@ class Monitor:
         self.last_update_t_s = t_s
         sp = self.sites[name]
         captured = [BaselineEvent(t_s, b) for b in
-                    self._templated(self.baselines.observe(pts, sp.template_ready))]
+                    self._templated(self.baselines.observe(
+                        pts, sp.template_ready, lambda: sp.longer_points(t_s)))]
         pts = [self._fitted(sp, c, p, halves) for c, p in enumerate(pts)]
         self._refine(name, sp, pts)
         self._last_points[name] = pts

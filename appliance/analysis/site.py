@@ -173,10 +173,9 @@ class SitePipeline:
         odd, even = self.averager.halves()
         n = int(self.averager.n_sweeps)
         q = self._quality(self.averager)
-        points, waves, halves = [], [], {}
+        points = self._points(self.averager, q, t_s)
+        waves, halves = [], {}
         for c, ch in enumerate(self.plan.site.channels):
-            comps, p2p = self._components(avg[c], self.measures[c], q.residual_noise_uv[c])
-            points.append(self._point(t_s, c, ch, n, comps, p2p, q, c))
             waves.append(self._wave(t_s, ch, n, avg[c]))
             h = []
             for half in (odd[c], even[c]):  # each half carries sqrt(2) x the noise
@@ -187,6 +186,24 @@ class SitePipeline:
                           "found": prim.found})
             halves[ch] = (h[0], h[1])
         return points, waves, halves
+
+    def _points(self, avg_obj, q: quality.Quality, t_s: float) -> list[TrendPoint]:
+        avg, n = avg_obj.average, int(avg_obj.n_sweeps)
+        points = []
+        for c, ch in enumerate(self.plan.site.channels):
+            comps, p2p = self._components(avg[c], self.measures[c], q.residual_noise_uv[c])
+            points.append(self._point(t_s, c, ch, n, comps, p2p, q, c))
+        return points
+
+    def longer_points(self, t_s: float) -> list[TrendPoint] | None:
+        """Trend points of the template average (the longer one, up to JUDGE_MAX_WINDOWS
+        windows), measured as the moving average's are, once it holds AUTO_TEMPLATE_WINDOWS
+        windows (so its template is ready); else None. A channel the moving average cannot
+        yet show reproducible may take its automatic baseline from it (BaselineStore)."""
+        t = self.template_avg
+        if t is None or t.n_sweeps < AUTO_TEMPLATE_WINDOWS * self.plan.n_sweeps:
+            return None
+        return self._points(t, self._quality(t), t_s)
 
     def template_ready(self, c: int) -> bool:
         """May channel c's automatic baseline be taken now? Every later ratio is relative to
