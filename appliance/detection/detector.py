@@ -284,12 +284,7 @@ class SweepDetector:
         y = float(np.clip(lat - lat_ref.value, -k * sl, k * sl))
         fired_lat = self.latency.update(np.array([(dl / sl**2) * (y - dl / 2.0)])) >= 0
 
-        # a HIGH alarm holds the references and noise levels (the alarmed change must not be
-        # absorbed); a MEDIUM "possible" does not: held, it deadlocked under a 30 %/h fade --
-        # a false "possible" froze the reference, the fade carried on below it, the alarm
-        # could not clear and the drop tests escalated it to a false HIGH minutes later
-        # (family B, fade seeds 4-9: 3-4 false HIGH in 10 site-hours)
-        if not self._state.alarmed.keys() & {"amplitude", "latency"}:
+        if not self._state.alarmed:
             alpha = 1.0 / (self.cfg.reference_tau_s * self.cfg.rate_hz)
             alpha_f = 1.0 / (self.cfg.noise_fast_tau_s * self.cfg.rate_hz)
             zs = (z - 1.0) / (sd / noise)
