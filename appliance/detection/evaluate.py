@@ -139,17 +139,23 @@ def conditioned_epochs(x: np.ndarray, stim_idx: np.ndarray, fs_hz: float, mains_
     return sweeps[np.max(np.abs(sweeps), axis=1) <= reject_uv]
 
 
+def _stable_template(spec: Spec, sweeps: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(t_ms, template) of the changed site's response in the n* window: family B's noiseless
+    conditioned response, family A's mean of its stable `sweeps`."""
+    c = spec.case
+    t_ms = np.arange(sweeps.shape[1]) * 1e3 / family_b.FS_HZ + NSTAR_WINDOW_MS[0]
+    if spec.family == "B":
+        return t_ms, np.interp(t_ms, family_b.response_t_ms(),
+                               family_b.mean_response(c, c.site, family_b.CORTICAL[c.site]))
+    return t_ms, sweeps.mean(axis=0)
+
+
 def n_star(spec: Spec, sweeps: np.ndarray, rate_hz: float) -> dict[str, float | None]:
     """sigma_a (plain projection on the template, fraction of baseline) and n* (s) for the
     case's drop. Family B's template is the generator's noiseless conditioned response; family
     A's the mean of the stable sweeps (its generator's waveform is not ours to read)."""
     c = spec.case
-    t_ms = np.arange(sweeps.shape[1]) * 1e3 / family_b.FS_HZ + NSTAR_WINDOW_MS[0]
-    if spec.family == "B":
-        tmpl = np.interp(t_ms, family_b.response_t_ms(),
-                         family_b.mean_response(c, c.site, family_b.CORTICAL[c.site]))
-    else:
-        tmpl = sweeps.mean(axis=0)
+    t_ms, tmpl = _stable_template(spec, sweeps)
     sigma_a = bounds.sigma_a_standard(sweeps, tmpl)
     out: dict[str, float | None] = {"sigma_a": round(sigma_a, 3), "n_star_s": None}
     arl0 = bounds.arl0_sweeps(rate_hz)
@@ -179,10 +185,7 @@ def n_star_at_change(spec: Spec, before: np.ndarray, after: np.ndarray,
     c = spec.case
     if c.drop <= 0 or len(after) < 50 or len(before) < 50:
         return None
-    t_ms = np.arange(before.shape[1]) * 1e3 / family_b.FS_HZ + NSTAR_WINDOW_MS[0]
-    tmpl = (np.interp(t_ms, family_b.response_t_ms(),
-                      family_b.mean_response(c, c.site, family_b.CORTICAL[c.site]))
-            if spec.family == "B" else before.mean(axis=0))
+    tmpl = _stable_template(spec, before)[1]
     a0 = float(np.median(ampl_per_sweep_projection(before, tmpl)))
     sigma_a = _robust_sd(ampl_per_sweep_projection(after, tmpl)) / a0
     arl0 = bounds.arl0_sweeps(rate_hz)
@@ -257,7 +260,7 @@ def evaluate(spec: Spec, seed: int) -> dict[str, Any]:
     x = np.concatenate(raw)[:keep_n]
     st = np.concatenate(stim)
     st = st[st < keep_n]
-    sweeps = conditioned_epochs(x, st, family_b.FS_HZ, spec.config().analysis.notch_hz,
+    sweeps = conditioned_epochs(x, st, family_b.FS_HZ, cfg.analysis.notch_hz,
                                 NSTAR_WINDOW_MS)[:NSTAR_SWEEPS]
     out = {"case": c.name, "family": spec.family, "seed": seed, "onset_s": onset,
            "duration_s": c.duration_s, "conditions": conds,
@@ -265,7 +268,7 @@ def evaluate(spec: Spec, seed: int) -> dict[str, Any]:
            **n_star(spec, sweeps, rate)}
     if post:
         after = conditioned_epochs(np.concatenate(post), np.concatenate(post_stim),
-                                   family_b.FS_HZ, spec.config().analysis.notch_hz,
+                                   family_b.FS_HZ, cfg.analysis.notch_hz,
                                    NSTAR_WINDOW_MS)[:NSTAR_SWEEPS]
         out["n_star_change_s"] = n_star_at_change(spec, sweeps, after, rate)
     out.update(_measures(spec, seed, trend, base, fast_est))
