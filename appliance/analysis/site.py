@@ -235,8 +235,7 @@ class SitePipeline:
         """Channel c's template grown past `base`'s, while the template averager still holds
         every sweep since `base`'s (up to JUDGE_MAX_WINDOWS windows); else None."""
         t = self.template_avg
-        cap = JUDGE_MAX_WINDOWS * self.plan.n_sweeps
-        if (t is None or not base.template_uv or base.template_sweeps >= cap
+        if (t is None or not base.template_uv or base.template_sweeps >= t.n
                 or t.n_sweeps <= base.template_sweeps):
             return None
         return self.template(c)
@@ -280,7 +279,7 @@ class SitePipeline:
             shift = int(round(max(1.0, 0.2 * lat0) * self.fs_sweep_hz / 1e3))
             proj = Projections(np.asarray(base.template_uv), sel,
                                shift, noise_energy,
-                               len(self.t_ms), JUDGE_MAX_WINDOWS * self.plan.n_sweeps)
+                               len(self.t_ms), self.template_avg.n)
             # the template's own sweeps (their rows read a little high: the template holds
             # their noise; the amplitude window leaves them as new sweeps come)
             proj.add(self.template_avg.latest(base.template_sweeps)[:, c])
