@@ -284,7 +284,12 @@ class SweepDetector:
         y = float(np.clip(lat - lat_ref.value, -k * sl, k * sl))
         fired_lat = self.latency.update(np.array([(dl / sl**2) * (y - dl / 2.0)])) >= 0
 
-        if not self._state.alarmed:
+        if set(self._state.alarmed) == {"possible"}:
+            # held, not frozen: a false "possible" under a fade must be able to clear
+            # (reference.py); the noise levels stay as they were
+            amp_ref.push(a, 3.0 * sd * amp_ref.value, held=True)
+            lat_ref.push(lat, 3.0 * self._sigma_l * noise_l, held=True)
+        elif not self._state.alarmed:
             alpha = 1.0 / (self.cfg.reference_tau_s * self.cfg.rate_hz)
             alpha_f = 1.0 / (self.cfg.noise_fast_tau_s * self.cfg.rate_hz)
             zs = (z - 1.0) / (sd / noise)

@@ -14,12 +14,24 @@ At the issue's higher noise the slope over half the window is mostly noise: it m
 reference by up to the clip (~9 %) either way when it first took effect, which on family A
 hid a 60 % drop on one seed and would raise a false one on another. So the slope is shrunk
 by its own precision: s * max(0, 1 - k var(s) / s^2) (`SLOPE_SHRINK_K`), var(s) from the
-observations' scatter about the level. A real fade's slope keeps most of itself; a slope of
-noise keeps little or nothing.
+observations' scatter about the level and each level's own variance. A real fade's slope keeps
+most of itself; a slope of noise keeps little or nothing. The level starts as a running mean of
+the baseline's 600 sweeps, far noisier than the EWMA it becomes (var 1/n against a/(2 - a)):
+taken as a steady EWMA throughout, the first slope's variance was ~6x too small, and the
+level's start-up error passed for a trend (family A seed 2, 30 %/h fade: a slope of +12 %/h).
+
+While a "possible" (medium) alarm is raised the detector holds the reference (`push(...,
+held=True)`): it may move no faster than the fastest global fade (`max_slope_per_obs`) from
+where the hold began, and its slope stays as it was. Frozen outright, a false "possible" under a
+30 %/h fade could never clear: the fade went on below the frozen level, and the drop tests
+raised a false high alarm minutes later (family B seed 4: "possible" at 764 s, HIGH at 1,619 s).
+Bounded, a fade is followed, and a real drop moves it by at most 40 % of baseline per hour of
+hold (0.7 % a minute).
 """
 
 from __future__ import annotations
 
+import math
 from collections import deque
 
 import numpy as np
@@ -44,8 +56,14 @@ class TrackedReference:
         self.slope_gain = 0.0  # the shrinkage factor applied to the raw slope
         self._var_obs = 0.0  # scatter of the (clipped) observations about the level
         self._pending: deque[float] = deque()
-        self._history: deque[float] = deque(maxlen=max(slope_window_obs // _SLOPE_STEP, 2) + 1)
+        # (level, its variance in units of the observations', log of the weight it keeps)
+        self._history: deque[tuple[float, float, float]] = deque(
+            maxlen=max(slope_window_obs // _SLOPE_STEP, 2) + 1)
+        self._level_var = 1.0 / max(self.n, 1)  # a mean of n observations
+        self._log_keep = 0.0  # log of the product of (1 - alpha) over every update
         self._fed = 0
+        # a hold: the level it began from, observations since, and the unbounded EWMA
+        self._hold: tuple[float, int, float] | None = None
 
     @property
     def value(self) -> float:
@@ -54,22 +72,21 @@ class TrackedReference:
 
     @property
     def n_effective(self) -> float:
-        """Observations' worth of information in `value`, for the tests' sd inflation: an EWMA
-        holds 2 tau; extrapolating a slope estimated from two such levels W apart adds
-        2 ((lag + tau) / W)^2 of the level's own variance."""
-        n = min(float(self.n), 2.0 * self.tau_obs)
+        """Observations' worth of information in `value`, for the tests' sd inflation: one over
+        its variance, the level's plus the extrapolated slope's (lag + tau)^2 var(g s)."""
+        v = self._level_var
         if self.slope_active:
-            g = self.slope_gain
-            n /= 1.0 + 2.0 * (g * (self.lag_obs + self.tau_obs) / self._span_obs) ** 2
-        return max(n, 1.0)
+            v += (self.slope_gain * (self.lag_obs + self.tau_obs)) ** 2 * self._slope_var(1.0)
+        return max(1.0 / v, 1.0)
 
-    def _slope_var(self) -> float:
-        """Variance of the raw slope: two EWMA levels `span` apart differ by
-        2 var(L) (1 - (1 - a)^span), var(L) = var_obs a / (2 - a), a the EWMA's weight."""
-        a = max(1.0 / self.tau_obs, 1.0 / self.n)
-        var_level = self._var_obs * a / (2.0 - a)
-        span = self._span_obs
-        return 2.0 * var_level * (1.0 - (1.0 - a) ** span) / span**2
+    def _slope_var(self, var_obs: float | None = None) -> float:
+        """Variance of the raw slope (L2 - L1) / span: each update L += a (x - L) keeps (1 - a)
+        of L1 in L2 and adds independent noise, so var(L2 - L1) = v2 + v1 - 2 keep v1, with v
+        each level's variance in units of the observations'."""
+        _, v1, k1 = self._history[0]
+        _, v2, k2 = self._history[-1]
+        var_obs = self._var_obs if var_obs is None else var_obs
+        return var_obs * (v2 + v1 - 2.0 * math.exp(k2 - k1) * v1) / self._span_obs**2
 
     @property
     def _span_obs(self) -> int:
@@ -81,9 +98,10 @@ class TrackedReference:
         window leaves its first half hour uncorrected); the sd inflation follows the span."""
         return 2 * (len(self._history) - 1) >= self._history.maxlen - 1
 
-    def push(self, x: float, clip: float) -> None:
+    def push(self, x: float, clip: float, held: bool = False) -> None:
         """Queue observation x; the one leaving the lag moves the level (clipped to +-clip
-        around it: single outliers must not move the reference)."""
+        around it: single outliers must not move the reference). Held, the level moves no
+        faster than `max_slope_per_obs` from where the hold began (module docstring)."""
         self._pending.append(float(x))
         if len(self._pending) <= self.lag_obs:
             return
@@ -91,15 +109,28 @@ class TrackedReference:
         old = self.level + float(np.clip(old - self.level, -clip, clip))
         self.n += 1
         self._fed += 1
+        alpha = max(1.0 / self.tau_obs, 1.0 / self.n)
+        self._level_var = (1.0 - alpha) ** 2 * self._level_var + alpha**2
+        self._log_keep += math.log1p(-alpha)
+        if held:
+            start, n_held, free = self._hold or (self.level, 0, self.level)
+            free += alpha * (old - free)
+            reach = self.max_slope_per_obs * (n_held + 1)
+            self._hold = (start, n_held + 1, free)
+            self.level = float(np.clip(free, start - reach, start + reach))
+            if self._fed % _SLOPE_STEP == 0:
+                self._history.append((self.level, self._level_var, self._log_keep))
+            return
+        self._hold = None
         # its own running mean until it holds tau (it starts from nothing, the level does not)
         self._var_obs += (max(1.0 / self.tau_obs, 1.0 / self._fed)
                           * ((old - self.level) ** 2 - self._var_obs))
-        self.level += max(1.0 / self.tau_obs, 1.0 / self.n) * (old - self.level)
+        self.level += alpha * (old - self.level)
         if self._fed % _SLOPE_STEP == 0:
-            self._history.append(self.level)
+            self._history.append((self.level, self._level_var, self._log_keep))
             if self.slope_active:
                 limit = self.max_slope_per_obs
-                raw = (self._history[-1] - self._history[0]) / self._span_obs
+                raw = (self._history[-1][0] - self._history[0][0]) / self._span_obs
                 self.slope_gain = (max(0.0, 1.0 - SLOPE_SHRINK_K * self._slope_var() / raw**2)
                                    if raw else 0.0)
                 self.slope = float(np.clip(raw * self.slope_gain, -limit, limit))
