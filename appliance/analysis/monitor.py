@@ -19,6 +19,7 @@ from appliance.analysis.continuous import Continuous
 from appliance.analysis.criteria import Criteria, SiteRules
 from appliance.analysis.decimate import Decimator
 from appliance.analysis.fast import FastSite, fast_enabled
+from appliance.analysis.outputs import WAVE_KEYS, Waveform
 from appliance.analysis.site import SitePipeline, plan_site
 from appliance.conditions import Condition, Kind, Priority
 from appliance.dsp.filters import StreamingFilter, notch_sos
@@ -38,10 +39,16 @@ class BaselineEvent:
 
     t_s: float
     baseline: Baseline
+    # the average the baseline was measured on when no waveform line carries it (a baseline
+    # from the longer template average); else the waveform line of the same update does
+    waveform: Waveform | None = None
 
     def to_json(self) -> dict[str, Any]:
         d = self.baseline.to_json()
-        d.pop("template_uv")  # the waveform line of the same update carries the trace
+        d.pop("template_uv")
+        if self.waveform is not None:
+            w = self.waveform.to_json()
+            d["waveform"] = {k: w[k] for k in WAVE_KEYS}
         return {"type": "baseline", "t_s": round(self.t_s, 3), "site": self.baseline.site, **d}
 
 
@@ -245,7 +252,7 @@ class Monitor:
                 t_s: float) -> list[Output]:
         self.last_update_t_s = t_s
         sp = self.sites[name]
-        captured = [BaselineEvent(t_s, b) for b in
+        captured = [BaselineEvent(t_s, b, self._longer_wave(sp, b, t_s)) for b in
                     self._templated(self.baselines.observe(
                         pts, sp.template_ready, lambda: sp.longer_points(t_s)))]
         pts = [self._fitted(sp, c, p, halves) for c, p in enumerate(pts)]
@@ -256,6 +263,14 @@ class Monitor:
             self.settings.baseline_updates + 1) * sp.plan.update_sweeps
         out += self.criteria.evaluate(name, pts, self.baselines, halves, t_s, overdue)
         return out
+
+    @staticmethod
+    def _longer_wave(sp: SitePipeline, b: Baseline, t_s: float) -> Waveform | None:
+        """A baseline measured on the longer average: that average (its template, attached in
+        the same update) as the waveform the retained baseline message shows."""
+        if b.source != "longer_average" or not b.template_uv:
+            return None
+        return sp._wave(t_s, b.channel, b.template_sweeps, np.asarray(b.template_uv))
 
     def _templated(self, captured: list[Baseline]) -> list[Baseline]:
         """Attach each new baseline's template (SSEP: the site's long average) in the store."""

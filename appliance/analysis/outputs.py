@@ -162,6 +162,10 @@ class TrendPoint:
         }
 
 
+# the fields of a waveform line that describe the trace (a baseline message embeds them)
+WAVE_KEYS = ("t_s", "n_sweeps", "sample_rate_hz", "t0_ms", "encoding", "scale_uv", "data")
+
+
 @dataclass(frozen=True)
 class Waveform:
     """An average (n_times,) µV sampled at sample_rate_hz starting t0_ms after the stimulus,

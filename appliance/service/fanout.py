@@ -7,6 +7,7 @@ from collections.abc import Callable
 from typing import Any
 
 from appliance.analysis.continuous import CONTINUOUS_TYPES
+from appliance.analysis.outputs import WAVE_KEYS
 
 log = logging.getLogger("ionm.service")
 
@@ -38,14 +39,12 @@ def route_output(d: dict[str, Any], mqtt: Any, record: Record, case_id: str | No
     return False
 
 
-WAVE_KEYS = ("t_s", "n_sweeps", "sample_rate_hz", "t0_ms", "encoding", "scale_uv", "data")
-
-
 class BaselineBoard:
     """The retained `baseline/<modality>/<site>/<channel>` topics: each channel's baseline with
     the average it was taken from, so a console that joins mid-case overlays the real baseline.
     A baseline is taken from the update whose waveform came just before it (auto) or from the
-    latest update (command): the last waveform of the channel is that average."""
+    latest update (command): the last waveform of the channel is that average, unless the
+    baseline carries its own (measured on the site's longer average)."""
 
     def __init__(self, modality_of: dict[str, str]) -> None:
         self.modality_of = modality_of
@@ -58,9 +57,10 @@ class BaselineBoard:
 
     def taken(self, d: dict[str, Any], mqtt: Any) -> None:
         key = (d["site"], d["channel"])
-        w = self._last_wave.get(key)
         if mqtt is None or key[0] not in self.modality_of:
             return
+        # a baseline from the longer average carries that average; else the last waveform
+        w = d.get("waveform") or self._last_wave.get(key)
         mqtt.publish_baseline({**d, "type": "baseline", "modality": self.modality_of[key[0]],
                                "waveform": {k: w[k] for k in WAVE_KEYS} if w else None})
         self._published.add(key)

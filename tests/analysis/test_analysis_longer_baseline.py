@@ -5,6 +5,8 @@ the baseline is then measured on it and says so. A channel with no response gets
 
 from __future__ import annotations
 
+import base64
+
 import numpy as np
 import pytest
 
@@ -70,6 +72,11 @@ def test_analysis_auto_baseline_from_the_longer_average_when_the_moving_one_neve
     assert d["type"] == "baseline" and d["reason"] == "auto" and d["n_sweeps"] == b.n_sweeps
     assert d["source"] == "longer_average"
     assert f"{b.n_sweeps}-sweep" in d["why"] and "300-sweep" in d["why"], d["why"]
+    # and shows that average, not the channel's last 300-sweep one
+    w = d["waveform"]
+    assert w["n_sweeps"] == b.n_sweeps
+    shown = np.frombuffer(base64.b64decode(w["data"]), "<i2") * w["scale_uv"]
+    np.testing.assert_allclose(shown, b.template_uv, atol=w["scale_uv"])
     # the channel is judged from then on: its trend carries the template fit
     after = [p for p in moving if p.t_s > b.t_s]
     assert after and all(p.fit is not None for p in after)
