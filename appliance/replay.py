@@ -56,7 +56,7 @@ def replay(path: str, cfg, speed: str = "max", out: TextIO | None = None,
            err: TextIO | None = None) -> dict[str, Any]:
     """Print every output as a JSON line on `out`; warnings, a progress line (a terminal only)
     and a one-line summary on `err`. Returns the summary's numbers."""
-    from appliance.analysis.continuous import ANNOTATION_PREFIXES, apply_annotation
+    from appliance.analysis.annotated_commands import ANNOTATION_PREFIXES, apply_annotation
     from appliance.analysis.monitor import Monitor
     from appliance.frontend.recording import RecordingFrontEnd
     from appliance.progress import Progress
@@ -69,7 +69,7 @@ def replay(path: str, cfg, speed: str = "max", out: TextIO | None = None,
     mon = Monitor(cfg, channel_names=fe.channel_names, sample_rate_hz=fe.sample_rate_hz)
     for w in unmatched_sites(fe, cfg):
         print(f"ionm replay: warning: {w}", file=err, flush=True)
-    n = {"lines": 0, "trends": 0, "raised": 0}
+    n = {"lines": 0, "trends": 0, "raised": 0, "refused": 0}
     active: set[str] = set()
 
     def emit(outputs) -> None:
@@ -88,12 +88,19 @@ def replay(path: str, cfg, speed: str = "max", out: TextIO | None = None,
     bits_seen = 0
     try:
         fe.start()
-        # annotated commands (triggered-EMG searches) are repeated at their sample
+        # annotated commands (baselines on command, triggered-EMG searches) are repeated at
+        # their sample; one the monitor refuses is a warning, and the replay goes on
         commands = sorted((a.onset_s, a.text) for a in fe.annotations
                           if a.text.startswith(ANNOTATION_PREFIXES))
         while (block := fe.read_block()) is not None:
             while commands and commands[0][0] <= block.first_sample / fe.sample_rate_hz + 1e-9:
-                apply_annotation(mon, commands.pop(0)[1])
+                at_s, text = commands.pop(0)
+                try:
+                    emit(apply_annotation(mon, at_s, text) or [])
+                except CommandError as e:
+                    n["refused"] += 1
+                    print(f"ionm replay: warning: annotated command {text!r} at {at_s:.3f} s "
+                          f"refused: {e}", file=err, flush=True)
             if block.trigger.size:
                 bits_seen |= int(np.bitwise_or.reduce(block.trigger))
             emit(mon.push(block))
@@ -110,11 +117,12 @@ def replay(path: str, cfg, speed: str = "max", out: TextIO | None = None,
     rejected = sum(sp.rejector.rejected for sp in mon.sites.values())
     print(f"ionm replay: {t_s:.1f} s of {path}: {plural(len(mon.sites), 'site')}, "
           f"{plural(mon.sweeps_accepted, 'sweep')} averaged ({rejected} rejected), "
-          f"{plural(n['trends'], 'trend')}, {plural(n['raised'], 'condition')} raised",
+          f"{plural(n['trends'], 'trend')}, {plural(n['raised'], 'condition')} raised"
+          + (f", {plural(n['refused'], 'annotated command')} refused" if n["refused"] else ""),
           file=err, flush=True)
     return {"seconds": t_s, "sites": len(mon.sites), "sweeps": mon.sweeps_accepted,
             "rejected": rejected, "trends": n["trends"], "conditions_raised": n["raised"],
-            "lines": n["lines"]}
+            "lines": n["lines"], "commands_refused": n["refused"]}
 
 
 def main(argv: list[str]) -> int:

@@ -68,29 +68,3 @@ class Continuous:
     def active_ids(self) -> list[str]:
         return [cid for p in (self.eeg, self.emg, self.temg) if p is not None
                 for cid in p.active]
-
-
-# Commands that change what the continuous modalities measure are annotated in the BDF+
-# recording with these prefixes, so `ionm replay` re-applies them at the same sample.
-ANNOTATION_PREFIXES = ("temg_search: ", "temg_intensity: ")
-
-
-def command_annotation(name: str, args: dict) -> str | None:
-    """The BDF+ annotation text for a command the replay must repeat, else None."""
-    if name == "temg_search":
-        return f"temg_search: {args['target']}"
-    if name == "temg_intensity":
-        return f"temg_intensity: {float(args['ma']):g} {args.get('target') or ''}".rstrip()
-    return None
-
-
-def apply_annotation(monitor, text: str) -> bool:
-    """Repeat an annotated command on `monitor` (replay); False when the text is not one."""
-    if text.startswith("temg_search: "):
-        monitor.temg_search(text.removeprefix("temg_search: "))
-        return True
-    if text.startswith("temg_intensity: "):
-        ma, _, target = text.removeprefix("temg_intensity: ").partition(" ")
-        monitor.temg_intensity(float(ma), target or None)
-        return True
-    return False

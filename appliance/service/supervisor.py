@@ -26,7 +26,7 @@ from pathlib import Path
 from typing import Any
 
 from appliance import NOT_A_MEDICAL_DEVICE, __version__
-from appliance.analysis.continuous import command_annotation
+from appliance.analysis.annotated_commands import command_annotation
 from appliance.cli import plural
 from appliance.commands import CommandBus, Role
 from appliance.conditions import Condition, Kind, Priority
@@ -341,6 +341,7 @@ class Appliance:
 
     def _set_baseline(self, args: dict[str, Any], cause: str) -> dict[str, Any]:
         captured = self.monitor.set_baseline(args.get("site"))
+        self._annotate_command("set_baseline", args)
         for b in captured:
             d = {"type": "baseline", "t_s": self.stream_t_s, "site": b.site, **b.to_json()}
             self.cases.record("baseline", d)
@@ -361,10 +362,15 @@ class Appliance:
         name = "temg_intensity" if "ma" in args else "temg_search"
         result = (self.monitor.temg_search(args["target"]) if name == "temg_search" else
                   self.monitor.temg_intensity(args["ma"], args.get("target")))
+        self._annotate_command(name, args)
+        return result
+
+    def _annotate_command(self, name: str, args: dict[str, Any]) -> None:
+        """A command the Monitor took, in the raw recording at this sample: `ionm replay`
+        repeats it there."""
         note = command_annotation(name, args)
         if self.cases.recorder is not None and self.case_id is not None and note:
-            self.cases.recorder.annotate(self.stream_t_s, note)  # `ionm replay` repeats it
-        return result
+            self.cases.recorder.annotate(self.stream_t_s, note)
 
     def _emg_audio(self, args: dict[str, Any], cause: str) -> dict[str, Any]:
         if self.audio is None:

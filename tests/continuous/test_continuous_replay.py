@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 
 from appliance import config
-from appliance.analysis.continuous import command_annotation
+from appliance.analysis.annotated_commands import command_annotation
 from appliance.analysis.monitor import Monitor
 from appliance.frontend.bdf import BdfWriter
 from appliance.frontend.block import SampleBlock

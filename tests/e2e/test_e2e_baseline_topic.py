@@ -1,16 +1,19 @@
 """The retained baseline topic: a console that joins mid-case gets each channel's baseline with
 the average it was taken from (the real appliance, a real broker, mosquitto_sub as the late
-reader); a new case replaces it with `cleared`."""
+reader); a new case replaces it with `cleared`. The baseline on command is annotated in the case's
+raw recording, and `ionm replay` of that recording takes the same baseline at the same sample."""
 
 from __future__ import annotations
 
 import base64
+import io
 import json
 import subprocess
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+import pytest
 from e2e_helpers import DEVICE, config_dict, contract_errors, start_appliance, wait_for
 from system_tools import need_tool
 
@@ -68,3 +71,19 @@ def test_baseline_is_retained_with_its_average_and_cleared_by_a_new_case(
         app.request_stop()
         runner.join(20.0)
     assert not runner.is_alive()
+    # the first case's recording, replayed: the same baseline on command, at the same sample
+    from appliance import config
+    from appliance.replay import replay
+
+    raw = sorted((tmp_path / "cases").glob("*/raw-001.bdf"))
+    assert raw, list((tmp_path / "cases").glob("*/*"))
+    out, err = io.StringIO(), io.StringIO()
+    replay(str(raw[0]), config.from_dict(config_dict(tmp_path, None, realtime=False)),
+           out=out, err=err)
+    lines = [json.loads(x) for x in out.getvalue().splitlines()]
+    again = [m for m in lines if m.get("type") == "baseline" and m.get("reason") == "command"
+             and m["site"] == "L median" and m["channel"] == "C4'-Fz"]
+    assert len(again) == 1, (again, err.getvalue())
+    assert again[0]["t_s"] == pytest.approx(b["t_s"], abs=0.01)
+    assert again[0]["amplitude_uv"] == pytest.approx(b["amplitude_uv"], rel=1e-6)
+    assert again[0]["n_sweeps"] == b["n_sweeps"]

@@ -1,0 +1,41 @@
+"""Commands that change what the Monitor measures are annotated in the BDF+ recording at the
+sample they took effect, so `ionm replay` re-applies them there: a replayed case gives the
+outputs the live one gave (a baseline on command judges everything after it)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+ALL_SITES = "*"  # set_baseline with no site: every site (and the EEG)
+ANNOTATION_PREFIXES = ("temg_search: ", "temg_intensity: ", "set_baseline: ")
+
+
+def command_annotation(name: str, args: dict) -> str | None:
+    """The BDF+ annotation text for a command the replay must repeat, else None."""
+    if name == "temg_search":
+        return f"temg_search: {args['target']}"
+    if name == "temg_intensity":
+        return f"temg_intensity: {float(args['ma']):g} {args.get('target') or ''}".rstrip()
+    if name == "set_baseline":
+        return f"set_baseline: {args.get('site') or ALL_SITES}"
+    return None
+
+
+def apply_annotation(monitor, t_s: float, text: str) -> list[Any] | None:
+    """Repeat an annotated command on `monitor` (replay) at stream time t_s: the outputs it
+    makes (a baseline on command is announced as the live one was), or None when the text is
+    not a command. Raises CommandError when the monitor refuses it."""
+    from appliance.analysis.monitor import BaselineEvent
+
+    if text.startswith("temg_search: "):
+        monitor.temg_search(text.removeprefix("temg_search: "))
+        return []
+    if text.startswith("temg_intensity: "):
+        ma, _, target = text.removeprefix("temg_intensity: ").partition(" ")
+        monitor.temg_intensity(float(ma), target or None)
+        return []
+    if text.startswith("set_baseline: "):
+        site = text.removeprefix("set_baseline: ")
+        return [BaselineEvent(t_s, b)
+                for b in monitor.set_baseline(None if site == ALL_SITES else site)]
+    return None
