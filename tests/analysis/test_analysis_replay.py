@@ -34,7 +34,8 @@ update_sweeps = 25
 """
 
 
-def _write_bdf(path: Path, with_status: bool, duration_s: float = 40.0) -> None:
+def _write_bdf(path: Path, with_status: bool, duration_s: float = 40.0,
+               notes: tuple[tuple[float, str], ...] = ()) -> None:
     site = SynthSite(0, 4.7, {
         "C4'-Fz": [(N20["latency_ms"], N20["amplitude_uv"], N20["sd_ms"]),
                    (P25["latency_ms"], P25["amplitude_uv"], P25["sd_ms"])],
@@ -53,10 +54,13 @@ def _write_bdf(path: Path, with_status: bool, duration_s: float = 40.0) -> None:
                         "digital_min": -8388608, "digital_max": 8388607})
         signals.append(trig.astype(np.float64))
     w.setSignalHeaders(headers)
-    if not with_status:
+    if not with_status or notes:
         w.set_number_of_annotation_signals(8)  # EDFlib: one annotation per signal per record
+    if not with_status:
         for i in np.flatnonzero(trig):
             w.writeAnnotation(i / FS, -1, "L median")
+    for t_s, text in notes:
+        w.writeAnnotation(t_s, -1, text)
     w.writeSamples(signals)
     w.close()
 
@@ -99,6 +103,32 @@ def test_analysis_replay_prints_json_lines_with_shared_fields(tmp_path, with_sta
     assert stim[-1]["active"] is False and 32.0 <= stim[-1]["t_s"] < 32.5
     wave = next(d for d in lines if d["type"] == "waveform")
     assert wave["encoding"] == "int16-le-base64" and wave["sample_rate_hz"] == FS
+
+
+def test_analysis_replay_repeats_an_annotated_baseline_and_warns_on_a_refused_one(tmp_path):
+    """The appliance annotates a baseline on command in its raw recording; replay takes it at
+    that sample. One the replayed Monitor refuses (no average yet, a site it does not have) is
+    a warning naming it, counted in the summary, and the replay goes on."""
+    bdf = tmp_path / "case.bdf"
+    _write_bdf(bdf, True, notes=((2.0, "set_baseline: L median"),
+                                 (30.0, "set_baseline: R tibial"),
+                                 (35.0, "set_baseline: L median")))
+    cfg = tmp_path / "ssep.toml"
+    cfg.write_text(CONFIG)
+    r = subprocess.run([sys.executable, "-m", "appliance.cli", "replay", str(bdf), "--config",
+                        str(cfg), "--speed", "max"], capture_output=True, text=True, timeout=120)
+    assert r.returncode == 0, r.stderr
+    lines = [json.loads(line) for line in r.stdout.splitlines()]
+    on_command = [d for d in lines if d["type"] == "baseline" and d["reason"] == "command"]
+    assert {d["channel"] for d in on_command} == set(CH), on_command
+    # taken from the last update before 35 s (one every 25 sweeps, 5.3 s): a full average
+    assert all(35.0 - 25 / 4.7 < d["t_s"] <= 35.0 and d["n_sweeps"] == 100
+               for d in on_command), on_command
+    assert "'set_baseline: L median' at 2.000 s refused" in r.stderr, r.stderr
+    assert "no average yet" in r.stderr
+    assert "'set_baseline: R tibial' at 30.000 s refused" in r.stderr
+    assert "unknown site 'R tibial'" in r.stderr
+    assert "2 annotated commands refused" in r.stderr
 
 
 def test_analysis_replay_names_the_bad_config_key(tmp_path):
