@@ -48,6 +48,9 @@ class DetectorSettings:
     # a minute when the noise rises and stays at the slow level when it falls
     noise_fast_tau_s: float = 60.0
     reference_lag_s: float = 180.0  # the reference only sees sweeps older than this
+    # the amplitude reference is held (reference.py) while a drop test is past this fraction
+    # of its threshold
+    hold_at: float = 0.5
     # the reference extrapolates its slope over this window, clipped to the fastest global
     # drift it follows: anaesthetic fade (30 %/h in the benchmark's worst case) and cooling
     slope_window_s: float = 1200.0
@@ -290,6 +293,12 @@ class SweepDetector:
             amp_ref.push(a, 3.0 * sd * amp_ref.value, held=True)
             lat_ref.push(lat, 3.0 * self._sigma_l * noise_l, held=True)
         elif not self._state.alarmed:
+            # a drop test past `hold_at` of its threshold holds the amplitude reference too:
+            # at the higher noise a 50-60 % drop takes about as long as the lag to raise,
+            # and the reference had begun absorbing it first (family A seed 2). Released, the
+            # reference takes the level its EWMA reached meanwhile, so noise that elevates a
+            # test biases nothing
+            elevated = max(c.s / c.h for c in self.drop_tests.values()) >= self.cfg.hold_at
             alpha = 1.0 / (self.cfg.reference_tau_s * self.cfg.rate_hz)
             alpha_f = 1.0 / (self.cfg.noise_fast_tau_s * self.cfg.rate_hz)
             zs = (z - 1.0) / (sd / noise)
@@ -309,7 +318,7 @@ class SweepDetector:
             # the references follow slow fade and drift but only from sweeps older than the
             # lag, so a drop is detected long before it can be absorbed. (Gating updates on
             # "no test elevated" instead would bias them upward: low sweeps elevate.)
-            amp_ref.push(a, 3.0 * sd * amp_ref.value)
+            amp_ref.push(a, 3.0 * sd * amp_ref.value, held=elevated)
             lat_ref.push(lat, 3.0 * self._sigma_l * noise_l)
         self._recent.append(sweep)
         self._recent_z.append(z)

@@ -26,7 +26,9 @@ where the hold began, and its slope stays as it was. Frozen outright, a false "p
 30 %/h fade could never clear: the fade went on below the frozen level, and the drop tests
 raised a false high alarm minutes later (family B seed 4: "possible" at 764 s, HIGH at 1,619 s).
 Bounded, a fade is followed, and a real drop moves it by at most 40 % of baseline per hour of
-hold (0.7 % a minute).
+hold (0.7 % a minute). Released, the level takes the value its EWMA reached meanwhile: a hold
+delays what the data say and discards none of it (the detector also holds while a drop test is
+elevated, i.e. after low sweeps, and keeping the bounded level would bias it upward).
 """
 
 from __future__ import annotations
@@ -121,7 +123,9 @@ class TrackedReference:
             if self._fed % _SLOPE_STEP == 0:
                 self._history.append((self.level, self._level_var, self._log_keep))
             return
-        self._hold = None
+        if self._hold is not None:  # released: the level the EWMA would have had, so a
+            self.level = self._hold[2]  # hold delays what the data say, never discards it
+            self._hold = None
         # its own running mean until it holds tau (it starts from nothing, the level does not)
         self._var_obs += (max(1.0 / self.tau_obs, 1.0 / self._fed)
                           * ((old - self.level) ** 2 - self._var_obs))

@@ -118,3 +118,22 @@ def test_a_held_reference_moves_no_faster_than_the_fastest_fade():
     reach = 0.4 * n1 / PER_H
     assert held[n0 - 1] - held[-1] < reach + 0.01, (held[n0 - 1], held[-1], reach)
     assert free[n0 - 1] - free[-1] > 0.15
+
+
+def test_a_hold_delays_what_the_data_say_but_discards_nothing():
+    """A hold bounds how fast the level moves; released, the level takes what its EWMA learnt
+    meanwhile. Kept at its bounded value instead, every hold that outlasted a move would leave
+    part of it out for good (the holds come after low sweeps: a bias upward)."""
+    n0, n1 = int(1800 * RATE_HZ), int(900 * RATE_HZ)
+    truth = np.r_[np.ones(n0), np.full(n1, 0.8)]  # a step the lag delays into the level
+    rng = np.random.default_rng(5)
+    x = truth + 0.5 * rng.standard_normal(truth.size)
+    held_ref, free_ref = _reference(0.4), _reference(0.4)
+    hold = slice(n0 + int(180 * RATE_HZ), n0 + n1 - 10)  # while the step reaches the level
+    for i, v in enumerate(x):
+        held_ref.push(v, clip=1.5, held=hold.start <= i < hold.stop)
+        free_ref.push(v, clip=1.5)
+        if i == hold.stop - 1:
+            bounded = held_ref.level
+    assert bounded - free_ref.level > 0.03  # the hold did hold
+    assert abs(held_ref.level - free_ref.level) < 0.005, (held_ref.level, free_ref.level)
