@@ -25,12 +25,29 @@ fit over any number of recent sweeps is a mean over rows:
 - recent: the same over the last third of those sweeps (SE ~0.17): too noisy for a 50 %
   criterion, enough to tell that a response is gone (below 0.3, 4 SE from baseline) in a
   third of the time;
-- latency: the best shift over the last `latency_sweeps` (refined by a parabola): a latency
-  is measured far more precisely than an amplitude, so it can follow a change sooner.
+- latency: the best shift over the last m sweeps (refined by a parabola), m enough for the
+  response to stand CLEAR_Z SE above 0 there: m = (CLEAR_Z x sigma_a / r)^2 from
+  `latency_sweeps` up to the amplitude window n, r the response's ratio over that window at
+  the shift that fits every sweep kept (no maximum over shifts in it; at least R_FLOOR,
+  so a loss gets the longest window). A latency is the
+  argmax of ~30 shifts: at z ~ 3 that is often the largest of their noise, not the
+  response's. A full response at the lower noise (sigma_a ~1.7) keeps latency_sweeps = 150
+  sweeps (z ~ 7), so its latency follows a change as soon as before; the same response at
+  the higher noise (sigma_a 3.4-4) gets 250-400 (z ~ 5 over 150 sweeps would need
+  sigma_a 2.4), and a halved one there the whole amplitude window (1,200: z ~ 5). On family
+  B's higher noise (seed 1) 150 sweeps of a 50-60 % drop read z ~ 3 and, at 1,300 s, 21.5 ms
+  for a 19.1 ms baseline: a false latency alarm that cleared 70-80 s later. The cost is delay
+  where the latency does move at the higher noise: N20 +12 %, families A and B, seeds 1-3,
+  conventional HIGH 40-200 s (median 55) -> 50-130 s (median 95); at the lower noise 30-50 s
+  (median 30) -> 30-60 s (median 40). m is capped at the amplitude window n, never every
+  sweep kept: a latency read further back than the amplitude would be a stale one (a loss
+  would still show the old response's latency, "found").
 
 The amplitude is read at its own window's best shift while the response is clearly present
 (z >= 5 over the latency window), else at the shift that fits every sweep kept, so an absent
-or small response is not read high by a maximum over shifts of noise.
+or small response is not read high by a maximum over shifts of noise. The latency window is
+never longer than the amplitude's (n_min >= latency_sweeps, as the site asks), so z >= 5
+over it holds over the amplitude window too.
 """
 
 from __future__ import annotations
@@ -43,6 +60,8 @@ import numpy as np
 MIN_Z = 3.0  # the template is in the sweeps when its ratio is this many SE above 0
 # ... and clearly so (its best shift is a latency, not the largest of ~30 noisy ones)
 CLEAR_Z = 5.0
+# the smallest response ratio the latency window is sized for: a loss gets the longest window
+R_FLOOR = 0.05
 
 
 @dataclass(frozen=True)
@@ -54,7 +73,7 @@ class Fit:
     halves_ratio: tuple[float, float]  # odd / even sweeps at the best shift
     shift_ms: float  # latency change against the template, over the last latency_sweeps
     latency_z: float  # ratio / SE over those sweeps: the latency means something if >= 3
-    latency_sweeps: int
+    latency_sweeps: int  # (CLEAR_Z sigma_a / ratio)^2, from the caller's up to n_sweeps
     halves_shift_ms: tuple[float, float]  # their odd / even sweeps' own best shifts
     at_limit: bool  # the best shift is the edge of the search: the latency moved further
     recent_ratio: float = math.nan  # over the last third of n_sweeps (a loss shows sooner)
@@ -155,8 +174,9 @@ class Projections:
 
     def fit(self, dt_ms: float, se_target: float, n_min: int, latency_sweeps: int) -> Fit | None:
         """The amplitude over the last n sweeps, n = (sigma_a / se_target)^2 within
-        [n_min, every sweep kept]; the latency over the last latency_sweeps. None with
-        fewer than 4 sweeps."""
+        [n_min, every sweep kept]; the latency over the last m sweeps,
+        m = (CLEAR_Z sigma_a / ratio)^2 from latency_sweeps up to n (never fewer than
+        latency_sweeps, nor more than are kept). None with fewer than 4 sweeps."""
         per, s = self._rows, self.shift
         if len(per) < 4:
             return None
@@ -175,7 +195,12 @@ class Projections:
         want = math.ceil((sigma / se_target) ** 2) if se_target > 0 else len(per)
         n = int(min(len(per), max(n_min, want, 4)))
         amp = per[-n:]
-        m = int(min(len(per), max(4, latency_sweeps)))
+        # the latency over enough sweeps for the response to stand CLEAR_Z SE above 0: its
+        # ratio over the amplitude window at j_all (a maximum over shifts would read a small
+        # response high and shorten the window it needs), never longer than that window
+        r_now = max(float(amp[:, j_all].mean()), R_FLOOR)
+        want_l = math.ceil((CLEAR_Z * sigma / r_now) ** 2)
+        m = int(min(len(per), max(4, latency_sweeps, min(want_l, n))))
         lat = per[-m:]
         jl, frac = _best_shift(lat.mean(axis=0))
         mean_l, se_l = _mean_se(lat[:, jl], sigma)
