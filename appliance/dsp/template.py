@@ -26,22 +26,23 @@ fit over any number of recent sweeps is a mean over rows:
   criterion, enough to tell that a response is gone (below 0.3, 4 SE from baseline) in a
   third of the time;
 - latency: the best shift over the last m sweeps (refined by a parabola), m enough for the
-  response to stand CLEAR_Z SE above 0 there: m = (CLEAR_Z x sigma_a / r)^2 from
-  `latency_sweeps` up to the amplitude window n, r the response's ratio over that window at
-  the shift that fits every sweep kept (no maximum over shifts in it; at least R_FLOOR,
-  so a loss gets the longest window). A latency is the
-  argmax of ~30 shifts: at z ~ 3 that is often the largest of their noise, not the
-  response's. A full response at the lower noise (sigma_a ~1.7) keeps latency_sweeps = 150
-  sweeps (z ~ 7), so its latency follows a change as soon as before; the same response at
-  the higher noise (sigma_a 3.4-4) gets 250-400 (z ~ 5 over 150 sweeps would need
-  sigma_a 2.4), and a halved one there the whole amplitude window (1,200: z ~ 5). On family
-  B's higher noise (seed 1) 150 sweeps of a 50-60 % drop read z ~ 3 and, at 1,300 s, 21.5 ms
-  for a 19.1 ms baseline: a false latency alarm that cleared 70-80 s later. The cost is delay
-  where the latency does move at the higher noise: N20 +12 %, families A and B, seeds 1-3,
-  conventional HIGH 40-200 s (median 55) -> 50-130 s (median 95); at the lower noise 30-50 s
-  (median 30) -> 30-60 s (median 40). m is capped at the amplitude window n, never every
-  sweep kept: a latency read further back than the amplitude would be a stale one (a loss
-  would still show the old response's latency, "found").
+  response to stand CLEAR_Z SE above 0: m = (CLEAR_Z x sigma_a / r)^2 from `latency_sweeps`
+  up to the amplitude window n, r the response's ratio over that window at the shift that
+  fits every sweep kept (no maximum over shifts in it; at least R_FLOOR, so a loss gets the
+  longest window). A latency is the argmax of ~30 shifts: at z ~ 3 it is often the largest
+  of their noise, not the response's. On family B's higher noise (seed 1) a fixed 150-sweep
+  window held a 50-60 % drop at z ~ 3 and read 21.5 ms for a 19.1 ms baseline at 1,300 s: a
+  false latency alarm, cleared 70-80 s later (a flap); now none. A full response at the
+  lower noise (sigma_a ~1.7: z ~ 7 over 150) keeps 150 sweeps and follows a change as
+  before; at the higher noise (sigma_a 3.4-4) a full response gets 250-400 sweeps and a
+  halved one the whole amplitude window (1,200: z ~ 5). While a latency moves, the ratio
+  at the old shift dips and the window grows too (family A, higher noise, seed 2: ~450 ->
+  850 sweeps). The cost, N20 +12 %, families A and B, seeds 1-3, conventional HIGH after
+  the change: higher noise 40-200 s (median 55, one flap) -> 50-130 s (median 95, none);
+  lower noise 30-50 s (median 30) -> 30-60 s (median 40). The cap is n, not every sweep
+  kept: reaching back past the amplitude's window read a latency from before the change
+  (family A's lower-noise latency case then flapped on seed 1), and a lost response would
+  keep the old one's latency, "found".
 
 The amplitude is read at its own window's best shift while the response is clearly present
 (z >= 5 over the latency window), else at the shift that fits every sweep kept, so an absent
