@@ -25,24 +25,25 @@ fit over any number of recent sweeps is a mean over rows:
 - recent: the same over the last third of those sweeps (SE ~0.17): too noisy for a 50 %
   criterion, enough to tell that a response is gone (below 0.3, 4 SE from baseline) in a
   third of the time;
-- latency: the best shift over the last m sweeps (refined by a parabola), m enough for the
-  response to stand CLEAR_Z SE above 0: m = (CLEAR_Z x sigma_a / r)^2 from `latency_sweeps`
-  up to the amplitude window n, r the response's ratio over that window at the shift that
-  fits every sweep kept (no maximum over shifts in it; at least R_FLOOR, so a loss gets the
-  longest window). A latency is the argmax of ~30 shifts: at z ~ 3 it is often the largest
-  of their noise, not the response's. On family B's higher noise (seed 1) a fixed 150-sweep
-  window held a 50-60 % drop at z ~ 3 and read 21.5 ms for a 19.1 ms baseline at 1,300 s: a
-  false latency alarm, cleared 70-80 s later (a flap); now none. A full response at the
-  lower noise (sigma_a ~1.7: z ~ 7 over 150) keeps 150 sweeps and follows a change as
-  before; at the higher noise (sigma_a 3.4-4) a full response gets 250-400 sweeps and a
-  halved one the whole amplitude window (1,200: z ~ 5). While a latency moves, the ratio
-  at the old shift dips and the window grows too (family A, higher noise, seed 2: ~450 ->
-  850 sweeps). The cost, N20 +12 %, families A and B, seeds 1-3, conventional HIGH after
-  the change: higher noise 40-200 s (median 55, one flap) -> 50-130 s (median 95, none);
-  lower noise 30-50 s (median 30) -> 30-60 s (median 40). The cap is n, not every sweep
-  kept: reaching back past the amplitude's window read a latency from before the change
-  (family A's lower-noise latency case then flapped on seed 1), and a lost response would
-  keep the old one's latency, "found".
+- latency: the best shift over the last m sweeps (refined by a parabola), m grown by how much
+  the response has shrunk, not with the noise: m = latency_sweeps / r^2, r in [R_FLOOR, 1],
+  up to the amplitude window n. A response at r then stands as many SE above 0 over m as a
+  full one over latency_sweeps (a halved one gets 600 sweeps). r is read over the newest
+  latency_sweeps at their best shift while the response clearly stands there (z >= CLEAR_Z:
+  a moving latency stays there, where the amplitude window's mix of two shifts dips), else
+  over the amplitude window at its best shift while clear there, else at the shift that fits
+  every sweep kept. A latency is the argmax of ~30 shifts: at z ~ 3 it is often the largest
+  of their noise. On family B's higher noise (seed 1) a fixed 150-sweep window held a
+  50-60 % drop at z ~ 3 and read 21.5 ms for a 19.1 ms baseline: a false latency alarm,
+  cleared 70-80 s later; now none (drop50/drop60/drop60-ramp60s-higher). Sizing m for an
+  absolute z (CLEAR_Z sigma_a / r)^2 also did that, but gave a full response 250-400 sweeps
+  at the higher noise and delayed a real change (N20 +12 %, conventional HIGH, families A
+  and B, seeds 1-3, median 55 -> 95 s); with 1 / r^2 it is 30-100 s (median 45; 1fa49a7's
+  fixed window: 30-200 s, median 40). R_FLOOR = 0.5 stops the growth at 4x: further back,
+  family B loss-higher seed 1's residue (ratio ~0.4 at +3 ms) reached z ~ 3.3 and raised a
+  latency alarm. The cap is n: reaching past the amplitude's window reads a latency from
+  before a change. A site also treats the latency as not found while the fit reads the
+  response lost (appliance/analysis/site.py).
 
 The amplitude is read at its own window's best shift while the response is clearly present
 (z >= 5 over the latency window), else at the shift that fits every sweep kept, so an absent
@@ -61,8 +62,10 @@ import numpy as np
 MIN_Z = 3.0  # the template is in the sweeps when its ratio is this many SE above 0
 # ... and clearly so (its best shift is a latency, not the largest of ~30 noisy ones)
 CLEAR_Z = 5.0
-# the smallest response ratio the latency window is sized for: a loss gets the longest window
-R_FLOOR = 0.05
+# the smallest response ratio the latency window grows for (4x latency_sweeps): below the 50 %
+# amplitude criterion the amplitude is the news, and a window grown further finds a loss's
+# residue at z ~ 3 (family B loss-higher seed 1: a latency alarm 280 s after the loss)
+R_FLOOR = 0.5
 
 
 @dataclass(frozen=True)
@@ -74,7 +77,7 @@ class Fit:
     halves_ratio: tuple[float, float]  # odd / even sweeps at the best shift
     shift_ms: float  # latency change against the template, over the last latency_sweeps
     latency_z: float  # ratio / SE over those sweeps: the latency means something if >= 3
-    latency_sweeps: int  # (CLEAR_Z sigma_a / ratio)^2, from the caller's up to n_sweeps
+    latency_sweeps: int  # the caller's / ratio^2 (ratio >= R_FLOOR), up to n_sweeps
     halves_shift_ms: tuple[float, float]  # their odd / even sweeps' own best shifts
     at_limit: bool  # the best shift is the edge of the search: the latency moved further
     recent_ratio: float = math.nan  # over the last third of n_sweeps (a loss shows sooner)
@@ -176,7 +179,7 @@ class Projections:
     def fit(self, dt_ms: float, se_target: float, n_min: int, latency_sweeps: int) -> Fit | None:
         """The amplitude over the last n sweeps, n = (sigma_a / se_target)^2 within
         [n_min, every sweep kept]; the latency over the last m sweeps,
-        m = (CLEAR_Z sigma_a / ratio)^2 from latency_sweeps up to n (never fewer than
+        m = latency_sweeps / ratio^2 (ratio in [R_FLOOR, 1]) up to n (never fewer than
         latency_sweeps, nor more than are kept). None with fewer than 4 sweeps."""
         per, s = self._rows, self.shift
         if len(per) < 4:
@@ -196,11 +199,20 @@ class Projections:
         want = math.ceil((sigma / se_target) ** 2) if se_target > 0 else len(per)
         n = int(min(len(per), max(n_min, want, 4)))
         amp = per[-n:]
-        # the latency over enough sweeps for the response to stand CLEAR_Z SE above 0: its
-        # ratio over the amplitude window at j_all (a maximum over shifts would read a small
-        # response high and shorten the window it needs), never longer than that window
-        r_now = max(float(amp[:, j_all].mean()), R_FLOOR)
-        want_l = math.ceil((CLEAR_Z * sigma / r_now) ** 2)
+        # the latency window grows by how much the response has shrunk (not with the noise):
+        # m = latency_sweeps / r^2, so a response at r stands as many SE above 0 over m as a
+        # full one over latency_sweeps. r: the newest latency_sweeps at their best shift while
+        # the response clearly stands there (a moving latency stays there; the amplitude
+        # window's mix of two shifts dips), else the amplitude window's best shift while clear
+        # there, else its ratio at j_all (a maximum over shifts of noise would read high)
+        r_now = float(amp[:, j_all].mean())
+        for rows in (per[-max(4, latency_sweeps):], amp):
+            jq = _best_shift(rows.mean(axis=0))[0]
+            rq, sq = _mean_se(rows[:, jq], sigma)
+            if sq > 0 and rq >= CLEAR_Z * sq:
+                r_now = rq
+                break
+        want_l = math.ceil(latency_sweeps / min(1.0, max(r_now, R_FLOOR)) ** 2)
         m = int(min(len(per), max(4, latency_sweeps, min(want_l, n))))
         lat = per[-m:]
         jl, frac = _best_shift(lat.mean(axis=0))

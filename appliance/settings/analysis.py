@@ -77,7 +77,8 @@ class SiteSettings:
     )
     judge_sweeps: int = field(
         0, min=0, max=10000, help="SSEP template fit: the fewest sweeps its latency and its "
-        "amplitude are judged over (both grow with the noise); 0: half of n_sweeps"
+        "amplitude are judged over (the amplitude's grow with the noise, the latency's as "
+        "the response shrinks, to 4x); 0: half of n_sweeps"
     )
     d_wave: bool = field(False, help="tcMEP site records an epidural D-wave (averaged, <= 20)")
     criteria: dict[str, float] = field(
