@@ -25,25 +25,28 @@ fit over any number of recent sweeps is a mean over rows:
 - recent: the same over the last third of those sweeps (SE ~0.17): too noisy for a 50 %
   criterion, enough to tell that a response is gone (below 0.3, 4 SE from baseline) in a
   third of the time;
-- latency: the best shift over the last m sweeps (refined by a parabola), m grown by how much
-  the response has shrunk, not with the noise: m = latency_sweeps / r^2, r in [R_FLOOR, 1],
-  up to the amplitude window n. A response at r then stands as many SE above 0 over m as a
-  full one over latency_sweeps (a halved one gets 600 sweeps). r is read over the newest
+- latency: the best shift over the last m sweeps (refined by a parabola), m grown by how
+  much the response has shrunk, not with the noise: m = latency_sweeps / r^2, r in [R_FLOOR,
+  1], up to the amplitude window n. A response at r then stands as many SE above 0 over m as
+  a full one over latency_sweeps (a halved one gets 600 sweeps). r is read over the newest
   latency_sweeps at their best shift while the response clearly stands there (z >= CLEAR_Z:
-  a moving latency stays there, where the amplitude window's mix of two shifts dips), else
-  over the amplitude window at its best shift while clear there, else at the shift that fits
-  every sweep kept. A latency is the argmax of ~30 shifts: at z ~ 3 it is often the largest
-  of their noise. On family B's higher noise (seed 1) a fixed 150-sweep window held a
-  50-60 % drop at z ~ 3 and read 21.5 ms for a 19.1 ms baseline: a false latency alarm,
-  cleared 70-80 s later; now none (drop50/drop60/drop60-ramp60s-higher). Sizing m for an
-  absolute z (CLEAR_Z sigma_a / r)^2 also did that, but gave a full response 250-400 sweeps
-  at the higher noise and delayed a real change (N20 +12 %, conventional HIGH, families A
-  and B, seeds 1-3, median 55 -> 95 s); with 1 / r^2 it is 30-100 s (median 45; 1fa49a7's
-  fixed window: 30-200 s, median 40). R_FLOOR = 0.5 stops the growth at 4x: further back,
-  family B loss-higher seed 1's residue (ratio ~0.4 at +3 ms) reached z ~ 3.3 and raised a
-  latency alarm. The cap is n: reaching past the amplitude's window reads a latency from
-  before a change. A site also treats the latency as not found while the fit reads the
-  response lost (appliance/analysis/site.py).
+  a moving latency stays there, where the amplitude window's mix of two shifts dips; + 1 SE,
+  so a full response read low by its noise keeps about latency_sweeps), else over the newer
+  half of the amplitude window, else over all of it, at their best shifts while clear there,
+  else at the shift that fits every sweep kept (the newer half: with the first alone, a 3 ms
+  move on tests/analysis's short windows read 2.4 ms over 75 sweeps when raised). A latency
+  is the argmax of ~30 shifts: at z ~ 3 it is often the largest of their noise. On family
+  B's higher noise (seed 1) a fixed 150-sweep window held a 50-60 % drop at z ~ 3 and read
+  21.5 ms for a 19.1 ms baseline: a false latency alarm, cleared 70-80 s later; now none
+  (drop50/drop60/drop60-ramp60s-higher). Sizing m for an absolute z (CLEAR_Z sigma_a / r)^2
+  also did that, but gave a full response 250-400 sweeps at the higher noise and delayed a
+  real change (N20 +12 %, conventional HIGH, families A and B, seeds 1-3: median 55 -> 95 s
+  at the higher noise); with 1 / r^2 the twelve are 30-100 s (median 40; higher noise 65,
+  lower 35), 1fa49a7's fixed window 30-200 s (median 40; 55, 30). R_FLOOR = 0.5 stops the
+  growth at 4x: further back, family B loss-higher seed 1's residue (ratio ~0.4 at +3 ms)
+  reached z ~ 3.3 and raised a latency alarm. The cap is n: reaching past the amplitude's
+  window reads a latency from before a change. A site also treats the latency as not found
+  while the fit reads the response lost (appliance/analysis/site.py).
 
 The amplitude is read at its own window's best shift while the response is clearly present
 (z >= 5 over the latency window), else at the shift that fits every sweep kept, so an absent
@@ -203,14 +206,16 @@ class Projections:
         # m = latency_sweeps / r^2, so a response at r stands as many SE above 0 over m as a
         # full one over latency_sweeps. r: the newest latency_sweeps at their best shift while
         # the response clearly stands there (a moving latency stays there; the amplitude
-        # window's mix of two shifts dips), else the amplitude window's best shift while clear
-        # there, else its ratio at j_all (a maximum over shifts of noise would read high)
+        # window's mix of two shifts dips; + 1 SE there: a full response read low by noise
+        # keeps ~latency_sweeps), else the amplitude window's newer half's or its own best
+        # shift while clear there, else its ratio at j_all (a maximum over shifts of noise
+        # would read high)
         r_now = float(amp[:, j_all].mean())
-        for rows in (per[-max(4, latency_sweeps):], amp):
+        for k, rows in enumerate((per[-max(4, latency_sweeps):], amp[-max(4, n // 2):], amp)):
             jq = _best_shift(rows.mean(axis=0))[0]
             rq, sq = _mean_se(rows[:, jq], sigma)
             if sq > 0 and rq >= CLEAR_Z * sq:
-                r_now = rq
+                r_now = rq + (sq if k == 0 else 0.0)
                 break
         want_l = math.ceil(latency_sweeps / min(1.0, max(r_now, R_FLOOR)) ** 2)
         m = int(min(len(per), max(4, latency_sweeps, min(want_l, n))))
