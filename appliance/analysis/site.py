@@ -288,9 +288,14 @@ class SitePipeline:
         if f is None:
             return None
         a0, l0 = base.amplitude_uv, base.latency_ms
-        found = f.latency_found
+        # gone over the recent third (4 SE below baseline there): judged from that, so a
+        # loss is raised in a third of the amplitude window's time
+        lost = bool(f.recent_ratio < min(LOSS_RATIO, f.ratio))
+        # a lost response has no latency: what the latency window still holds is a residue
+        # of the old response (or noise), so it is not "found" and not judged
+        found = f.latency_found and not lost
         # each half of the latency sweeps has sqrt(2) x their noise: z / sqrt(2)
-        half_found = f.latency_z / math.sqrt(2.0) >= 3.0
+        half_found = found and f.latency_z / math.sqrt(2.0) >= 3.0
         # a half is a replication that shows a drop on its own only when it is significantly
         # low: its amplitude here is its upper bound (+2 SE of a half); a loss passes at once,
         # a drop near the criterion waits for consecutive updates
@@ -301,9 +306,6 @@ class SitePipeline:
                        for r, d in zip(f.halves_ratio, f.halves_shift_ms, strict=True))
         # the template's amplitude is itself an average of base.template_sweeps sweeps
         ci = f.ci95(f.sigma_a / math.sqrt(max(1, base.template_sweeps)))
-        # gone over the recent third (4 SE below baseline there): judged from that, so a
-        # loss is raised in a third of the amplitude window's time
-        lost = bool(f.recent_ratio < min(LOSS_RATIO, f.ratio))
         ratio, n_judged = (f.recent_ratio, f.recent_sweeps) if lost else (f.ratio, f.n_sweeps)
         if lost:  # the interval of what is judged: the recent sweeps'
             half = 1.96 * math.hypot(f.se * math.sqrt(f.n_sweeps / max(1, f.recent_sweeps)),

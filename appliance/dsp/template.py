@@ -25,12 +25,34 @@ fit over any number of recent sweeps is a mean over rows:
 - recent: the same over the last third of those sweeps (SE ~0.17): too noisy for a 50 %
   criterion, enough to tell that a response is gone (below 0.3, 4 SE from baseline) in a
   third of the time;
-- latency: the best shift over the last `latency_sweeps` (refined by a parabola): a latency
-  is measured far more precisely than an amplitude, so it can follow a change sooner.
+- latency: the best shift over the last m sweeps (refined by a parabola), m grown by how
+  much the response has shrunk, not with the noise: m = latency_sweeps / r^2, r in [R_FLOOR,
+  1], up to the amplitude window n. A response at r then stands as many SE above 0 over m as
+  a full one over latency_sweeps (a halved one gets 600 sweeps). r is read over the newest
+  latency_sweeps at their best shift while the response clearly stands there (z >= CLEAR_Z:
+  a moving latency stays there, where the amplitude window's mix of two shifts dips; + 1 SE,
+  so a full response read low by its noise keeps about latency_sweeps), else over the newer
+  half of the amplitude window, else over all of it, at their best shifts while clear there,
+  else at the shift that fits every sweep kept (the newer half: with the first alone, a 3 ms
+  move on tests/analysis's short windows read 2.4 ms over 75 sweeps when raised). A latency
+  is the argmax of ~30 shifts: at z ~ 3 it is often the largest of their noise. On family
+  B's higher noise (seed 1) a fixed 150-sweep window held a 50-60 % drop at z ~ 3 and read
+  21.5 ms for a 19.1 ms baseline: a false latency alarm, cleared 70-80 s later; now none
+  (drop50/drop60/drop60-ramp60s-higher). Sizing m for an absolute z (CLEAR_Z sigma_a / r)^2
+  also did that, but gave a full response 250-400 sweeps at the higher noise and delayed a
+  real change (N20 +12 %, conventional HIGH, families A and B, seeds 1-3: median 55 -> 95 s
+  at the higher noise); with 1 / r^2 the twelve are 30-100 s (median 40; higher noise 65,
+  lower 35), 1fa49a7's fixed window 30-200 s (median 40; 55, 30). R_FLOOR = 0.5 stops the
+  growth at 4x: further back, family B loss-higher seed 1's residue (ratio ~0.4 at +3 ms)
+  reached z ~ 3.3 and raised a latency alarm. The cap is n: reaching past the amplitude's
+  window reads a latency from before a change. A site also treats the latency as not found
+  while the fit reads the response lost (appliance/analysis/site.py).
 
 The amplitude is read at its own window's best shift while the response is clearly present
 (z >= 5 over the latency window), else at the shift that fits every sweep kept, so an absent
-or small response is not read high by a maximum over shifts of noise.
+or small response is not read high by a maximum over shifts of noise. The latency window is
+never longer than the amplitude's (n_min >= latency_sweeps, as the site asks), so z >= 5
+over it holds over the amplitude window too.
 """
 
 from __future__ import annotations
@@ -43,6 +65,10 @@ import numpy as np
 MIN_Z = 3.0  # the template is in the sweeps when its ratio is this many SE above 0
 # ... and clearly so (its best shift is a latency, not the largest of ~30 noisy ones)
 CLEAR_Z = 5.0
+# the smallest response ratio the latency window grows for (4x latency_sweeps): below the 50 %
+# amplitude criterion the amplitude is the news, and a window grown further finds a loss's
+# residue at z ~ 3 (family B loss-higher seed 1: a latency alarm 280 s after the loss)
+R_FLOOR = 0.5
 
 
 @dataclass(frozen=True)
@@ -54,7 +80,7 @@ class Fit:
     halves_ratio: tuple[float, float]  # odd / even sweeps at the best shift
     shift_ms: float  # latency change against the template, over the last latency_sweeps
     latency_z: float  # ratio / SE over those sweeps: the latency means something if >= 3
-    latency_sweeps: int
+    latency_sweeps: int  # the caller's / ratio^2 (ratio >= R_FLOOR), up to n_sweeps
     halves_shift_ms: tuple[float, float]  # their odd / even sweeps' own best shifts
     at_limit: bool  # the best shift is the edge of the search: the latency moved further
     recent_ratio: float = math.nan  # over the last third of n_sweeps (a loss shows sooner)
@@ -155,8 +181,9 @@ class Projections:
 
     def fit(self, dt_ms: float, se_target: float, n_min: int, latency_sweeps: int) -> Fit | None:
         """The amplitude over the last n sweeps, n = (sigma_a / se_target)^2 within
-        [n_min, every sweep kept]; the latency over the last latency_sweeps. None with
-        fewer than 4 sweeps."""
+        [n_min, every sweep kept]; the latency over the last m sweeps,
+        m = latency_sweeps / ratio^2 (ratio in [R_FLOOR, 1]) up to n (never fewer than
+        latency_sweeps, nor more than are kept). None with fewer than 4 sweeps."""
         per, s = self._rows, self.shift
         if len(per) < 4:
             return None
@@ -175,7 +202,23 @@ class Projections:
         want = math.ceil((sigma / se_target) ** 2) if se_target > 0 else len(per)
         n = int(min(len(per), max(n_min, want, 4)))
         amp = per[-n:]
-        m = int(min(len(per), max(4, latency_sweeps)))
+        # the latency window grows by how much the response has shrunk (not with the noise):
+        # m = latency_sweeps / r^2, so a response at r stands as many SE above 0 over m as a
+        # full one over latency_sweeps. r: the newest latency_sweeps at their best shift while
+        # the response clearly stands there (a moving latency stays there; the amplitude
+        # window's mix of two shifts dips; + 1 SE there: a full response read low by noise
+        # keeps ~latency_sweeps), else the amplitude window's newer half's or its own best
+        # shift while clear there, else its ratio at j_all (a maximum over shifts of noise
+        # would read high)
+        r_now = float(amp[:, j_all].mean())
+        for k, rows in enumerate((per[-max(4, latency_sweeps):], amp[-max(4, n // 2):], amp)):
+            jq = _best_shift(rows.mean(axis=0))[0]
+            rq, sq = _mean_se(rows[:, jq], sigma)
+            if sq > 0 and rq >= CLEAR_Z * sq:
+                r_now = rq + (sq if k == 0 else 0.0)
+                break
+        want_l = math.ceil(latency_sweeps / min(1.0, max(r_now, R_FLOOR)) ** 2)
+        m = int(min(len(per), max(4, latency_sweeps, min(want_l, n))))
         lat = per[-m:]
         jl, frac = _best_shift(lat.mean(axis=0))
         mean_l, se_l = _mean_se(lat[:, jl], sigma)

@@ -76,8 +76,9 @@ class SiteSettings:
         help="reject beyond +/- this µV; 0: default",
     )
     judge_sweeps: int = field(
-        0, min=0, max=10000, help="SSEP template fit: sweeps its latency is judged over, and the "
-        "fewest its amplitude is; 0: half of n_sweeps"
+        0, min=0, max=10000, help="SSEP template fit: the fewest sweeps its latency and its "
+        "amplitude are judged over (the amplitude's grow with the noise, the latency's as "
+        "the response shrinks, to 4x); 0: half of n_sweeps"
     )
     d_wave: bool = field(False, help="tcMEP site records an epidural D-wave (averaged, <= 20)")
     criteria: dict[str, float] = field(
