@@ -270,7 +270,7 @@ class Monitor:
         the same update) as the waveform the retained baseline message shows."""
         if b.source != "longer_average" or not b.template_uv:
             return None
-        return sp._wave(t_s, b.channel, b.template_sweeps, np.asarray(b.template_uv))
+        return sp.waveform(t_s, b.channel, b.template_sweeps, np.asarray(b.template_uv))
 
     def _templated(self, captured: list[Baseline]) -> list[Baseline]:
         """Attach each new baseline's template (SSEP: the site's long average) in the store."""

@@ -176,7 +176,7 @@ class SitePipeline:
         points = self._points(self.averager, q, t_s)
         waves, halves = [], {}
         for c, ch in enumerate(self.plan.site.channels):
-            waves.append(self._wave(t_s, ch, n, avg[c]))
+            waves.append(self.waveform(t_s, ch, n, avg[c]))
             h = []
             for half in (odd[c], even[c]):  # each half carries sqrt(2) x the noise
                 hc, hp = self._components(half, self.measures[c],
@@ -328,7 +328,7 @@ class SitePipeline:
         for c, ch in enumerate(self.plan.site.channels):
             comps, p2p = self._components(sweep[c], self.measures[c], pre_rms[c])
             points.append(self._point(t_s, c, ch, 1, comps, p2p, q, c))
-            waves.append(self._wave(t_s, ch, 1, sweep[c]))
+            waves.append(self.waveform(t_s, ch, 1, sweep[c]))
         return points, waves
 
     def _quality(self, avg_obj) -> quality.Quality:
@@ -397,6 +397,6 @@ class SitePipeline:
             filter=self._filter_json, rejected=dict(self.rejector.counts),
         )
 
-    def _wave(self, t_s: float, ch: str, n: int, trace: np.ndarray) -> Waveform:
+    def waveform(self, t_s: float, ch: str, n: int, trace: np.ndarray) -> Waveform:
         return Waveform(t_s, self.name, self.plan.modality.name, ch, n, self.fs_sweep_hz,
                         float(self.t_ms[0]), trace.copy())

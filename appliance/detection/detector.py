@@ -316,8 +316,9 @@ class SweepDetector:
             self.var_factor_l_fast += alpha_f * (
                 min((ys - self._mean_l_fast) ** 2, 9.0) - self.var_factor_l_fast)
             # the references follow slow fade and drift but only from sweeps older than the
-            # lag, so a drop is detected long before it can be absorbed. (Gating updates on
-            # "no test elevated" instead would bias them upward: low sweeps elevate.)
+            # lag, so a drop is detected long before it can be absorbed. (Skipping updates
+            # while a test is elevated would bias them upward, low sweeps elevate; a hold
+            # delays them and discards none.)
             amp_ref.push(a, 3.0 * sd * amp_ref.value, held=elevated)
             lat_ref.push(lat, 3.0 * self._sigma_l * noise_l)
         self._recent.append(sweep)
