@@ -2,7 +2,7 @@
 edges of cautery or movement that rejection lets through) barely move the judged ratio, while
 a real loss of the response still reads ~0; a halved response at a high noise has its latency
 read over enough sweeps not to be the best of ~30 noisy shifts, while a full one at a low noise
-keeps the 150-sweep latency window."""
+keeps a short latency window (150-275 sweeps) and follows a shift within it."""
 
 import numpy as np
 
@@ -84,7 +84,7 @@ def test_dsp_template_latency_of_a_halved_response_is_not_the_best_of_noisy_shif
     assert np.median(windows) > 400, np.median(windows)
 
 
-def test_dsp_template_latency_of_a_full_response_at_low_noise_keeps_150_sweeps(rng):
+def test_dsp_template_latency_of_a_full_response_at_low_noise_keeps_a_short_window(rng):
     # a full response where a sweep's ratio has SD ~1.7 (the lower noise): z ~ 7 over 150
     # sweeps, so the latency window stays short (150 / r^2, r over the newest 150 sweeps:
     # SE ~0.14 there, so 150-275 sweeps) and a shift shows within them
