@@ -114,27 +114,26 @@ class TrackedReference:
         alpha = max(1.0 / self.tau_obs, 1.0 / self.n)
         self._level_var = (1.0 - alpha) ** 2 * self._level_var + alpha**2
         self._log_keep += math.log1p(-alpha)
-        if held:
+        if held:  # the slope and the observations' scatter stay as they were
             start, n_held, free = self._hold or (self.level, 0, self.level)
             free += alpha * (old - free)
             reach = self.max_slope_per_obs * (n_held + 1)
             self._hold = (start, n_held + 1, free)
             self.level = float(np.clip(free, start - reach, start + reach))
-            if self._fed % _SLOPE_STEP == 0:
-                self._history.append((self.level, self._level_var, self._log_keep))
+        else:
+            if self._hold is not None:  # released: the level the EWMA would have had, so a
+                self.level = self._hold[2]  # hold delays what the data say, discards none
+                self._hold = None
+            # its own running mean until it holds tau (it starts from nothing, the level not)
+            self._var_obs += (max(1.0 / self.tau_obs, 1.0 / self._fed)
+                              * ((old - self.level) ** 2 - self._var_obs))
+            self.level += alpha * (old - self.level)
+        if self._fed % _SLOPE_STEP:
             return
-        if self._hold is not None:  # released: the level the EWMA would have had, so a
-            self.level = self._hold[2]  # hold delays what the data say, never discards it
-            self._hold = None
-        # its own running mean until it holds tau (it starts from nothing, the level does not)
-        self._var_obs += (max(1.0 / self.tau_obs, 1.0 / self._fed)
-                          * ((old - self.level) ** 2 - self._var_obs))
-        self.level += alpha * (old - self.level)
-        if self._fed % _SLOPE_STEP == 0:
-            self._history.append((self.level, self._level_var, self._log_keep))
-            if self.slope_active:
-                limit = self.max_slope_per_obs
-                raw = (self._history[-1][0] - self._history[0][0]) / self._span_obs
-                self.slope_gain = (max(0.0, 1.0 - SLOPE_SHRINK_K * self._slope_var() / raw**2)
-                                   if raw else 0.0)
-                self.slope = float(np.clip(raw * self.slope_gain, -limit, limit))
+        self._history.append((self.level, self._level_var, self._log_keep))
+        if not held and self.slope_active:
+            limit = self.max_slope_per_obs
+            raw = (self._history[-1][0] - self._history[0][0]) / self._span_obs
+            self.slope_gain = (max(0.0, 1.0 - SLOPE_SHRINK_K * self._slope_var() / raw**2)
+                               if raw else 0.0)
+            self.slope = float(np.clip(raw * self.slope_gain, -limit, limit))
