@@ -6,6 +6,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from appliance.analysis.monitor import BaselineEvent
+
 ALL_SITES = "*"  # set_baseline with no site: every site (and the EEG)
 ANNOTATION_PREFIXES = ("temg_search: ", "temg_intensity: ", "set_baseline: ")
 
@@ -25,8 +27,6 @@ def apply_annotation(monitor, t_s: float, text: str) -> list[Any] | None:
     """Repeat an annotated command on `monitor` (replay) at stream time t_s: the outputs it
     makes (a baseline on command is announced as the live one was), or None when the text is
     not a command. Raises CommandError when the monitor refuses it."""
-    from appliance.analysis.monitor import BaselineEvent
-
     if text.startswith("temg_search: "):
         monitor.temg_search(text.removeprefix("temg_search: "))
         return []
