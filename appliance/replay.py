@@ -96,7 +96,7 @@ def replay(path: str, cfg, speed: str = "max", out: TextIO | None = None,
             while commands and commands[0][0] <= block.first_sample / fe.sample_rate_hz + 1e-9:
                 at_s, text = commands.pop(0)
                 try:
-                    emit(apply_annotation(mon, at_s, text) or [])
+                    emit(apply_annotation(mon, text) or [])
                 except CommandError as e:
                     n["refused"] += 1
                     print(f"ionm replay: warning: annotated command {text!r} at {at_s:.3f} s "

@@ -23,8 +23,8 @@ def command_annotation(name: str, args: dict) -> str | None:
     return None
 
 
-def apply_annotation(monitor, t_s: float, text: str) -> list[Any] | None:
-    """Repeat an annotated command on `monitor` (replay) at stream time t_s: the outputs it
+def apply_annotation(monitor, text: str) -> list[Any] | None:
+    """Repeat an annotated command on `monitor` (replay) at its sample: the outputs it
     makes (a baseline on command is announced as the live one was), or None when the text is
     not a command. Raises CommandError when the monitor refuses it."""
     if text.startswith("temg_search: "):
@@ -36,6 +36,6 @@ def apply_annotation(monitor, t_s: float, text: str) -> list[Any] | None:
         return []
     if text.startswith("set_baseline: "):
         site = text.removeprefix("set_baseline: ")
-        return [BaselineEvent(t_s, b)
+        return [BaselineEvent(b)
                 for b in monitor.set_baseline(None if site == ALL_SITES else site)]
     return None

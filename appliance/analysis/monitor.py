@@ -37,19 +37,20 @@ class Output(Protocol):
 class BaselineEvent:
     """A baseline was captured (auto or on command) for one channel of a site."""
 
-    t_s: float
     baseline: Baseline
     # the average the baseline was measured on when no waveform line carries it (a baseline
     # from the longer template average); else the waveform line of the same update does
     waveform: Waveform | None = None
 
     def to_json(self) -> dict[str, Any]:
+        """The baseline message. Its t_s is the baseline's own (the update whose average it
+        was measured on), live, on command and in replay alike; the template stays inside."""
         d = self.baseline.to_json()
         d.pop("template_uv")
         if self.waveform is not None:
             w = self.waveform.to_json()
             d["waveform"] = {k: w[k] for k in WAVE_KEYS}
-        return {"type": "baseline", "t_s": round(self.t_s, 3), "site": self.baseline.site, **d}
+        return {"type": "baseline", "site": self.baseline.site, **d}
 
 
 # the template stops growing once the fit strays this many standard errors from the baseline
@@ -252,7 +253,7 @@ class Monitor:
                 t_s: float) -> list[Output]:
         self.last_update_t_s = t_s
         sp = self.sites[name]
-        captured = [BaselineEvent(t_s, b, self._longer_wave(sp, b, t_s)) for b in
+        captured = [BaselineEvent(b, self._longer_wave(sp, b, t_s)) for b in
                     self._templated(self.baselines.observe(
                         pts, sp.template_ready, lambda: sp.longer_points(t_s)))]
         pts = [self._fitted(sp, c, p, halves) for c, p in enumerate(pts)]

@@ -27,6 +27,7 @@ from typing import Any
 
 from appliance import NOT_A_MEDICAL_DEVICE, __version__
 from appliance.analysis.annotated_commands import command_annotation
+from appliance.analysis.monitor import BaselineEvent
 from appliance.cli import plural
 from appliance.commands import CommandBus, Role
 from appliance.conditions import Condition, Kind, Priority
@@ -343,10 +344,9 @@ class Appliance:
         captured = self.monitor.set_baseline(args.get("site"))
         self._annotate_command("set_baseline", args)
         for b in captured:
-            d = {"type": "baseline", "t_s": self.stream_t_s, "site": b.site, **b.to_json()}
+            d = BaselineEvent(b).to_json()
             self.cases.record("baseline", d)
-            self.baseline_board.taken({k: v for k, v in d.items() if k != "template_uv"},
-                                      self.mqtt)
+            self.baseline_board.taken(d, self.mqtt)
         self._save_baselines()
         return {"baselines": [b.to_json() for b in captured]}
 

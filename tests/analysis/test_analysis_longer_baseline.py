@@ -43,7 +43,7 @@ def stream() -> dict:
                 points.append(o)
                 longer[o.t_s] = mon.sites[o.site].longer_points(o.t_s)
             elif isinstance(o, BaselineEvent):
-                events.append((o, longer.get(o.t_s)))
+                events.append((o, longer.get(o.baseline.t_s)))
     return {"mon": mon, "points": points, "longer": longer, "events": events,
             "fsp_min": cfg.analysis.fsp_min}
 

@@ -47,14 +47,14 @@ def test_retained_baseline_carries_the_average_it_was_measured_on(tmp_path: Path
         b = _baseline(150.0, 704, "longer_average", longer)
         wave = Waveform(150.0, SITE, SITES[0]["modality"], CH, 704, FS_HZ, T0_MS,
                         np.asarray(b.template_uv))
-        board.taken(BaselineEvent(150.0, b, wave).to_json(), link)
+        board.taken(BaselineEvent(b, wave).to_json(), link)
         assert sub.wait_for(lambda ms: len(ms) >= 1, 5.0)
         m = sub.msgs[0].body
         assert m["source"] == "longer_average" and m["n_sweeps"] == 704
         assert m["waveform"]["n_sweeps"] == 704
         np.testing.assert_allclose(_uv(m["waveform"]), longer, atol=1e-3)
         # a baseline from the moving average: the waveform line before it is that average
-        board.taken(BaselineEvent(160.0, _baseline(160.0, 300, "moving_average", moving))
+        board.taken(BaselineEvent(_baseline(160.0, 300, "moving_average", moving))
                     .to_json(), link)
         assert sub.wait_for(lambda ms: len(ms) >= 2, 5.0)
         m2 = sub.msgs[1].body
