@@ -16,7 +16,8 @@ What the appliance can tell apart, and how it says so:
                                   -> technical MEDIUM "<family>.stimulation:<site>"; the site's
                                      central changes are not raised as physiological meanwhile
 - no stimulus for N periods       -> technical MEDIUM "<family>.no_stimulus:<site>"
-- noise as large as the alarm threshold
+- noise as large as the alarm threshold, or a judged amplitude whose standard error is over
+  a quarter of the gap between baseline and the criterion
                                   -> technical LOW "<family>.cannot_see:<site>:<channel>"
 - a channel still without a usable baseline after a full window and K updates
                                   -> technical LOW "<family>.no_baseline:<site>:<channel>"
@@ -40,6 +41,13 @@ Measure = dict[str, Any]
 # timeout, if longer), so a stimulator that starts a little after the stream (a fast BAEP rate:
 # 5 periods = 0.45 s) does not raise and clear the condition within the first second
 FIRST_STIMULUS_GRACE_S = 2.0
+# an unchanged response must stand this many standard errors of the judged amplitude above the
+# amplitude criterion, or the channel "cannot see" (cleared at CRITERION_SE_CLEAR). The fit's
+# window grows to reach SE 0.1 (5 SE from a 50 % criterion) but stops at its longest; at the
+# issue's higher noise it stays at 0.10-0.17, and a 30 %/h fade (0.76 of baseline after
+# 48 min) then read below 50 % for two updates 3-5 times per 8 h (docs/detection.md)
+CRITERION_SE = 4.5
+CRITERION_SE_CLEAR = 5.0
 
 
 def _r(x: float | None, nd: int = 4) -> float | None:
@@ -177,14 +185,30 @@ class Criteria:
                 msg = _message(rules, name, p, now, base, amp_ratio)
                 seen[cid] = (bad, {**ev, "split_half_agrees": split}, Kind.PHYSIOLOGICAL,
                              Priority.HIGH, msg)
-            # noise as large as the alarm threshold: a 50 % drop could not be seen
-            thr = crit.get("amplitude_ratio_min", 0.0) * base.amplitude_uv
+            # noise as large as the alarm threshold: a 50 % drop could not be seen; or the
+            # judged amplitude too imprecise for the criterion (false alarms in a fade)
+            a_min = crit.get("amplitude_ratio_min", 0.0)
+            thr = a_min * base.amplitude_uv
             if p.n_sweeps > 1 and thr > 0:
                 cid = f"{rules.family}.cannot_see:{site}:{p.channel}"
                 noisy = bool(np.isfinite(p.residual_noise_uv) and p.residual_noise_uv > thr)
-                seen[cid] = (noisy, ev, Kind.TECHNICAL, Priority.LOW,
-                             f"{site} {p.channel}: residual noise {p.residual_noise_uv:.2f} uV "
-                             f"is as large as the alarm threshold ({thr:.2f} uV)")
+                msg = (f"{site} {p.channel}: residual noise {p.residual_noise_uv:.2f} uV "
+                       f"is as large as the alarm threshold ({thr:.2f} uV)")
+                f = p.fit
+                # only once the window is at its longest: early after a baseline it is still
+                # growing toward its precision
+                k_se = CRITERION_SE_CLEAR if self._active(cid) else CRITERION_SE
+                if not noisy and f is not None and f.window_full and not f.lost and (
+                        1.0 - a_min) < k_se * f.se:
+                    noisy = True
+                    msg = (f"{site} {p.channel}: the judged amplitude's standard error is "
+                           f"{f.se:.0%} of baseline over its longest window ({f.n_sweeps} "
+                           f"sweeps), so an unchanged response stands only "
+                           f"{(1.0 - a_min) / f.se:.1f} SE above the {a_min:.0%} criterion "
+                           f"({CRITERION_SE:g} needed): a slow fade may raise it falsely and "
+                           f"a drop is seen late. Lower the noise (electrodes, impedances)")
+                seen[cid] = (noisy, {**ev, "amplitude_se": _r(f.se, 4) if f else None},
+                             Kind.TECHNICAL, Priority.LOW, msg)
 
         if central:  # the site's central channels together (their mean is steadier)
             amp = float(np.mean([c[0] for c in central]))

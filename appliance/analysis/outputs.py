@@ -62,12 +62,15 @@ class FitValue:
     recent_sweeps: int = 0
     lost: bool = False  # recent_ratio below LOSS_RATIO: amplitude_uv is judged from it
     recent_amplitude_uv: float = float("nan")  # recent_ratio x the baseline amplitude
+    se: float = float("nan")  # standard error of what is judged (the window's, or the recent)
+    window_full: bool = False  # the amplitude window is at its longest: waiting adds nothing
 
     def to_json(self) -> dict[str, Any]:
         return {
             "measure": "template_fit",
             "amplitude_ratio": _num(self.ratio, 3),
             "amplitude_ratio_ci95": [_num(self.ci95[0], 3), _num(self.ci95[1], 3)],
+            "amplitude_ratio_se": _num(self.se, 4),
             "latency_ms": _num(self.latency_ms) if self.found else None,
             "latency_shift_ms": _num(self.shift_ms) if self.found else None,
             "n_sweeps": int(self.n_sweeps),

@@ -307,13 +307,15 @@ class SitePipeline:
         # the template's amplitude is itself an average of base.template_sweeps sweeps
         ci = f.ci95(f.sigma_a / math.sqrt(max(1, base.template_sweeps)))
         ratio, n_judged = (f.recent_ratio, f.recent_sweeps) if lost else (f.ratio, f.n_sweeps)
+        se = f.se
         if lost:  # the interval of what is judged: the recent sweeps'
-            half = 1.96 * math.hypot(f.se * math.sqrt(f.n_sweeps / max(1, f.recent_sweeps)),
-                                     f.sigma_a / math.sqrt(max(1, base.template_sweeps)))
+            se = f.se * math.sqrt(f.n_sweeps / max(1, f.recent_sweeps))
+            half = 1.96 * math.hypot(se, f.sigma_a / math.sqrt(max(1, base.template_sweeps)))
             ci = (ratio - half, ratio + half)
         return FitValue(ratio, ci, ratio * a0, l0 + f.shift_ms if found else math.nan,
                         f.shift_ms, found, n_judged, f.latency_sweeps, halves,
-                        f.recent_ratio, f.recent_sweeps, lost, f.recent_ratio * a0)
+                        f.recent_ratio, f.recent_sweeps, lost, f.recent_ratio * a0, se,
+                        f.n_sweeps >= held[1].capacity)
 
     def measure_single(self, sweep: np.ndarray, t_s: float) -> tuple[list[TrendPoint],
                                                                      list[Waveform]]:
