@@ -21,10 +21,8 @@ $(STAMP): pyproject.toml setup.py appliance/frontend/ads1299/_reader.c
 run: $(STAMP)
 	$(BIN)/ionm demo $(RUN_ARGS)
 
-# two workers: most of the suite waits on real time (brokers, outages, lights); measured 3 of 3
-# passes at 7-8 min on this 2-core machine against 13 min serially
 test: $(STAMP)
-	$(BIN)/python -m pytest -q -n 2
+	$(BIN)/python -m pytest -q
 
 bench: $(STAMP)
 	$(BIN)/ionm bench
