@@ -16,8 +16,8 @@ What the appliance can tell apart, and how it says so:
                                   -> technical MEDIUM "<family>.stimulation:<site>"; the site's
                                      central changes are not raised as physiological meanwhile
 - no stimulus for N periods       -> technical MEDIUM "<family>.no_stimulus:<site>"
-- noise as large as the alarm threshold, or a judged amplitude whose standard error is over
-  a quarter of the gap between baseline and the criterion
+- noise as large as the alarm threshold, or a judged amplitude whose standard error, at its
+  longest window, is over 1/4.5 of the gap between baseline and the criterion
                                   -> technical LOW "<family>.cannot_see:<site>:<channel>"
 - a channel still without a usable baseline after a full window and K updates
                                   -> technical LOW "<family>.no_baseline:<site>:<channel>"
