@@ -32,7 +32,7 @@ from typing import Any
 import numpy as np
 
 from appliance.analysis.baseline import Baseline, BaselineStore
-from appliance.analysis.outputs import TrendPoint
+from appliance.analysis.outputs import FitValue, TrendPoint
 from appliance.conditions import Condition, Kind, Priority
 
 Measure = dict[str, Any]
@@ -72,6 +72,9 @@ class _State:
     good: int = 0  # consecutive updates without it (while active)
     active: bool = False
     withheld: bool = False  # the change was withheld at the last update (global, stimulation)
+    # raised MEDIUM on an imprecise fit: the fit's sweep count it waits a window beyond
+    medium_from: int | None = None
+    loss_from: int | None = None  # raised as a loss: the sweep count the next recent third follows
     evidence: dict[str, Any] = field(default_factory=dict)
 
 
@@ -173,6 +176,13 @@ class Criteria:
             cleared = rules.judge({**now, "amplitude_uv": now.get("amplitude_clear_uv",
                                                                  now["amplitude_uv"])},
                                   base_m, relaxed)
+            a_min = crit.get("amplitude_ratio_min", 0.0)
+            see_cid = f"{rules.family}.cannot_see:{site}:{p.channel}"
+            f = p.fit
+            # a loss is judged from the recent sweeps alone: the channel's precision is the
+            # one its window had (a dip of that third in a noisy fade reads as a loss)
+            imprecise = (self._active(see_cid) if f is not None and f.lost
+                         else _imprecise(f, a_min, self._active(see_cid)))
             for name in _criteria_names(rules.family):
                 cid = f"{rules.family}.{name}:{site}:{p.channel}"
                 active = self._active(cid)
@@ -183,30 +193,34 @@ class Criteria:
                 split = _halves_agree(
                     p_halves, lambda m, name=name, b=base_m: name in rules.judge(m, b, crit))
                 msg = _message(rules, name, p, now, base, amp_ratio)
-                seen[cid] = (bad, {**ev, "split_half_agrees": split}, Kind.PHYSIOLOGICAL,
-                             Priority.HIGH, msg)
+                prio = Priority.HIGH
+                if f is not None and crit.get("confirm_imprecise", 0.0):
+                    # what confirms it holds only sweeps newer than the raise: the next whole
+                    # window (its own fit, never a lost recent third's), or for a loss the
+                    # next recent third
+                    window, shown = ((f.latency_sweeps, name in violations) if name == "latency"
+                                     else (f.window_sweeps, f.window_ratio < a_min))
+                    amp = name == "amplitude"
+                    prio = self._confirmed_priority(
+                        cid, imprecise, name in violations, shown, f.sweeps_seen, window,
+                        amp and f.lost, amp and f.recent_ratio < a_min, f.recent_sweeps)
+                    if prio is Priority.MEDIUM:
+                        more = f.recent_sweeps if amp and f.lost else window
+                        msg += (f"; MEDIUM while the measure is imprecise (SE {f.se:.0%} of "
+                                f"baseline): HIGH if the next {more} sweeps show it too")
+                seen[cid] = (bad, {**ev, "split_half_agrees": split,
+                                   "imprecise": bool(imprecise)}, Kind.PHYSIOLOGICAL, prio, msg)
             # noise as large as the alarm threshold: a 50 % drop could not be seen; or the
             # judged amplitude too imprecise for the criterion (false alarms in a fade)
-            a_min = crit.get("amplitude_ratio_min", 0.0)
             thr = a_min * base.amplitude_uv
             if p.n_sweeps > 1 and thr > 0:
-                cid = f"{rules.family}.cannot_see:{site}:{p.channel}"
+                cid = see_cid
                 noisy = bool(np.isfinite(p.residual_noise_uv) and p.residual_noise_uv > thr)
                 msg = (f"{site} {p.channel}: residual noise {p.residual_noise_uv:.2f} uV "
                        f"is as large as the alarm threshold ({thr:.2f} uV)")
-                f = p.fit
-                # only once the window is at its longest: early after a baseline it is still
-                # growing toward its precision
-                k_se = CRITERION_SE_CLEAR if self._active(cid) else CRITERION_SE
-                if not noisy and f is not None and f.window_full and not f.lost and (
-                        1.0 - a_min) < k_se * f.se:
+                if not noisy and imprecise and f is not None:
                     noisy = True
-                    msg = (f"{site} {p.channel}: the judged amplitude's standard error is "
-                           f"{f.se:.0%} of baseline over its longest window ({f.n_sweeps} "
-                           f"sweeps), so an unchanged response stands only "
-                           f"{(1.0 - a_min) / f.se:.1f} SE above the {a_min:.0%} criterion "
-                           f"({CRITERION_SE:g} needed): a slow fade may raise it falsely and "
-                           f"a drop is seen late. Lower the noise (electrodes, impedances)")
+                    msg = _imprecise_message(site, p.channel, f, a_min, crit)
                 seen[cid] = (noisy, {**ev, "amplitude_se": _r(f.se, 4) if f else None},
                              Kind.TECHNICAL, Priority.LOW, msg)
 
@@ -253,6 +267,37 @@ class Criteria:
     def _bad(self, cid: str) -> int:
         st = self._states.get(cid)
         return st.bad if st else 0
+
+    def _confirmed_priority(self, cid: str, imprecise: bool, bad_now: bool, shown: bool,
+                            sweeps_seen: int, window: int, lost: bool = False,
+                            recent_low: bool = False, recent: int = 0) -> Priority:
+        """The priority of a physiological criterion of a channel with a template fit. While
+        the fit is too imprecise for its criterion (`_imprecise`), a change is raised MEDIUM:
+        two consecutive updates share all but a few sweeps, so they confirm little, and a slow
+        fade then crosses a 50 % line by noise alone. It turns HIGH once a window of sweeps all
+        newer than the raise shows the change too (`shown`: beyond the criterion itself, not
+        only short of the clearing level), else the next such window is waited for. A change
+        raised as a loss (`lost`: judged from the recent `recent` sweeps) is also confirmed by
+        the next recent sweeps, all newer, reading below the criterion (`recent_low`; one look:
+        a true loss reads far below it, a dip in a fade rarely twice). At once
+        when the fit turns precise with the change beyond the criterion (`bad_now`)."""
+        st = self._states.setdefault(cid, _State())
+        if not st.active:  # a raise at this update takes this priority
+            st.medium_from = sweeps_seen if imprecise else None
+            st.loss_from = sweeps_seen if imprecise and lost else None
+            return Priority.MEDIUM if imprecise else Priority.HIGH
+        if st.medium_from is None:
+            return Priority.HIGH
+        turned = sweeps_seen - st.medium_from >= window
+        loss_turned = st.loss_from is not None and sweeps_seen - st.loss_from >= recent
+        if (turned and shown) or (loss_turned and recent_low) or (bad_now and not imprecise):
+            st.medium_from = st.loss_from = None
+            return Priority.HIGH
+        if turned:  # not shown there: wait for the next window of new sweeps
+            st.medium_from = sweeps_seen
+        if loss_turned:  # one look only: a true loss reads below the criterion there at once
+            st.loss_from = None
+        return Priority.MEDIUM
 
     def _step(self, st: _State, cid: str, bad: bool, split: bool, n_confirm: int, kind: Kind,
               prio: Priority, site: str, msg: str, ev: dict[str, Any],
@@ -366,6 +411,31 @@ def _criteria_names(family: str) -> tuple[str, ...]:
     return {"ssep": ("amplitude", "latency"),
             "baep": ("wave_v_lost", "amplitude", "latency_amplitude"),
             "tcmep": ("lost", "amplitude")}[family]
+
+
+def _imprecise(f: FitValue | None, a_min: float, was: bool) -> bool:
+    """The judged amplitude's SE, at its longest window, is too large for the criterion: an
+    unchanged response stands less than CRITERION_SE SEs above it (CRITERION_SE_CLEAR once
+    said). Never while the window still grows after a baseline, nor for a loss (judged from
+    the recent sweeps alone; the caller holds the channel's state meanwhile)."""
+    k_se = CRITERION_SE_CLEAR if was else CRITERION_SE
+    return bool(f is not None and a_min > 0 and f.window_full and not f.lost
+                and (1.0 - a_min) < k_se * f.se)
+
+
+def _imprecise_message(site: str, channel: str, f: FitValue, a_min: float,
+                       crit: dict[str, float]) -> str:
+    where = f"{site} {channel}: "
+    if f.lost:  # the window's precision is not judged while a loss is
+        return (where + f"the judged amplitude was too imprecise for the {a_min:.0%} "
+                "criterion before it read lost; held until the window is judged again")
+    then = ("a change is raised MEDIUM until a window of new sweeps shows it too, "
+            if crit.get("confirm_imprecise", 0.0) else "a slow fade may raise it falsely, ")
+    return (where + f"the judged amplitude's standard error is {f.se:.0%} of baseline over "
+            f"its longest window ({f.n_sweeps} sweeps), so an unchanged response stands only "
+            f"{(1.0 - a_min) / f.se:.1f} SE above the {a_min:.0%} criterion "
+            f"({CRITERION_SE:g} needed): {then}and a drop is seen late. Lower the noise "
+            "(electrodes, impedances)")
 
 
 def _halves_agree(halves: tuple[Measure, Measure] | None,

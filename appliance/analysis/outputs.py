@@ -64,6 +64,9 @@ class FitValue:
     recent_amplitude_uv: float = float("nan")  # recent_ratio x the baseline amplitude
     se: float = float("nan")  # standard error of what is judged (the window's, or the recent)
     window_full: bool = False  # the amplitude window is at its longest: waiting adds nothing
+    sweeps_seen: int = 0  # sweeps fitted since the baseline (counts new, independent sweeps)
+    window_ratio: float = float("nan")  # over the amplitude window, even when lost
+    window_sweeps: int = 0  # the amplitude window's length, even when lost
 
     def to_json(self) -> dict[str, Any]:
         return {

@@ -103,7 +103,8 @@ def plan_site(s: SiteSettings, a: AnalysisSettings, channel_names: tuple[str, ..
         crit["amplitude_ratio_min"] = (mod.extra["d_wave_ratio_min"] if s.d_wave
                                        else CASE_AMPLITUDE_RATIO_MIN[a.case_type])
     crit.update(clear_amplitude_margin=a.clear_amplitude_margin,
-                clear_latency_margin=a.clear_latency_margin)
+                clear_latency_margin=a.clear_latency_margin,
+                confirm_imprecise=float(a.confirm_imprecise))
     crit.update(s.criteria)
     reject = s.reject_uv or mod.reject_uv
     cumulative = s.averaging == "cumulative"

@@ -338,16 +338,18 @@ def _alarms(spec: Spec, conds: list[dict]) -> dict[str, Any]:
     """Raises (a condition id going active), false raises, first detections and flaps."""
     c = spec.case
     onset = c.onset_s
-    active: dict[str, bool] = {}
+    rank = {"low": 1, "medium": 2, "high": 3}
+    active: dict[str, int] = {}  # id -> the highest priority of its current episode (0: none)
     raises: list[dict] = []
     clears: list[dict] = []
     for d in conds:
-        was = active.get(d["id"], False)
-        if d["active"] and not was:
+        was = active.get(d["id"], 0)
+        now = rank[d["priority"]] if d["active"] else 0
+        if now > was:  # raised, or escalated within its episode (a MEDIUM confirmed HIGH)
             raises.append(d)
         elif not d["active"] and was:
             clears.append(d)
-        active[d["id"]] = d["active"]
+        active[d["id"]] = max(now, was) if d["active"] else 0
     out: dict[str, Any] = {}
     for src, match in SOURCES.items():
         for prio in ("high", "medium"):

@@ -149,6 +149,11 @@ class AnalysisSettings:
         help="hysteresis: a latency alarm clears only below its criterion - this fraction of "
         "baseline (110 % -> 105 %)"
     )
+    confirm_imprecise: bool = field(
+        True, help="SSEP: a change on a channel whose judged amplitude is too imprecise for "
+        "its criterion (the cannot_see condition) is raised MEDIUM, and HIGH once a window of "
+        "new sweeps shows it too; false: HIGH at once"
+    )
     stimulus_timeout_periods: float = field(
         5.0, min=1.5, max=20.0, help="no stimulus for this many periods -> technical condition"
     )
