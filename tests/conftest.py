@@ -14,6 +14,17 @@ from system_tools import need_tool
 
 REPO = Path(__file__).resolve().parents[1]
 TEST_DATA = REPO / "tests" / "data"  # real recordings, trimmed; provenance in its README
+# Tests that hold real-time bounds (the readers at 4 kSPS, the lights' IEC timing, the
+# appliance end to end) run in a pass of their own, alone on the machine: `make test` runs
+# the rest on two workers first (pytest-xdist). Marked `serial` here, by folder or file.
+SERIAL = ("tests/frontend/", "tests/e2e/", "tests/alarms/test_lights_")
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    for item in items:
+        rel = Path(item.path).resolve().relative_to(REPO).as_posix()
+        if rel.startswith(SERIAL):
+            item.add_marker(pytest.mark.serial)
 
 
 def free_port() -> int:
