@@ -9,7 +9,8 @@ from typing import Any
 from appliance.analysis.monitor import BaselineEvent
 
 ALL_SITES = "*"  # set_baseline with no site: every site (and the EEG)
-ANNOTATION_PREFIXES = ("temg_search: ", "temg_intensity: ", "set_baseline: ")
+ANNOTATED = ("temg_search", "temg_intensity", "set_baseline")  # "<name>: <argument>"
+ANNOTATION_PREFIXES = tuple(f"{name}: " for name in ANNOTATED)
 
 
 def command_annotation(name: str, args: dict) -> str | None:
@@ -27,15 +28,14 @@ def apply_annotation(monitor, text: str) -> list[Any] | None:
     """Repeat an annotated command on `monitor` (replay) at its sample: the outputs it
     makes (a baseline on command is announced as the live one was), or None when the text is
     not a command. Raises CommandError when the monitor refuses it."""
-    if text.startswith("temg_search: "):
-        monitor.temg_search(text.removeprefix("temg_search: "))
+    name, sep, arg = text.partition(": ")
+    if not sep or name not in ANNOTATED:
+        return None
+    if name == "temg_search":
+        monitor.temg_search(arg)
         return []
-    if text.startswith("temg_intensity: "):
-        ma, _, target = text.removeprefix("temg_intensity: ").partition(" ")
+    if name == "temg_intensity":
+        ma, _, target = arg.partition(" ")
         monitor.temg_intensity(float(ma), target or None)
         return []
-    if text.startswith("set_baseline: "):
-        site = text.removeprefix("set_baseline: ")
-        return [BaselineEvent(b)
-                for b in monitor.set_baseline(None if site == ALL_SITES else site)]
-    return None
+    return [BaselineEvent(b) for b in monitor.set_baseline(None if arg == ALL_SITES else arg)]
