@@ -180,6 +180,27 @@ def test_harness_counts_false_raises_and_flaps():
     assert row["conv_high_median_s"] == 30.0 and row["conv_high_over_n_star"] == 1.5
 
 
+def test_harness_counts_a_medium_confirmed_high_as_a_high_raise_when_it_turns_high():
+    """An imprecise channel's change is raised MEDIUM and turns HIGH in the same episode
+    (appliance/analysis/criteria.py): the bench's HIGH delay is when it turned HIGH, the
+    MEDIUM delay when it was raised, and falling back within the episode raises nothing."""
+    spec = evaluate.Spec("B", Case("d", "drop", 0.4, change_at_s=100.0, duration_s=400.0))
+    a = "ssep.amplitude:L median:C4'-Fz"
+    g = "ssep.global_change"
+    conds = [{"id": a, "active": True, "priority": "medium", "t_s": 150.0, "site": L},
+             {"id": a, "active": True, "priority": "medium", "t_s": 160.0, "site": L},
+             {"id": a, "active": True, "priority": "high", "t_s": 400.0, "site": L},
+             {"id": a, "active": True, "priority": "high", "t_s": 410.0, "site": L},
+             {"id": g, "active": True, "priority": "medium", "t_s": 200.0, "site": ""},
+             {"id": g, "active": True, "priority": "low", "t_s": 210.0, "site": ""},
+             {"id": g, "active": True, "priority": "medium", "t_s": 220.0, "site": ""}]
+    r = evaluate._alarms(spec, conds)
+    assert (r["conv_medium_s"], r["conv_high_s"]) == (50.0, 300.0)
+    assert r["conv_high_clears"] == r["conv_medium_clears"] == 0
+    # the global change (another "site") once, not again after its dip to LOW
+    assert r["conv_false_medium"] == 1 and r["conv_false_high"] == 0
+
+
 def test_bench_reports_both_families_side_by_side_with_conventional_and_n_star():
     from appliance.bench import detection_families
 
