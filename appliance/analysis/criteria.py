@@ -269,8 +269,8 @@ class Criteria:
         return st.bad if st else 0
 
     def _confirmed_priority(self, cid: str, imprecise: bool, bad_now: bool, shown: bool,
-                            sweeps_seen: int, window: int, lost: bool = False,
-                            recent_low: bool = False, recent: int = 0) -> Priority:
+                            sweeps_seen: int, window: int, lost: bool, recent_low: bool,
+                            recent: int) -> Priority:
         """The priority of a physiological criterion of a channel with a template fit. While
         the fit is too imprecise for its criterion (`_imprecise`), a change is raised MEDIUM:
         two consecutive updates share all but a few sweeps, so they confirm little, and a slow
@@ -279,8 +279,8 @@ class Criteria:
         only short of the clearing level), else the next such window is waited for. A change
         raised as a loss (`lost`: judged from the recent `recent` sweeps) is also confirmed by
         the next recent sweeps, all newer, reading below the criterion (`recent_low`; one look:
-        a true loss reads far below it, a dip in a fade rarely twice). At once
-        when the fit turns precise with the change beyond the criterion (`bad_now`)."""
+        a true loss reads far below it, a dip in a fade rarely twice). At once when the fit
+        turns precise with the change beyond the criterion (`bad_now`)."""
         st = self._states.setdefault(cid, _State())
         if not st.active:  # a raise at this update takes this priority
             st.medium_from = sweeps_seen if imprecise else None
