@@ -67,6 +67,7 @@ class FitValue:
     sweeps_seen: int = 0  # sweeps fitted since the baseline (counts new, independent sweeps)
     window_ratio: float = float("nan")  # over the amplitude window, even when lost
     window_sweeps: int = 0  # the amplitude window's length, even when lost
+    latency_se_ms: float = float("inf")  # standard error of latency_ms (of the shift)
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -76,6 +77,7 @@ class FitValue:
             "amplitude_ratio_se": _num(self.se, 4),
             "latency_ms": _num(self.latency_ms) if self.found else None,
             "latency_shift_ms": _num(self.shift_ms) if self.found else None,
+            "latency_se_ms": _num(self.latency_se_ms, 3) if self.found else None,
             "n_sweeps": int(self.n_sweeps),
             "latency_n_sweeps": int(self.latency_sweeps),
             "recent_ratio": _num(self.recent_ratio, 3),

@@ -315,7 +315,8 @@ class SitePipeline:
         return FitValue(ratio, ci, ratio * a0, l0 + f.shift_ms if found else math.nan,
                         f.shift_ms, found, n_judged, f.latency_sweeps, halves,
                         f.recent_ratio, f.recent_sweeps, lost, f.recent_ratio * a0, se,
-                        f.n_sweeps >= held[1].capacity, held[1].count, f.ratio, f.n_sweeps)
+                        f.n_sweeps >= held[1].capacity, held[1].count, f.ratio, f.n_sweeps,
+                        f.latency_se_ms)
 
     def measure_single(self, sweep: np.ndarray, t_s: float) -> tuple[list[TrendPoint],
                                                                      list[Waveform]]:

@@ -85,6 +85,7 @@ class Fit:
     at_limit: bool  # the best shift is the edge of the search: the latency moved further
     recent_ratio: float = math.nan  # over the last third of n_sweeps (a loss shows sooner)
     recent_sweeps: int = 0
+    latency_se_ms: float = math.inf  # standard error of shift_ms (`_shift_se`)
 
     def ci95(self, base_se: float = 0.0) -> tuple[float, float]:
         """95 % interval of the ratio; base_se: the template's own error (its amplitude was
@@ -95,6 +96,22 @@ class Fit:
     @property
     def latency_found(self) -> bool:
         return bool(self.latency_z >= MIN_Z)
+
+
+def _shift_se(rows: np.ndarray, j: int) -> float:
+    """Standard error, in samples, of the best shift j of rows' mean (parabola-refined): the
+    error of the ratio curve's slope at j over its curvature there (the delta method). The
+    slope is linear in the sweeps, so its per-sweep spread (batch means, as the ratio's)
+    / sqrt(n) is its error whatever the noise's spectrum. inf at the edge of the search or
+    where the curve does not peak."""
+    if not 0 < j < rows.shape[1] - 1 or len(rows) < 4:
+        return math.inf
+    mean = rows[:, j - 1:j + 2].mean(axis=0)
+    curvature = float(mean[0] - 2.0 * mean[1] + mean[2])
+    if not curvature < 0:
+        return math.inf
+    slope = 0.5 * (rows[:, j + 1] - rows[:, j - 1])
+    return sigma_per_sweep(slope) / math.sqrt(len(rows)) / -curvature
 
 
 def _best_shift(r: np.ndarray) -> tuple[int, float]:
@@ -250,4 +267,5 @@ class Projections:
             halves_shift_ms=(shift_ms(lodd), shift_ms(leven)),
             at_limit=bool(s > 0 and (jl == 0 or jl == 2 * s)),
             recent_ratio=recent, recent_sweeps=int(min(k, len(per))),
+            latency_se_ms=_shift_se(lat, jl) * dt_ms,
         )

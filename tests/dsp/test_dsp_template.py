@@ -100,3 +100,23 @@ def test_dsp_template_latency_of_a_full_response_at_low_noise_keeps_a_short_wind
     # window may grow a little (150-155 sweeps there); readings 1.3-2.2 ms for 2
     assert f.latency_sweeps < 200, f
     assert 1.0 < f.shift_ms < 3.0, f
+
+
+def test_dsp_template_latency_se_is_the_spread_of_independent_readings():
+    # the SE the criteria judge a latency's precision by (its slope's error over the ratio
+    # curve's curvature) against the spread of readings on independent sweeps, at a z where
+    # the latency is clear (~9) and near its threshold (~4.5)
+    for noise, lo, hi in ((6.0, 0.15, 0.35), (12.0, 0.3, 0.7)):
+        shifts, ses = [], []
+        for seed in range(120):
+            r = np.random.default_rng(seed)
+            proj = Projections(TEMPLATE, WINDOW, MAX_SHIFT, 0.0, T, 1200)
+            proj.add(TEMPLATE + r.normal(0, noise, (200, T)))
+            f = proj.fit(1e3 / FS, 0.0, 200, 200)
+            if f.latency_found:
+                shifts.append(f.shift_ms)
+                ses.append(f.latency_se_ms)
+        sd, se = float(np.std(shifts)), float(np.median(ses))
+        assert len(shifts) > 100, len(shifts)
+        assert lo < sd < hi, (noise, sd)  # the case is what it says
+        assert 0.75 < se / sd < 1.3, (noise, sd, se)
