@@ -194,22 +194,30 @@ class Criteria:
                     p_halves, lambda m, name=name, b=base_m: name in rules.judge(m, b, crit))
                 msg = _message(rules, name, p, now, base, amp_ratio)
                 prio = Priority.HIGH
+                # a latency is as precise as its own shift is (not as the amplitude): a full
+                # response's latency is sharp where its amplitude cannot judge 50 %
+                lat = name == "latency"
+                gap_ms = (crit.get("latency_ratio_max", 0.0) - 1.0) * base.latency_ms
+                imp = (_latency_imprecise(f, gap_ms) if lat and f is not None
+                       else imprecise)
                 if f is not None and crit.get("confirm_imprecise", 0.0):
                     # what confirms it holds only sweeps newer than the raise: the next whole
                     # window (its own fit, never a lost recent third's), or for a loss the
                     # next recent third
-                    window, shown = ((f.latency_sweeps, name in violations) if name == "latency"
+                    window, shown = ((f.latency_sweeps, name in violations) if lat
                                      else (f.window_sweeps, f.window_ratio < a_min))
                     amp = name == "amplitude"
                     prio = self._confirmed_priority(
-                        cid, imprecise, name in violations, shown, f.sweeps_seen, window,
+                        cid, imp, name in violations, shown, f.sweeps_seen, window,
                         amp and f.lost, amp and f.recent_ratio < a_min, f.recent_sweeps)
                     if prio is Priority.MEDIUM:
                         more = f.recent_sweeps if amp and f.lost else window
-                        msg += (f"; MEDIUM while the measure is imprecise (SE {f.se:.0%} of "
-                                f"baseline): HIGH if the next {more} sweeps show it too")
+                        se = (f"SE {f.latency_se_ms:.2f} ms against a {gap_ms:.2f}-ms "
+                              "criterion" if lat else f"SE {f.se:.0%} of baseline")
+                        msg += (f"; MEDIUM while the measure is imprecise ({se}): HIGH if "
+                                f"the next {more} sweeps show it too")
                 seen[cid] = (bad, {**ev, "split_half_agrees": split,
-                                   "imprecise": bool(imprecise)}, Kind.PHYSIOLOGICAL, prio, msg)
+                                   "imprecise": bool(imp)}, Kind.PHYSIOLOGICAL, prio, msg)
             # noise as large as the alarm threshold: a 50 % drop could not be seen; or the
             # judged amplitude too imprecise for the criterion (false alarms in a fade)
             thr = a_min * base.amplitude_uv
@@ -421,6 +429,12 @@ def _imprecise(f: FitValue | None, a_min: float, was: bool) -> bool:
     k_se = CRITERION_SE_CLEAR if was else CRITERION_SE
     return bool(f is not None and a_min > 0 and f.window_full and not f.lost
                 and (1.0 - a_min) < k_se * f.se)
+
+
+def _latency_imprecise(f: FitValue, gap_ms: float) -> bool:
+    """The judged latency's SE is too large for its criterion: the baseline latency stands
+    less than CRITERION_SE SEs below it (gap_ms away), or there is no latency to judge."""
+    return not (gap_ms > 0 and f.found and gap_ms >= CRITERION_SE * f.latency_se_ms)
 
 
 def _imprecise_message(site: str, channel: str, f: FitValue, a_min: float,

@@ -150,9 +150,9 @@ class AnalysisSettings:
         "baseline (110 % -> 105 %)"
     )
     confirm_imprecise: bool = field(
-        True, help="SSEP: a change on a channel whose judged amplitude is too imprecise for "
-        "its criterion (the cannot_see condition) is raised MEDIUM, and HIGH once a window of "
-        "new sweeps shows it too; false: HIGH at once"
+        True, help="SSEP: a change whose judged measure is too imprecise for its criterion "
+        "(amplitude: the cannot_see condition; latency: its own SE) is raised MEDIUM, and HIGH "
+        "once a window of new sweeps shows it too; false: HIGH at once"
     )
     stimulus_timeout_periods: float = field(
         5.0, min=1.5, max=20.0, help="no stimulus for this many periods -> technical condition"

@@ -20,20 +20,23 @@ CHANGE_S = 600.0  # the fit's window is at its longest (1,200 sweeps) well befor
 
 
 def _run(noise: str, stop_s: float, family: str = "B", to_ratio: float = 0.4,
+         latency_pct: float = 0.0, seed: int = 1, ids: tuple[str, ...] = (CID,),
          **analysis) -> tuple[list[dict], list[dict]]:
-    """(L median's cortical amplitude conditions, its trend points) for a drop to `to_ratio`
-    at CHANGE_S, up to stop_s (one case: its duration sets its random draws)."""
-    case = family_b.Case(f"drop-{noise}", "drop", to_ratio, change_at_s=CHANGE_S, noise=noise,
-                         duration_s=1100.0)
+    """(L median's cortical conditions `ids`, its trend points) for a drop to `to_ratio` (or
+    an N20 latency rise of latency_pct) at CHANGE_S, up to stop_s (one case: its duration sets
+    its random draws)."""
+    change = ("latency", 1.0) if latency_pct else ("drop", to_ratio)
+    case = family_b.Case(f"{change[0]}-{noise}", *change, latency_pct=latency_pct,
+                         change_at_s=CHANGE_S, noise=noise, duration_s=1100.0)
     spec = evaluate.Spec(family, case, {"fast_detection": False, **analysis})
     mon = Monitor(spec.config())
     lead = np.zeros(len(family_b.CHANNELS), bool)
     conds, trend = [], []
-    for ch in evaluate.chunks(spec, 1, spec.config()):
+    for ch in evaluate.chunks(spec, seed, spec.config()):
         for o in mon.push(SampleBlock(ch.data_uv, ch.trigger, ch.saturated, lead,
                                       ch.first_sample, float(family_b.FS_HZ), 0.0)):
             d = o.to_json()
-            if d.get("id") == CID:
+            if d.get("id") in ids:
                 conds.append(d)
             elif d.get("type") == "trend" and d["site"] == "L median" and d["channel"] == CORT:
                 trend.append(d)
@@ -101,3 +104,31 @@ def test_an_imprecise_loss_is_confirmed_by_the_next_recent_sweeps():
     assert recent < window
     waited_s = high["t_s"] - first["t_s"]
     assert recent / family_b.RATE_HZ - 10.0 <= waited_s < window / family_b.RATE_HZ - 10.0
+
+
+LATENCY_CID = f"ssep.latency:L median:{CORT}"
+SEE_CID = f"ssep.cannot_see:L median:{CORT}"
+
+
+def test_a_latency_is_judged_by_its_own_precision():
+    """A latency change is MEDIUM first only while the latency's own SE is too large for its
+    criterion (4.5 SE from the baseline latency), not because the amplitude is imprecise:
+    family A at the higher noise, whose amplitude cannot judge 50 % (`cannot_see` stands),
+    has an N20 sharp enough to raise a +12 % rise HIGH at once on some seeds."""
+    at_once = 0
+    for seed in (1, 2, 3):
+        conds, trend = _run("higher", CHANGE_S + 150.0, family="A", latency_pct=12.0,
+                            seed=seed, ids=(LATENCY_CID, SEE_CID))
+        first = next((d for d in conds if d["id"] == LATENCY_CID and d["active"]), None)
+        assert first is not None, f"seed {seed}: the latency rise was never raised"
+        fit = first["evidence"]["fit"]
+        gap_ms = 0.1 * first["evidence"]["baseline"]["latency_ms"]
+        sharp = gap_ms >= 4.5 * fit["latency_se_ms"]
+        assert first["evidence"]["imprecise"] is (not sharp), (seed, fit)
+        assert first["priority"] == ("high" if sharp else "medium"), (seed, first["message"])
+        if not sharp:
+            assert f"SE {fit['latency_se_ms']:.2f} ms" in first["message"], first["message"]
+        see = [d for d in conds if d["id"] == SEE_CID and d["t_s"] <= first["t_s"]]
+        if sharp and see and see[-1]["active"]:
+            at_once += 1
+    assert at_once, "no latency rise was raised HIGH at once while the amplitude was imprecise"
