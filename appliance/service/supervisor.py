@@ -343,12 +343,14 @@ class Appliance:
     def _set_baseline(self, args: dict[str, Any], cause: str) -> dict[str, Any]:
         captured = self.monitor.set_baseline(args.get("site"))
         self._annotate_command("set_baseline", args)
-        for b in captured:
-            d = BaselineEvent(b).to_json()
+        taken = [BaselineEvent(b).to_json() for b in captured]
+        for d in taken:
             self.cases.record("baseline", d)
             self.baseline_board.taken(d, self.mqtt)
         self._save_baselines()
-        return {"baselines": [b.to_json() for b in captured]}
+        # the baseline messages themselves: the template (hundreds of samples per channel)
+        # stays inside, as on the baseline topic
+        return {"baselines": taken}
 
     def _annotate(self, args: dict[str, Any], cause: str) -> dict[str, Any]:
         self.cases.annotate(self.stream_t_s, args["text"])

@@ -54,6 +54,11 @@ def test_baseline_is_retained_with_its_average_and_cleared_by_a_new_case(
         assert wait_for(lambda: waves(), 30.0), "no average"
         reply = command("set_baseline", {"site": "L median"})
         assert reply["ok"], reply
+        # the reply names what was taken, as the baseline message does, without the template
+        taken = reply["result"]["baselines"]
+        assert taken and all(d["type"] == "baseline" and d["site"] == "L median"
+                             and d["amplitude_uv"] > 0 and "template_uv" not in d
+                             for d in taken), taken
         assert wait_for(lambda: any(m.get("reason") == "command" for m in on_topic()), 5.0)
         b = next(m for m in on_topic() if m.get("reason") == "command")
         # the trace is the average the baseline was taken from, at the baseline's update
