@@ -22,9 +22,11 @@ run: $(STAMP)
 	$(BIN)/ionm demo $(RUN_ARGS)
 
 # two passes: most of the suite waits on real time (brokers, outages, browsers) and runs on two
-# workers; the tests that hold real-time bounds (marked serial, tests/conftest.py) run alone
+# workers, a file's tests on one (they share its module fixtures: one broker, one console stack,
+# in the file's order); the tests that hold real-time bounds (marked serial,
+# tests/conftest.py) run alone
 test: $(STAMP)
-	@rc=0; $(BIN)/python -m pytest -q -n 2 -m "not serial" || rc=$$?; \
+	@rc=0; $(BIN)/python -m pytest -q -n 2 --dist loadfile -m "not serial" || rc=$$?; \
 	$(BIN)/python -m pytest -q -m serial || rc=$$?; exit $$rc
 
 bench: $(STAMP)
