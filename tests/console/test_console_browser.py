@@ -124,6 +124,14 @@ def test_console_joining_late_overlays_the_retained_baseline(browser: Any, stack
                                                              errors: list[str]) -> None:
     """A console opened after the baseline was taken gets it from the retained baseline topic
     (with the average it was taken from), not by having watched it happen."""
+    def baseline_published() -> bool:
+        with stack.observer.lock:
+            return any(b.get("type") == "baseline" and b.get("channel") == "C4'-Fz"
+                       and b.get("waveform") for _, _, b in stack.observer.messages)
+
+    # the page opens only once the appliance has published the baseline (this test may run
+    # first on its stack)
+    assert wait_for(baseline_published, 60.0), ("no baseline published", stack.log_tail())
     page = _page(browser, errors)
     try:
         login(page, stack, "viewer1")
