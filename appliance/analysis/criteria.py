@@ -212,8 +212,9 @@ class Criteria:
                         amp and f.lost, amp and f.recent_ratio < a_min, f.recent_sweeps)
                     if prio is Priority.MEDIUM:
                         more = f.recent_sweeps if amp and f.lost else window
-                        se = (f"SE {f.latency_se_ms:.2f} ms against a {gap_ms:.2f}-ms "
-                              "criterion" if lat else f"SE {f.se:.0%} of baseline")
+                        se = (f"SE {f.se:.0%} of baseline" if not lat
+                              else f"SE {f.latency_se_ms:.2f} ms against a {gap_ms:.2f}-ms "
+                              "criterion" if f.found else "no latency measurable now")
                         msg += (f"; MEDIUM while the measure is imprecise ({se}): HIGH if "
                                 f"the next {more} sweeps show it too")
                 seen[cid] = (bad, {**ev, "split_half_agrees": split,
@@ -501,7 +502,10 @@ def _message(rules: SiteRules, name: str, p: TrendPoint, now: Measure, base: Bas
         return (f"{where}: amplitude {amp_ratio:.0%} of baseline{how} "
                 f"(alarm below {rules.crit['amplitude_ratio_min']:.0%})")
     if name == "latency":
-        return (f"{where}: latency {now['latency_ms']:.2f} ms vs baseline "
+        # an active latency alarm holds while no latency can be measured (criteria above)
+        lat = (f"{now['latency_ms']:.2f} ms" if now["found"] and np.isfinite(now["latency_ms"])
+               else "not measurable")
+        return (f"{where}: latency {lat} vs baseline "
                 f"{base.latency_ms:.2f} ms{how} "
                 f"(alarm above {rules.crit['latency_ratio_max']:.0%})")
     if name == "latency_amplitude":
