@@ -45,7 +45,8 @@ def _trend() -> dict:
         primary="N20", peak_to_peak_uv=2.1, residual_noise_uv=0.31, fsp=3.2, snr_db=9.1,
         split_half_r=0.8, filter={"phase": "zero", "band_hz": [30.0, 1000.0], "notch_hz": 60.0},
         rejected={"amplitude": 2},
-        fit=FitValue(0.42, (0.3, 0.54), 0.88, 20.3, 0.2, True, 300, 150, ({}, {})),
+        fit=FitValue(0.42, (0.3, 0.54), 0.88, 20.3, 0.2, True, 300, 150, ({}, {}),
+                     latency_se_ms=0.21),
     ).to_json()
 
 
