@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import sqlite3
 import time
 from collections.abc import Iterator
@@ -112,6 +113,10 @@ def test_console_traces_trends_and_overview_render(tech: Any, viewer: Any, stack
     assert "n=" in label and "baseline" in label, label
     # component markers with latency and amplitude, the quality badges
     assert "Fsp" in tech.inner_text(f"{SITE_SEL} .badges")
+    # the judged fit with its standard errors (amplitude % of baseline, latency shift in ms)
+    fit = re.compile(r"fit \d+ ± \d+ % · latency [+-]\d+\.\d\d ± \d+\.\d\d ms")
+    assert wait_for(lambda: fit.search(tech.inner_text(f"{SITE_SEL} .badges")), 20.0), (
+        tech.inner_text(f"{SITE_SEL} .badges"))
     trend = f"{SITE_SEL} .trend .u-wrap canvas"
     assert wait_for(lambda: pixels(tech, trend) > 100, 10.0)
     # the overview: the device's card and a sparkline per site
