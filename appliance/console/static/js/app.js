@@ -357,21 +357,28 @@ function addChannel(sec, key, ch) {
   deviceView.canvases.set(key, { canvas, label });
 }
 
+/** The judged fit with its standard errors (a change on a measure too imprecise for its
+ * criterion is MEDIUM first): " · fit 45 ± 10 % · latency +0.21 ± 0.30 ms", or "". */
+function fitText(fit) {
+  if (!fit || fit.amplitude_ratio === null) return "";
+  const known = (x) => x !== null && x !== undefined;
+  const pm = (se, scale, d) => (known(se) ? ` ± ${(se * scale).toFixed(d)}` : "");
+  let text = ` · fit ${(fit.amplitude_ratio * 100).toFixed(0)}` +
+    `${pm(fit.amplitude_ratio_se, 100, 0)} %`;
+  const shift = fit.latency_shift_ms;
+  if (known(shift)) {
+    text += ` · latency ${shift >= 0 ? "+" : ""}${shift.toFixed(2)}${pm(fit.latency_se_ms, 1, 2)} ms`;
+  }
+  return text;
+}
+
 function siteBadge(c) {
   const t = c.last;
   const rej = Object.values(t.rejected || {}).reduce((a, b) => a + b, 0);
   const f = (x, d) => (x === null || x === undefined ? "–" : x.toFixed(d));
   const b = el("span", "badge");
-  // the judged measure with its standard error: a change on an imprecise one is MEDIUM first
-  const pm = (se, scale, d) => (se === null || se === undefined ? "" : ` ± ${(se * scale).toFixed(d)}`);
-  const fit = t.fit && t.fit.amplitude_ratio !== null
-    ? ` · fit ${(t.fit.amplitude_ratio * 100).toFixed(0)}${pm(t.fit.amplitude_ratio_se, 100, 0)} %` +
-      (t.fit.latency_shift_ms === null || t.fit.latency_shift_ms === undefined ? ""
-        : ` · latency ${t.fit.latency_shift_ms >= 0 ? "+" : ""}${t.fit.latency_shift_ms.toFixed(2)}` +
-          `${pm(t.fit.latency_se_ms, 1, 2)} ms`)
-    : "";
   b.textContent = `${c.name}: Fsp ${f(t.fsp, 1)} · noise ${f(t.residual_noise_uv, 2)} µV · ` +
-    `rejected ${rej}${fit}`;
+    `rejected ${rej}${fitText(t.fit)}`;
   if (t.fsp !== null && t.fsp < 3.1) b.classList.add("weak"); // below the reproducibility bar
   return b;
 }
